@@ -1,0 +1,45 @@
+"""Who may do what in a project. Deny by default: a user with no membership has no role.
+
+Site superusers act as admins of every project; a user with `is_staff` may create projects.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from feedback_site.core.errors import Forbidden, NotFound
+from feedback_site.projects.models import Membership, Project, Role
+
+STAFF_ROLES = frozenset({Role.ADMIN, Role.ML_STAFF})
+ALL_ROLES = frozenset({Role.ADMIN, Role.ML_STAFF, Role.ANNOTATOR})
+
+
+def project_role(user: AbstractBaseUser, project: Project | int) -> str | None:
+    if not user or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    project_id = project if isinstance(project, int) else project.pk
+    return Membership.objects.filter(project_id=project_id, user_id=user.pk).values_list("role", flat=True).first()
+
+
+def require_role(user: AbstractBaseUser, project: Project | int, roles: Iterable[str]) -> str:
+    """Returns the user's role or raises. Non-members get 404 so project ids are not probeable."""
+    role = project_role(user, project)
+    if role is None:
+        raise NotFound("No such project.")
+    if role not in set(roles):
+        raise Forbidden("Your role in this project does not allow this.")
+    return role
+
+
+def visible_projects(user: AbstractBaseUser):
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def can_create_projects(user: AbstractBaseUser) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.is_staff))

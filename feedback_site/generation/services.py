@@ -1,0 +1,250 @@
+"""Every write to generation runs: launch, progress, completion, failure, cancel.
+
+The worker calls these; it never writes rows itself. Completion writes all responses and pairs
+of a run in one transaction, so a run produces its whole output or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+
+from django.db import transaction
+from django.utils import timezone
+
+from feedback_site.annotation.models import Pair, PairSource, Prompt, Response, Split
+from feedback_site.core.errors import Conflict, Invalid, NotFound
+from feedback_site.core.permissions import STAFF_ROLES, require_role
+from feedback_site.core.queue import enqueue
+from feedback_site.generation.models import GenerationRun, Pairing, RunStatus
+from feedback_site.projects.models import Project
+from feedback_site.registry.models import ModelKind, ModelVersion
+
+GENERATE_TASK = "generation.generate_responses"
+LOG_TAIL_CHARS = 8000
+
+SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "top_k": 50, "max_new_tokens": 128, "seed": 0, "batch_size": 8}
+
+
+def _number(name, value, kind, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise Invalid(f"{name} must be {'a number' if kind is float else 'an integer'}; got {value!r}", code=f"bad_{name}")
+    if not low <= value <= high:
+        raise Invalid(f"{name} must be between {low} and {high}; got {value!r}", code=f"bad_{name}")
+    return kind(value)
+
+
+def validate_generation_settings(*, k, temperature, top_p, top_k, max_new_tokens, seed, batch_size, pairing, pairs_per_prompt) -> dict:
+    """Checked in the web process before anything is queued (mirrors rlhf's SamplingConfig)."""
+    settings = {
+        "k": _number("k", k, int, 2, 16),
+        "temperature": _number("temperature", temperature, float, 0.0, 5.0),
+        "top_p": _number("top_p", top_p, float, 0.0, 1.0),
+        "top_k": _number("top_k", top_k, int, 0, 100_000),
+        "max_new_tokens": _number("max_new_tokens", max_new_tokens, int, 1, 4096),
+        "seed": _number("seed", seed, int, 0, 2**31 - 1),
+        "batch_size": _number("batch_size", batch_size, int, 1, 256),
+    }
+    if settings["top_p"] == 0:
+        raise Invalid("top_p must be greater than 0", code="bad_top_p")
+    if pairing not in Pairing.values:
+        raise Invalid(f"pairing must be one of {', '.join(Pairing.values)}", code="bad_pairing")
+    max_pairs = settings["k"] * (settings["k"] - 1) // 2
+    if pairing == Pairing.SAMPLE:
+        settings["pairs_per_prompt"] = _number("pairs_per_prompt", pairs_per_prompt, int, 1, max_pairs)
+    else:
+        settings["pairs_per_prompt"] = None
+    settings["pairing"] = pairing
+    return settings
+
+
+def generation_launch(
+    *,
+    project: Project,
+    actor,
+    policy: ModelVersion | None = None,
+    prompt_selection: str = "unanswered",
+    k: int = 2,
+    pairing: str = Pairing.ALL,
+    pairs_per_prompt: int | None = None,
+    **sampling,
+) -> GenerationRun:
+    """Freeze the prompts and settings of a run, then queue it after the transaction commits.
+
+    prompt_selection: "unanswered" (training prompts with no response from this policy yet) or
+    "all" (every training prompt). Evaluation prompts are never used for annotation pairs.
+    """
+    require_role(actor, project, STAFF_ROLES)
+    unknown = set(sampling) - set(SAMPLING_DEFAULTS)
+    if unknown:
+        raise Invalid(f"unknown setting(s): {', '.join(sorted(unknown))}", code="bad_field")
+    values = validate_generation_settings(
+        k=k, pairing=pairing, pairs_per_prompt=pairs_per_prompt, **{**SAMPLING_DEFAULTS, **sampling}
+    )
+    policy = policy or project.current_policy
+    if policy is None or policy.project_id != project.pk or policy.kind != ModelKind.POLICY:
+        raise Invalid("choose a policy version of this project", code="bad_policy")
+    if prompt_selection not in ("unanswered", "all"):
+        raise Invalid("prompt_selection must be 'unanswered' or 'all'", code="bad_selection")
+
+    prompts = Prompt.objects.filter(project=project, split=Split.TRAIN)
+    if prompt_selection == "unanswered":
+        prompts = prompts.exclude(responses__model_version=policy)
+    prompt_ids = list(prompts.order_by("id").values_list("id", flat=True))
+    if not prompt_ids:
+        raise Invalid("there are no prompts to answer; import prompts first", code="no_prompts")
+
+    config = {"policy": policy.pk, "prompt_ids": prompt_ids, **values}
+    with transaction.atomic():
+        run = GenerationRun.objects.create(
+            project=project,
+            policy=policy,
+            created_by=actor,
+            prompt_ids=prompt_ids,
+            config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+            progress_total=len(prompt_ids),
+            **values,
+        )
+    _enqueue_run(run)
+    return run
+
+
+def _enqueue_run(run: GenerationRun) -> None:
+    try:
+        enqueue(GENERATE_TASK, run.pk)
+    except Exception as error:
+        GenerationRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED, message=str(getattr(error, "message", error)), finished_at=timezone.now()
+        )
+        raise
+
+
+def generation_mark_running(*, run_id: int) -> GenerationRun | None:
+    """Called by the worker when it (re)starts a run; None means there is nothing to do."""
+    with transaction.atomic():
+        run = GenerationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.is_terminal:
+            return None
+        if run.cancel_requested:
+            run.status, run.finished_at, run.message = RunStatus.CANCELLED, timezone.now(), "Cancelled before it started."
+            run.save(update_fields=["status", "finished_at", "message"])
+            return None
+        run.status = RunStatus.RUNNING
+        run.started_at = run.started_at or timezone.now()
+        run.save(update_fields=["status", "started_at", "updated_at"])
+        return run
+
+
+def generation_report(*, run_id: int, done: int, total: int, tokens_per_second: float | None = None) -> None:
+    GenerationRun.objects.filter(pk=run_id).update(
+        progress_done=done, progress_total=total, tokens_per_second=tokens_per_second, updated_at=timezone.now()
+    )
+
+
+def generation_log(*, run_id: int, line: str) -> None:
+    with transaction.atomic():
+        run = GenerationRun.objects.select_for_update().only("log_tail").get(pk=run_id)
+        stamp = timezone.now().strftime("%H:%M:%S")
+        run.log_tail = (run.log_tail + f"{stamp} {line}\n")[-LOG_TAIL_CHARS:]
+        run.save(update_fields=["log_tail"])
+
+
+def generation_cancel_requested(*, run_id: int) -> bool:
+    return GenerationRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def _pairs_for_prompt(k: int, pairing: str, pairs_per_prompt: int | None, rng: random.Random) -> list[tuple[int, int]]:
+    all_pairs = list(itertools.combinations(range(k), 2))
+    if pairing == Pairing.SAMPLE and pairs_per_prompt is not None and pairs_per_prompt < len(all_pairs):
+        return sorted(rng.sample(all_pairs, pairs_per_prompt))
+    return all_pairs
+
+
+def generation_complete(*, run_id: int, responses_by_prompt: dict[int, list[str]]) -> GenerationRun:
+    """Write every response and pair of the run in one transaction (idempotent: a run that is
+    already finished is returned unchanged)."""
+    with transaction.atomic():
+        run = GenerationRun.objects.select_for_update().select_related("project").get(pk=run_id)
+        if run.is_terminal:
+            return run
+        # Prompts deleted while the run was going have nothing to attach to and are left out.
+        existing_prompts = set(Prompt.objects.filter(pk__in=run.prompt_ids).values_list("pk", flat=True))
+        missing = [pid for pid in run.prompt_ids if pid in existing_prompts and pid not in responses_by_prompt]
+        if missing:
+            raise Invalid(f"{len(missing)} prompt(s) have no responses (first: {missing[0]})", code="incomplete")
+        rows: list[Response] = []
+        for prompt_id in run.prompt_ids:
+            if prompt_id not in existing_prompts:
+                continue
+            texts = responses_by_prompt[prompt_id]
+            if len(texts) != run.k:
+                raise Invalid(f"prompt {prompt_id} has {len(texts)} responses, expected {run.k}", code="incomplete")
+            rows.extend(
+                Response(prompt_id=prompt_id, text=text, model_version_id=run.policy_id, generation_run=run, sample_index=i)
+                for i, text in enumerate(texts)
+            )
+        created = Response.objects.bulk_create(rows, batch_size=2000)
+        by_prompt: dict[int, list[Response]] = {}
+        for response in created:
+            by_prompt.setdefault(response.prompt_id, []).append(response)
+        pairs: list[Pair] = []
+        overlap = run.project.overlap
+        for prompt_id, responses in by_prompt.items():
+            rng = random.Random(f"{run.seed}:{prompt_id}")
+            for i, j in _pairs_for_prompt(run.k, run.pairing, run.pairs_per_prompt, rng):
+                if responses[i].text == responses[j].text:
+                    continue  # two identical samples are not a comparison
+                pairs.append(
+                    Pair(
+                        project=run.project,
+                        prompt_id=prompt_id,
+                        response_a=responses[i],
+                        response_b=responses[j],
+                        overlap=overlap,
+                        source=PairSource.GENERATED,
+                        generation_run=run,
+                    )
+                )
+        Pair.objects.bulk_create(pairs, batch_size=4000)
+        run.status = RunStatus.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.progress_done = run.progress_total
+        run.response_count = len(created)
+        run.pair_count = len(pairs)
+        run.message = f"{len(created)} responses and {len(pairs)} pairs created."
+        run.save(update_fields=["status", "finished_at", "progress_done", "response_count", "pair_count", "message", "updated_at"])
+        return run
+
+
+def generation_fail(*, run_id: int, message: str, cancelled: bool = False) -> None:
+    GenerationRun.objects.filter(pk=run_id).exclude(status__in=[RunStatus.SUCCEEDED]).update(
+        status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
+        message=message[:2000],
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+def generation_cancel(*, run: GenerationRun, actor) -> GenerationRun:
+    require_role(actor, run.project_id, STAFF_ROLES)
+    with transaction.atomic():
+        run = GenerationRun.objects.select_for_update().get(pk=run.pk)
+        if run.is_terminal:
+            raise Conflict(f"This run already {run.status}.", code="finished")
+        run.cancel_requested = True
+        fields = ["cancel_requested", "updated_at"]
+        if run.status == RunStatus.QUEUED:
+            run.status, run.finished_at, run.message = RunStatus.CANCELLED, timezone.now(), "Cancelled before it started."
+            fields += ["status", "finished_at", "message"]
+        run.save(update_fields=fields)
+        return run
+
+
+def generation_get(*, run_id: int, actor) -> GenerationRun:
+    run = GenerationRun.objects.select_related("policy", "project").filter(pk=run_id).first()
+    if run is None:
+        raise NotFound("No such generation run.")
+    require_role(actor, run.project_id, STAFF_ROLES)
+    return run

@@ -1,0 +1,3 @@
+"""Page routes of the projects app (filled in with its views)."""
+
+urlpatterns: list = []

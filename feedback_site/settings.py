@@ -1,0 +1,184 @@
+"""Django settings. Every value that differs between a laptop and production comes from
+`feedback_site.env`; see the README's configuration table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from feedback_site import env
+
+BASE_DIR = env.BASE_DIR
+VAR_DIR = env.VAR_DIR
+PRODUCTION = env.PROFILE == "production"
+
+if PRODUCTION:
+    SECRET_KEY = env.get("DJANGO_SECRET_KEY")
+    if len(SECRET_KEY) < 50:
+        raise RuntimeError("DJANGO_SECRET_KEY must be set to a random string of 50+ characters in production")
+else:
+    # Only ever used on a laptop or in tests; production refuses to start without its own key.
+    SECRET_KEY = env.get("DJANGO_SECRET_KEY", "embedded-insecure-key-for-local-use-only-0123456789abcdef")
+
+DEBUG = env.get_bool("DJANGO_DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.get_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.get_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "feedback_site.core",
+    "feedback_site.projects",
+    "feedback_site.registry",
+    "feedback_site.annotation",
+    "feedback_site.generation",
+    "feedback_site.snapshots",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "feedback_site.urls"
+WSGI_APPLICATION = "feedback_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "feedback_site" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_default_sqlite = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        env.get("DATABASE_URL", _default_sqlite),
+        conn_max_age=env.get_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions serialise writers up front, which is what the assignment queue
+    # needs on SQLite (it has no SELECT ... FOR UPDATE); the timeout lets the web process and the
+    # worker wait for each other instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# Artifacts: model weights, snapshots, generation scratch files. A shared volume in production.
+ARTIFACTS_DIR = Path(env.get("FEEDBACK_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
+# The base policy registered as version 0 of every new project.
+DEFAULT_POLICY_URI = env.get("FEEDBACK_DEFAULT_POLICY", "builtin:smollm2-135m-instruct")
+DEFAULT_POLICY_NAME = env.get("FEEDBACK_DEFAULT_POLICY_NAME", "SmolLM2-135M-Instruct")
+
+# Uploads: refused above this size before parsing (the parser has its own per-record limits).
+IMPORT_MAX_BYTES = env.get_int("FEEDBACK_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+ASSIGNMENT_LEASE_SECONDS = env.get_int("FEEDBACK_LEASE_SECONDS", 600)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "feedback_site.core.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Feedback loop API",
+    "DESCRIPTION": "Projects, imports, generation, annotation queue and preference snapshots.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Celery: the laptop default is kombu's filesystem transport, which needs no server.
+_broker_dir = VAR_DIR / "broker"
+CELERY_BROKER_URL = env.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(_broker_dir / "out"),
+        "data_folder_out": str(_broker_dir / "out"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
+)
+CELERY_BROKER_DIR = _broker_dir
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.get_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.get_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,30 @@
+"""Immutable, content-hashed preference datasets frozen from a project's judgments."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Snapshot(models.Model):
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="snapshots")
+    number = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the preferences file followed by the raw judgments file.")
+    aggregation = models.CharField(max_length=40)
+    include_prelabelled = models.BooleanField(default=True)
+    artifact_dir = models.CharField(max_length=1000)
+    pair_count = models.PositiveIntegerField()
+    preference_count = models.PositiveIntegerField()
+    judgment_count = models.PositiveIntegerField()
+    dropped_count = models.PositiveIntegerField(help_text="Pairs with judgments but no chosen/rejected outcome.")
+    files = models.JSONField(default=dict, help_text="File name -> sha256.")
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="one_snapshot_number")]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.number} of {self.project} ({self.content_hash[:12]})"

@@ -1,0 +1,3 @@
+"""Page routes of the snapshots app (filled in with its views)."""
+
+urlpatterns: list = []

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from feedback_site.core import api as core_api
+from feedback_site.core import views as core_views
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/token/", core_views.api_token, name="api-token"),
+    path("admin/", admin.site.urls),
+    path("healthz", core_api.health, name="health"),
+    path("api/v1/health", core_api.health, name="api-health"),
+    path("api/v1/", include("feedback_site.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include("feedback_site.projects.urls")),
+    path("", include("feedback_site.annotation.urls")),
+    path("", include("feedback_site.generation.urls")),
+    path("", include("feedback_site.snapshots.urls")),
+]

@@ -1,0 +1,586 @@
+"""Sample K responses per conversation from a policy, in batches, reproducibly and resumably.
+
+The generator feeds the annotation queue (K candidates per prompt become comparison pairs) and
+the online trainers. Three properties matter more than raw speed:
+
+* **Reproducible and resumable.** A Celery task writes each yielded batch to disk; after a crash
+  it calls again with only the conversations that are missing, under their original ids. The
+  batches of that second call differ from the first (we sort by length within a call), so a seed
+  per batch would change the text. Instead every random draw is a pure function of
+  `(sampling.seed, conversation id, sample number, token position)`: the uniform number that
+  picks token t of sample j of conversation i is a hash of those four values. The same
+  conversation under the same id gets the same text no matter which other conversations share
+  its batch, how the work was split, or whether the torch RNG was touched in between. (On a
+  GPU in bf16, batch composition can still change logits in the last bit, which very rarely
+  flips a near-tie; on CPU in float32 results are identical.)
+* **Faithful to the policy.** Sampling is plain temperature / top-k / top-p on the model's
+  logits. A model's own `generation_config.json` (repetition penalties, suppressed tokens...)
+  is ignored while we generate, because RLHF needs samples from the policy's distribution and
+  those settings would silently change it.
+* **Efficient.** Left padding with an attention mask, KV cache (`use_cache=True`), prompts
+  sorted by length so a batch pads little, and greedy decoding (temperature 0) decodes each
+  prompt once and repeats the answer K times.
+
+torch and transformers are imported lazily so that the web process can import `SamplingConfig`
+and `validate_conversations` to check user input without loading torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rlhf.progress import NullControl, RunCancelled, RunControl
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+ROLES = ("system", "user", "assistant")
+MAX_NEW_TOKENS_LIMIT = 4096
+
+
+@dataclass
+class SamplingConfig:
+    """How responses are sampled. Stored with every generation run together with `config_hash()`.
+
+    Attributes:
+        temperature: Softmax temperature, default 0.7. 0 means greedy decoding (argmax; the K
+            samples of a prompt are then identical and decoded only once).
+        top_p: Nucleus sampling mass, default 0.95: keep the most likely tokens whose
+            probabilities sum to at least `top_p`; 1 disables it.
+        top_k: Keep only the `top_k` most likely tokens, default 50; 0 disables it.
+        max_new_tokens: Longest response in tokens, default 128 (1..4096). Responses that hit
+            it without EOS are reported in `GeneratedBatch.truncated`.
+        seed: Root of every random draw, default 0. Same seed + same conversation ids -> same
+            text (see the module docstring for why that survives resuming).
+        batch_size: Sequences decoded together, default 16. With K samples per prompt a batch
+            holds `max(1, batch_size // K)` prompts (greedy: `batch_size` prompts), so memory
+            stays bounded whatever K is.
+    """
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 50
+    max_new_tokens: int = 128
+    seed: int = 0
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        _check_number("temperature", self.temperature, float)
+        _check_number("top_p", self.top_p, float)
+        for name in ("top_k", "max_new_tokens", "seed", "batch_size"):
+            _check_number(name, getattr(self, name), int)
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
+        if not (0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k!r}")
+        if not (1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
+            raise ValueError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:
+        """Rebuild a stored config; unknown keys are an error so typos do not pass silently."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown SamplingConfig fields: {sorted(unknown)}")
+        return cls(**data)
+
+    def config_hash(self) -> str:
+        """sha256 of the sorted JSON of the config: equal configs hash equal across processes."""
+        payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _check_number(name: str, value: Any, kind: type) -> None:
+    # bool is an int subclass; "temperature=True" is a bug, not 1.0.
+    allowed = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise ValueError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
+
+
+Conversation = list[dict[str, str]]
+
+
+def validate_conversations(conversations: Sequence[Conversation]) -> None:
+    """Check the chat format; errors name the conversation index (and turn) at fault.
+
+    A conversation is a non-empty list of `{"role": "system"|"user"|"assistant", "content": str}`
+    ending with a user turn, since we generate the assistant's next reply.
+    """
+    if isinstance(conversations, (str, bytes)) or not isinstance(conversations, Sequence):
+        raise ValueError("conversations must be a list of conversations")
+    for index, conversation in enumerate(conversations):
+        if not isinstance(conversation, list) or not conversation:
+            raise ValueError(f"conversation {index}: must be a non-empty list of messages")
+        for turn, message in enumerate(conversation):
+            if not isinstance(message, dict):
+                raise ValueError(f"conversation {index}, message {turn}: must be a dict with 'role' and 'content'")
+            role, content = message.get("role"), message.get("content")
+            if role not in ROLES:
+                raise ValueError(f"conversation {index}, message {turn}: role must be one of {ROLES}, got {role!r}")
+            if not isinstance(content, str):
+                raise ValueError(f"conversation {index}, message {turn}: content must be a string")
+            extra = set(message) - {"role", "content"}
+            if extra:
+                raise ValueError(f"conversation {index}, message {turn}: unexpected keys {sorted(extra)}")
+        if conversation[-1]["role"] != "user":
+            raise ValueError(f"conversation {index}: must end with a user message, ends with {conversation[-1]['role']!r}")
+
+
+@dataclass
+class GeneratedBatch:
+    """One batch of results, yielded as soon as it is decoded so the caller can persist it.
+
+    Attributes:
+        indices: The caller's ids of the conversations in this batch (not input positions).
+        responses: K response strings per conversation, aligned with `indices`; special tokens
+            removed, surrounding whitespace stripped.
+        new_tokens: Tokens actually decoded for this batch up to and including EOS (greedy
+            prompts count once even though their answer is repeated K times).
+        seconds: Wall time spent generating this batch.
+        truncated: Per response, True when it stopped at `max_new_tokens` without an EOS.
+    """
+
+    indices: list[int]
+    responses: list[list[str]]
+    new_tokens: int
+    seconds: float
+    truncated: list[list[bool]] = field(default_factory=list)
+
+
+def iter_generate(
+    model_path: Path | str | None,
+    conversations: Sequence[Conversation],
+    k: int,
+    sampling: SamplingConfig,
+    control: RunControl | None = None,
+    indices: Sequence[int] | None = None,
+    model: PreTrainedModel | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> Iterator[GeneratedBatch]:
+    """Generate `k` responses for each conversation, yielding one `GeneratedBatch` per batch.
+
+    `indices` are stable ids of the conversations (default: their positions). Pass the same ids
+    when resuming to get the same text. `model`/`tokenizer` may be given together (a trainer
+    reusing its policy) instead of loading `model_path`; the model is used as is (put it in eval
+    mode yourself if it has dropout). After each batch is consumed, `control.report(done, total,
+    {"tokens_per_s": ...})` is called; when `control.should_stop()` turns true the next batch is
+    not started and `RunCancelled` is raised, so every yielded batch is complete.
+    """
+    control = control or NullControl()
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if not isinstance(sampling, SamplingConfig):
+        raise TypeError("sampling must be a SamplingConfig")
+    validate_conversations(conversations)
+    ids = _check_indices(indices, len(conversations))
+    if not conversations:
+        return
+    if (model is None) != (tokenizer is None):
+        raise ValueError("pass both model and tokenizer, or neither (then model_path is loaded)")
+
+    import torch
+
+    if model is None:
+        if model_path is None:
+            raise ValueError("model_path is required when no model is passed")
+        from rlhf.models import load_policy
+
+        model, tokenizer = load_policy(model_path)
+    assert tokenizer is not None
+    if not tokenizer.chat_template:
+        raise ValueError("the tokenizer has no chat template; generation needs one to format conversations")
+
+    eos_ids = _eos_token_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    device = next(model.parameters()).device
+    limit = getattr(model.config, "max_position_embeddings", None)
+
+    prompts: list[list[int]] = []
+    for position, conversation in enumerate(conversations):
+        text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+        token_ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if limit is not None and len(token_ids) + sampling.max_new_tokens > limit:
+            raise ValueError(
+                f"conversation {position}: {len(token_ids)} prompt tokens + max_new_tokens "
+                f"{sampling.max_new_tokens} exceed the model's {limit} positions"
+            )
+        prompts.append(token_ids)
+
+    samples_per_prompt = 1 if sampling.greedy else k
+    prompts_per_batch = max(1, sampling.batch_size // samples_per_prompt)
+    # Longest first: padding is minimal within a batch, and an out-of-memory error shows up on
+    # the first batch instead of hours in. Ties keep input order so batching is deterministic.
+    order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
+    batches = [order[start : start + prompts_per_batch] for start in range(0, len(order), prompts_per_batch)]
+    total = len(prompts)
+    control.log(
+        f"generating {k} response(s) for {total} conversation(s) in {len(batches)} batch(es) on {device}"
+        f" (sampling {sampling.config_hash()[:12]})"
+    )
+
+    done = 0
+    for batch in batches:
+        if control.should_stop():
+            raise RunCancelled(f"generation stopped after {done} of {total} conversations")
+        started = time.perf_counter()
+        rows = [(ids[i], sample) for i in batch for sample in range(samples_per_prompt)]
+        row_prompts = [prompts[i] for i in batch for _ in range(samples_per_prompt)]
+        input_ids, attention_mask = _left_pad(row_prompts, pad_id, device)
+        sampler = None if sampling.greedy else _CounterSampler(sampling, rows, input_ids.shape[1])
+        with torch.inference_mode(), _plain_generation_config(model, eos_ids, pad_id, tokenizer.bos_token_id):
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=_generation_config(sampling, eos_ids, pad_id),
+                logits_processor=_processor_list(sampler),
+            )
+        new = output[:, input_ids.shape[1] :].tolist()
+        texts, stopped_early, new_tokens = _decode_rows(new, eos_ids, tokenizer)
+        seconds = time.perf_counter() - started
+
+        responses: list[list[str]] = []
+        truncated: list[list[bool]] = []
+        for position in range(len(batch)):
+            chunk = slice(position * samples_per_prompt, (position + 1) * samples_per_prompt)
+            texts_here, stops_here = texts[chunk], stopped_early[chunk]
+            if sampling.greedy:
+                texts_here, stops_here = texts_here * k, stops_here * k
+            responses.append(texts_here)
+            truncated.append([not stopped for stopped in stops_here])
+
+        yield GeneratedBatch(
+            indices=[ids[i] for i in batch],
+            responses=responses,
+            new_tokens=new_tokens,
+            seconds=seconds,
+            truncated=truncated,
+        )
+        done += len(batch)
+        control.report(done, total, {"tokens_per_s": new_tokens / max(seconds, 1e-9), "new_tokens": float(new_tokens)})
+
+
+def generate(
+    model_path: Path | str | None,
+    conversations: Sequence[Conversation],
+    k: int,
+    sampling: SamplingConfig,
+    control: RunControl | None = None,
+    indices: Sequence[int] | None = None,
+    model: PreTrainedModel | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> list[list[str]]:
+    """`iter_generate` collected into K responses per conversation, in input order."""
+    ids = _check_indices(indices, len(conversations))
+    position = {conversation_id: i for i, conversation_id in enumerate(ids)}
+    results: list[list[str] | None] = [None] * len(conversations)
+    for batch in iter_generate(model_path, conversations, k, sampling, control, ids, model, tokenizer):
+        for conversation_id, responses in zip(batch.indices, batch.responses, strict=True):
+            results[position[conversation_id]] = responses
+    assert all(result is not None for result in results)
+    return [result for result in results if result is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# Internals
+# --------------------------------------------------------------------------------------------
+
+
+def _check_indices(indices: Sequence[int] | None, count: int) -> list[int]:
+    if indices is None:
+        return list(range(count))
+    ids = list(indices)
+    if len(ids) != count:
+        raise ValueError(f"indices has {len(ids)} entries for {count} conversations")
+    for position, value in enumerate(ids):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"indices[{position}] must be an int, got {value!r}")
+    if len(set(ids)) != len(ids):
+        raise ValueError("indices must be unique (they name conversations in results and seeds)")
+    return ids
+
+
+def _eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every id that ends a response: the tokenizer's EOS plus those in the model's generation config."""
+    found: list[int] = []
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for candidate in [tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])]:
+        if isinstance(candidate, int) and candidate not in found:
+            found.append(candidate)
+    if not found:
+        raise ValueError("neither the tokenizer nor the model defines an EOS token; generation could not stop")
+    return found
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-align prompts so every row's next token is at the same column (decoder-only models)."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, width - len(row) :] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _generation_config(sampling: SamplingConfig, eos_ids: list[int], pad_id: int) -> Any:
+    from transformers import GenerationConfig
+
+    # do_sample=False on purpose: when sampling, `_CounterSampler` has already chosen the token
+    # and masked every other one, so HF's argmax just reads its choice.
+    return GenerationConfig(
+        max_new_tokens=sampling.max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        num_return_sequences=1,
+        use_cache=True,
+        eos_token_id=eos_ids,
+        pad_token_id=pad_id,
+    )
+
+
+def _processor_list(sampler: _CounterSampler | None) -> Any:
+    from transformers import LogitsProcessorList
+
+    return LogitsProcessorList([sampler] if sampler is not None else [])
+
+
+@contextlib.contextmanager
+def _plain_generation_config(
+    model: PreTrainedModel, eos_ids: list[int], pad_id: int, bos_id: int | None
+) -> Iterator[None]:
+    """Hide the model's own generation defaults while we generate.
+
+    `generate` fills every unset option from `model.generation_config`, so a checkpoint shipping
+    e.g. `repetition_penalty: 1.2` would reshape the distribution we sample from. PEFT wrappers
+    forward `generate` to the base model, whose config is the one that counts.
+    """
+    from transformers import GenerationConfig
+
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved = target.generation_config
+    target.generation_config = GenerationConfig(bos_token_id=bos_id, eos_token_id=eos_ids, pad_token_id=pad_id)
+    try:
+        yield
+    finally:
+        target.generation_config = saved
+
+
+class _CounterSampler:
+    """A logits processor that samples each row from its own counter-based random stream.
+
+    For row (conversation id i, sample j) at new-token position t, the uniform number u is taken
+    from a hash of (seed, i, j, t) and the token is found by inverse-CDF sampling over the
+    temperature-scaled, top-k and top-p filtered distribution (HF's order). Returning scores
+    that are -inf everywhere but the chosen token lets `generate` keep doing what it is good at
+    (KV cache, EOS bookkeeping, padding finished rows) while the randomness stays ours.
+    """
+
+    def __init__(self, sampling: SamplingConfig, rows: list[tuple[int, int]], prompt_width: int) -> None:
+        self.temperature = float(sampling.temperature)
+        self.top_k = sampling.top_k
+        self.top_p = float(sampling.top_p)
+        self.seed = sampling.seed
+        self.rows = rows
+        self.prompt_width = prompt_width
+
+    def uniforms(self, step: int) -> list[float]:
+        values = []
+        for conversation_id, sample in self.rows:
+            key = struct.pack("<qqqq", self.seed, conversation_id, sample, step)
+            word = int.from_bytes(hashlib.blake2b(key, digest_size=8, person=b"rlhf-sample").digest(), "little")
+            values.append((word >> 11) / float(1 << 53))  # 53 random bits: uniform in [0, 1)
+        return values
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        step = input_ids.shape[1] - self.prompt_width
+        logits = scores.float() / self.temperature
+        vocab = logits.shape[-1]
+        if 0 < self.top_k < vocab:
+            ranked_logits, ranked_ids = torch.topk(logits, self.top_k, dim=-1, sorted=True)
+        else:
+            ranked_logits, ranked_ids = torch.sort(logits, dim=-1, descending=True, stable=True)
+        probs = torch.softmax(ranked_logits, dim=-1)
+        if self.top_p < 1.0:
+            # Drop a token when the mass of the tokens ranked above it already reaches top_p;
+            # the top token always survives because nothing is ranked above it.
+            mass_before = torch.cumsum(probs, dim=-1) - probs
+            probs = probs.masked_fill(mass_before >= self.top_p, 0.0)
+        cumulative = torch.cumsum(probs, dim=-1)
+        u = torch.tensor(self.uniforms(step), dtype=cumulative.dtype, device=cumulative.device)
+        target = (u * cumulative[:, -1]).unsqueeze(-1)
+        rank = torch.searchsorted(cumulative, target, right=True).clamp_(max=probs.shape[-1] - 1)
+        # A zero-probability rank can only be hit through rounding at the very end of the CDF;
+        # step back to the last token that still has mass.
+        rank = torch.minimum(rank, (probs > 0).sum(dim=-1, keepdim=True) - 1)
+        chosen = ranked_ids.gather(-1, rank)
+        forced = torch.full_like(scores, float("-inf"))
+        return forced.scatter_(-1, chosen, 0.0)
+
+
+def _decode_rows(
+    rows: list[list[int]], eos_ids: list[int], tokenizer: PreTrainedTokenizerBase
+) -> tuple[list[str], list[bool], int]:
+    """Cut each row at its first EOS (generate pads after it), decode without special tokens."""
+    stops = set(eos_ids)
+    texts: list[str] = []
+    stopped: list[bool] = []
+    new_tokens = 0
+    for row in rows:
+        end = next((position for position, token in enumerate(row) if token in stops), None)
+        kept = row if end is None else row[:end]
+        new_tokens += len(row) if end is None else end + 1
+        texts.append(tokenizer.decode(kept, skip_special_tokens=True).strip())
+        stopped.append(end is not None)
+    return texts, stopped, new_tokens
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _StderrControl:
+    """Progress on stderr so stdout carries only the output path."""
+
+    def report(self, step: int, total: int, metrics: dict[str, Any] | None = None) -> None:
+        speed = (metrics or {}).get("tokens_per_s", 0.0)
+        print(f"[{step}/{total}] {speed:.1f} tokens/s", file=sys.stderr, flush=True)
+
+    def log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def read_prompts(path: Path) -> list[tuple[Conversation, dict[str, Any]]]:
+    """Read a JSONL file of `{"messages": [...]}` or `{"prompt": "..."}` lines.
+
+    Returns (conversation, the original record) pairs; blank lines are skipped and errors name
+    the line number.
+    """
+    items: list[tuple[Conversation, dict[str, Any]]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{number}: each line must be a JSON object")
+            if "messages" in record:
+                conversation = record["messages"]
+            elif isinstance(record.get("prompt"), str):
+                conversation = [{"role": "user", "content": record["prompt"]}]
+            else:
+                raise ValueError(f'{path}:{number}: expected {{"messages": [...]}} or {{"prompt": "..."}}')
+            try:
+                validate_conversations([conversation])
+            except ValueError as error:
+                raise ValueError(f"{path}:{number}: {error}") from None
+            items.append((conversation, record))
+    return items
+
+
+def cli(argv: list[str]) -> int:
+    """`python -m rlhf generate --model PATH_OR_BUILTIN --prompts IN.jsonl --k 2 --out OUT.jsonl`."""
+    from rlhf.models import default_cache_dir
+
+    defaults = SamplingConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m rlhf generate",
+        description="Sample K responses per prompt. Output lines: {index, messages, responses, truncated, id?}.",
+    )
+    parser.add_argument("--model", required=True, help="model folder or builtin:smollm2-135m-instruct")
+    parser.add_argument("--prompts", type=Path, required=True, help='JSONL of {"messages": [...]} or {"prompt": "..."}')
+    parser.add_argument("--k", type=int, default=2, help="responses per prompt (default 2)")
+    parser.add_argument("--out", type=Path, required=True, help="output JSONL (written atomically)")
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--top-p", type=float, default=defaults.top_p)
+    parser.add_argument("--top-k", type=int, default=defaults.top_k)
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="artifact store for builtin models")
+    args = parser.parse_args(argv)
+
+    from rlhf.models import resolve_model_path
+
+    try:
+        sampling = SamplingConfig(
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+            batch_size=args.batch_size,
+        )
+        items = read_prompts(args.prompts)
+        model_path = resolve_model_path(args.model, args.cache_dir or default_cache_dir())
+        conversations = [conversation for conversation, _ in items]
+        results: dict[int, GeneratedBatch] = {}
+        for batch in iter_generate(model_path, conversations, args.k, sampling, _StderrControl()):
+            for position, index in enumerate(batch.indices):
+                results[index] = dataclasses.replace(
+                    batch, indices=[index], responses=[batch.responses[position]], truncated=[batch.truncated[position]]
+                )
+    except (ValueError, RuntimeError, OSError) as error:
+        parser.exit(1, f"error: {error}\n")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    # Write next to the target and rename, so a reader never sees half a file.
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=args.out.parent, prefix=f".{args.out.name}.", delete=False
+    )
+    try:
+        with handle:
+            for index, (conversation, record) in enumerate(items):
+                line: dict[str, Any] = {
+                    "index": index,
+                    "messages": conversation,
+                    "responses": results[index].responses[0],
+                    "truncated": results[index].truncated[0],
+                    "sampling": sampling.to_dict(),
+                }
+                if "id" in record:
+                    line["id"] = record["id"]
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        os.replace(handle.name, args.out)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    print(args.out)
+    return 0
