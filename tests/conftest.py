@@ -1,0 +1,101 @@
+"""Fixtures shared by the Django-side tests: users in each role and a project with pairs.
+
+The suite runs against the real PostgreSQL named by DATABASE_URL (the Makefile sets it);
+pytest-django creates and drops the `test_<name>` database around the run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never touch the real artifact folder or a laptop broker.
+os.environ.setdefault("FEEDBACK_DEFAULT_POLICY", "builtin:smollm2-135m-instruct")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_artifacts(settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    settings.ARTIFACTS_DIR.mkdir()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    counter = {"n": 0}
+
+    def make(username: str | None = None, *, staff: bool = False, superuser: bool = False, password: str = "pw-for-tests-123"):
+        counter["n"] += 1
+        name = username or f"user{counter['n']}"
+        user = django_user_model.objects.create_user(username=name, password=password, is_staff=staff or superuser)
+        if superuser:
+            user.is_superuser = True
+            user.save(update_fields=["is_superuser"])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def site_admin(make_user):
+    return make_user("siteadmin", staff=True)
+
+
+@pytest.fixture
+def make_project(site_admin):
+    from feedback_site.projects.services import project_create
+
+    def make(name: str = "Demo", **kwargs):
+        return project_create(creator=site_admin, name=name, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def project(make_project):
+    return make_project()
+
+
+@pytest.fixture
+def add_member(site_admin):
+    from feedback_site.projects.services import membership_set
+
+    def add(project, user, role: str):
+        return membership_set(project=project, actor=site_admin, user=user, role=role)
+
+    return add
+
+
+@pytest.fixture
+def annotator(make_user, project, add_member):
+    user = make_user("ann1")
+    add_member(project, user, "annotator")
+    return user
+
+
+@pytest.fixture
+def ml_staff(make_user, project, add_member):
+    user = make_user("mlstaff")
+    add_member(project, user, "ml_staff")
+    return user
+
+
+@pytest.fixture
+def make_pairs():
+    """Creates `n` generated-looking pairs (two responses each) in a project."""
+    from feedback_site.annotation.models import Pair, PairSource, Prompt, Response
+
+    def make(project, n: int, *, overlap: int | None = None, texts=None):
+        pairs = []
+        for i in range(n):
+            prompt = Prompt.objects.create(project=project, text=f"Question {i}?")
+            a_text, b_text = texts(i) if texts else (f"Answer A{i}", f"Answer B{i}")
+            a = Response.objects.create(prompt=prompt, text=a_text, sample_index=0)
+            b = Response.objects.create(prompt=prompt, text=b_text, sample_index=1)
+            pairs.append(
+                Pair(project=project, prompt=prompt, response_a=a, response_b=b,
+                     overlap=project.overlap if overlap is None else overlap, source=PairSource.GENERATED)
+            )
+        return Pair.objects.bulk_create(pairs)
+
+    return make
