@@ -15,7 +15,11 @@ os.environ.setdefault("FEEDBACK_DEFAULT_POLICY", "builtin:smollm2-135m-instruct"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_artifacts(settings, tmp_path):
+def _isolated_artifacts(request, tmp_path):
+    # The rlhf tests also run without Django (`-p no:django`); they have no settings to patch.
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    settings = request.getfixturevalue("settings")
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     settings.ARTIFACTS_DIR.mkdir()
 

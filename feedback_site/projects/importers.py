@@ -77,7 +77,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any, Literal
@@ -229,6 +229,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PAR1", "a Parquet file"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document such as .xls"),
+)
 
 
 def detect_format(filename: str) -> tuple[str, bool]:
@@ -324,6 +333,9 @@ def _load_bytes(
             "file is a ZIP archive (an Excel workbook is one too), not text; "
             "extract it or save the sheet as CSV UTF-8"
         )
+    for signature, kind in _BINARY_SIGNATURES:
+        if data.startswith(signature):
+            raise ImportFileError(f"binary file ({kind}), not text; upload a UTF-8 text file", line=1)
     nul = data.find(b"\x00")
     if nul >= 0:
         if _looks_like_utf16_without_bom(data):
@@ -519,9 +531,11 @@ def _check_fields(obj: Mapping[str, Any], allowed: frozenset[str], line: int) ->
         message = "unknown field"
         close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
         if key in _FIELD_HINTS:
-            message += f" ({_FIELD_HINTS[key]})"
+            message += f" ({_FIELD_HINTS[key]})."
         elif close:
             message += f"; did you mean {close[0]!r}?"
+        else:
+            message += "."
         message += f" Allowed fields: {', '.join(sorted(allowed))}"
         raise ImportFileError(message, line=line, field=key)
 
@@ -650,6 +664,9 @@ def _prompt_from_object(
         return PromptRecord(line, turns[-1].content, system_prompt, tuple(turns[:-1]), metadata)
 
     if text_key is None:
+        for name in ("prompt", "text"):
+            if name in obj:  # present but null
+                raise ImportFileError("must be a string, got null", line=line, field=name)
         raise ImportFileError(
             "missing required field (give 'prompt', 'text' or 'messages')", line=line, field="prompt"
         )
@@ -850,8 +867,9 @@ def parse_pairs(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMIT
     """Parse a file of ready-made preference pairs (JSON Lines or CSV/TSV, optionally gzipped).
 
     Each pair has a prompt (as for :func:`parse_prompts`), two different non-empty responses and an
-    optional preference. The pair's ``metadata`` (including ``id``) is on the :class:`PairRecord`; its
-    ``prompt.metadata`` is empty. Duplicate pairs are kept.
+    optional preference. The record's ``metadata`` (including ``id``) is on the :class:`PairRecord`
+    and a copy of it on ``prompt.metadata``, so whichever the caller stores keeps it. Duplicate pairs
+    are kept.
     """
     fmt, text = _load_bytes(data, filename, limits, ("jsonl", "csv", "tsv"), "pair")
     if fmt == "jsonl":
@@ -859,7 +877,7 @@ def parse_pairs(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMIT
             for line, obj in _iter_jsonl(text, limits):
                 _check_fields(obj, _PAIR_FIELDS, line)
                 metadata = _metadata(obj, line)
-                prompt = _prompt_from_object(obj, line, limits, {})
+                prompt = _prompt_from_object(obj, line, limits, dict(metadata))
                 responses = []
                 for name in ("response_a", "response_b"):
                     if name not in obj:
@@ -873,7 +891,7 @@ def parse_pairs(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMIT
     def delimited() -> Iterator[PairRecord]:
         for line, columns, row in _csv_records(text, fmt, limits, ("response_a", "response_b"), ("preferred",)):
             base = _csv_prompt(line, columns, row, limits)
-            prompt = PromptRecord(line, base.text, base.system_prompt)
+            prompt = PromptRecord(line, base.text, base.system_prompt, (), dict(base.metadata))
             a = _text(row[columns.extra["response_a"]], "response_a", line, limits)
             b = _text(row[columns.extra["response_b"]], "response_b", line, limits)
             preferred: Preferred | None = None

@@ -200,9 +200,11 @@ def snapshot_create(
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
+        # One consistent view of pairs and judgments while annotators keep submitting. Only
+        # possible when this call opens the transaction (inside an outer one the level is fixed).
+        consistent_view = connection.vendor == "postgresql" and not connection.in_atomic_block
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # One consistent view of pairs and judgments while annotators keep submitting.
+            if consistent_view:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             counts = _write_files(project, work, aggregation, include_prelabelled)
