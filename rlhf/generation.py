@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 ROLES = ("system", "user", "assistant")
 MAX_NEW_TOKENS_LIMIT = 4096
+INT64_LIMIT = 1 << 63  # seeds and conversation ids are hashed as signed 64-bit integers
 
 
 @dataclass
@@ -84,6 +85,9 @@ class SamplingConfig:
         _check_number("top_p", self.top_p, float)
         for name in ("top_k", "max_new_tokens", "seed", "batch_size"):
             _check_number(name, getattr(self, name), int)
+        # 0 and 0.0 must hash the same: store float fields as floats.
+        self.temperature = float(self.temperature)
+        self.top_p = float(self.top_p)
         if not math.isfinite(self.temperature) or self.temperature < 0:
             raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
         if not (0 < self.top_p <= 1):
@@ -92,6 +96,8 @@ class SamplingConfig:
             raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k!r}")
         if not (1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
             raise ValueError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens!r}")
+        if not (0 <= self.seed < INT64_LIMIT):
+            raise ValueError(f"seed must be between 0 and 2**63 - 1, got {self.seed!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
 
@@ -320,6 +326,8 @@ def _check_indices(indices: Sequence[int] | None, count: int) -> list[int]:
     for position, value in enumerate(ids):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"indices[{position}] must be an int, got {value!r}")
+        if not (-INT64_LIMIT <= value < INT64_LIMIT):
+            raise ValueError(f"indices[{position}] does not fit in 64 bits: {value!r}")
     if len(set(ids)) != len(ids):
         raise ValueError("indices must be unique (they name conversations in results and seeds)")
     return ids
@@ -551,12 +559,10 @@ def cli(argv: list[str]) -> int:
         items = read_prompts(args.prompts)
         model_path = resolve_model_path(args.model, args.cache_dir or default_cache_dir())
         conversations = [conversation for conversation, _ in items]
-        results: dict[int, GeneratedBatch] = {}
+        results: dict[int, tuple[list[str], list[bool]]] = {}
         for batch in iter_generate(model_path, conversations, args.k, sampling, _StderrControl()):
-            for position, index in enumerate(batch.indices):
-                results[index] = dataclasses.replace(
-                    batch, indices=[index], responses=[batch.responses[position]], truncated=[batch.truncated[position]]
-                )
+            for index, responses, truncated in zip(batch.indices, batch.responses, batch.truncated, strict=True):
+                results[index] = (responses, truncated)
     except (ValueError, RuntimeError, OSError) as error:
         parser.exit(1, f"error: {error}\n")
 
@@ -571,8 +577,8 @@ def cli(argv: list[str]) -> int:
                 line: dict[str, Any] = {
                     "index": index,
                     "messages": conversation,
-                    "responses": results[index].responses[0],
-                    "truncated": results[index].truncated[0],
+                    "responses": results[index][0],
+                    "truncated": results[index][1],
                     "sampling": sampling.to_dict(),
                 }
                 if "id" in record:

@@ -19,6 +19,7 @@ from the latest complete checkpoint; a worker killed at any point never leaves a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -29,7 +30,7 @@ import shutil
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -808,6 +809,39 @@ def save_model_weights(model: Any, target: Path, *, base_model: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Progress, cancellation and divergence for transformers' Trainer
 # --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars and info chatter inside a training call (restored afterwards).
+
+    A worker's log should hold our progress lines, not a tqdm bar per saved shard; warnings and
+    errors still come through.
+    """
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    bars_were_enabled = hf_logging.is_progress_bar_enabled()
+    dataset_bars_were_enabled = datasets.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars_were_enabled:
+            hf_logging.enable_progress_bar()
+        if dataset_bars_were_enabled:
+            datasets.enable_progress_bars()
+
+
+def remove_printer_callback(trainer: Trainer) -> None:
+    """Drop the callback that prints every log dict to stdout (added when tqdm is disabled); we report instead."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
 
 
 def finite(value: float) -> bool:

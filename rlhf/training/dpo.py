@@ -1,0 +1,242 @@
+"""Direct Preference Optimization with TRL's DPOTrainer.
+
+The reference policy is the parent policy the run starts from: with full fine-tuning a frozen copy
+of it is loaded next to the trained one; with LoRA there is no copy, the reference is the same
+network with the adapter switched off (TRL's `ref_model=None` path), which halves the memory.
+
+Loss variants are TRL's (`loss_type`, several can be combined with `loss_weights`); the ones people
+usually want are "sigmoid" (DPO), "ipo" (IPO, length-normalised), "sigmoid_norm" (length-normalised
+DPO), "hinge" (SLiC), "robust" (rDPO, with `label_smoothing`), "apo_zero" and "sppo_hard".
+
+Metrics, live and final: loss, rewards/chosen and rewards/rejected (β·log π/π_ref of each answer),
+rewards/margins (their difference), rewards/accuracies (fraction of pairs with a positive margin),
+logps/chosen, logps/rejected. The final metrics add the same on a seeded held-out split
+(`eval_rewards/margins`, ...): a positive held-out margin means the policy moved towards the
+preferred answers relative to its parent on pairs it never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from rlhf.progress import NullControl, RunControl
+from rlhf.training.common import (
+    BaseTrainConfig,
+    RunDir,
+    TrainResult,
+    check,
+    choose_device,
+    hf_training_arguments,
+    last_train_metrics,
+    load_causal_lm,
+    load_preference_records,
+    load_tokenizer,
+    lora_config,
+    make_progress_callback,
+    materialize_parent,
+    quiet_transformers,
+    remove_printer_callback,
+    run_hf_trainer,
+    save_model_weights,
+    seed_everything,
+    split_holdout,
+)
+
+# The loss types DPOTrainer accepts in TRL 1.16 (trl/trainer/dpo_trainer.py, `_compute_loss`). Kept
+# here rather than read from TRL so that validating a config never imports torch; a test checks
+# that this list matches the installed TRL.
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+# Losses built on the chosen-minus-rejected reward difference, the only ones TRL lets use a
+# non-default f-divergence.
+_F_DIVERGENCE_LOSS_TYPES = {"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"}
+
+
+@dataclass
+class DPOConfig(BaseTrainConfig):
+    """DPO training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted.
+
+    Attributes:
+        learning_rate: 1e-6 (TRL's default for full fine-tuning; LoRA usually wants 5e-6 to 5e-5).
+        batch_size: 4 pairs per micro-step.
+        beta: 0.1. Strength of the pull towards the reference (higher = stay closer). For "ipo" it
+            is the regulariser τ of the IPO paper.
+        loss_type: ["sigmoid"]. One or more of `DPO_LOSS_TYPES` (a single string is accepted).
+        loss_weights: None. Weights of the losses when several are combined; None = all 1.0.
+        label_smoothing: 0.0. Probability that a label is flipped for "robust" (must be < 0.5) and
+            the ε of "exo_pair" (must be > 0 there; the paper uses 1e-3).
+        ld_alpha: None. LD-DPO weight of the part of the longer answer beyond the shorter one's
+            length, in [0, 1]; None = plain DPO.
+        f_divergence_type: "reverse_kl". The divergence regularising towards the reference (f-DPO):
+            "reverse_kl", "forward_kl", "js_divergence" or "alpha_divergence".
+        f_alpha_divergence_coef: 0.5. α of "alpha_divergence".
+        use_weighting: False. WPO weighting of pairs by the policy's own probability of them.
+        discopop_tau: 0.05. Temperature of the "discopop" loss.
+        precompute_ref_log_probs: False. Compute the reference log-probabilities once before training
+            so the reference model need not stay in memory (full fine-tuning only gains from it).
+        eval_fraction: 0.1. Fraction of pairs held out (seeded) for the final held-out metrics; 0
+            disables them.
+    """
+
+    method: ClassVar[str] = "dpo"
+
+    learning_rate: float = 1e-6
+    batch_size: int = 4
+    beta: float = 0.1
+    loss_type: str | list[str] = field(default_factory=lambda: ["sigmoid"])
+    loss_weights: list[float] | None = None
+    label_smoothing: float = 0.0
+    ld_alpha: float | None = None
+    f_divergence_type: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = "reverse_kl"
+    f_alpha_divergence_coef: float = 0.5
+    use_weighting: bool = False
+    discopop_tau: float = 0.05
+    precompute_ref_log_probs: bool = False
+    eval_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.loss_type, str):
+            self.loss_type = [self.loss_type]  # one canonical form, so equal configs hash equal
+        check(len(self.loss_type) > 0, "loss_type", "must name at least one loss")
+        for loss in self.loss_type:
+            check(loss in DPO_LOSS_TYPES, "loss_type", f"unknown loss {loss!r}; TRL offers {', '.join(DPO_LOSS_TYPES)}")
+        check(len(set(self.loss_type)) == len(self.loss_type), "loss_type", "lists a loss twice")
+        if self.loss_weights is not None:
+            check(
+                len(self.loss_weights) == len(self.loss_type),
+                "loss_weights",
+                f"needs one weight per loss type ({len(self.loss_type)}), got {len(self.loss_weights)}",
+            )
+            check(all(weight >= 0 for weight in self.loss_weights), "loss_weights", "must be >= 0")
+        check(self.beta > 0, "beta", "must be > 0")
+        check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
+        if "robust" in self.loss_type:
+            check(self.label_smoothing < 0.5, "label_smoothing", "must be < 0.5 for the 'robust' loss")
+        if "exo_pair" in self.loss_type:
+            check(self.label_smoothing > 0, "label_smoothing", "must be > 0 for the 'exo_pair' loss (e.g. 1e-3)")
+        check(self.ld_alpha is None or 0.0 <= self.ld_alpha <= 1.0, "ld_alpha", "must be in [0, 1] (or null)")
+        if self.f_divergence_type != "reverse_kl":
+            unsupported = sorted(set(self.loss_type) - _F_DIVERGENCE_LOSS_TYPES)
+            check(
+                not unsupported,
+                "f_divergence_type",
+                f"{self.f_divergence_type!r} cannot be combined with loss {', '.join(unsupported)}",
+            )
+        check(self.f_alpha_divergence_coef > 0, "f_alpha_divergence_coef", "must be > 0")
+        if self.use_weighting:
+            check(
+                not {"aot", "aot_unpaired"} & set(self.loss_type),
+                "use_weighting",
+                "is not available with the 'aot' losses (they sort pairs)",
+            )
+        check(self.discopop_tau > 0, "discopop_tau", "must be > 0")
+        check(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
+
+
+def train_dpo(
+    data_path: Path | str,
+    base_model_path: Path | str,
+    out_dir: Path | str,
+    config: DPOConfig,
+    control: RunControl | None = None,
+) -> TrainResult:
+    """Train a policy with DPO on a preference snapshot; returns the artifact in `out_dir/final`.
+
+    Idempotent: a finished run returns its artifact, an interrupted one resumes from its latest
+    checkpoint. Raises RunCancelled (checkpoint kept) or TrainingDiverged (no artifact).
+    """
+    from datasets import Dataset
+    from trl import DPOConfig as TRLDPOConfig
+    from trl import DPOTrainer
+
+    control = control or NullControl()
+    run = RunDir.prepare(out_dir, "dpo", config, data_path, base_model_path)
+    if (done := run.finished()) is not None:
+        control.log("run already finished; returning its artifact")
+        return done
+
+    seed_everything(config.seed)
+    records = load_preference_records(run.data_path)
+    train_records, holdout = split_holdout(records, config.eval_fraction, config.seed)
+    control.log(f"{len(train_records)} training pairs, {len(holdout)} held out")
+
+    parent = materialize_parent(run.base_model, run.work_dir)
+    tokenizer = load_tokenizer(parent)
+    device = choose_device(config)
+    args = TRLDPOConfig(
+        **hf_training_arguments(config, run, device),
+        max_length=config.max_length,
+        beta=config.beta,
+        loss_type=list(config.loss_type),
+        loss_weights=config.loss_weights,
+        label_smoothing=config.label_smoothing,
+        ld_alpha=config.ld_alpha,
+        f_divergence_type=config.f_divergence_type,
+        f_alpha_divergence_coef=config.f_alpha_divergence_coef,
+        use_weighting=config.use_weighting,
+        discopop_tau=config.discopop_tau,
+        precompute_ref_log_probs=config.precompute_ref_log_probs,
+        disable_dropout=True,
+    )
+    # Seeded before the model exists: LoRA initialises its A matrices randomly.
+    seed_everything(config.seed)
+    with quiet_transformers():
+        model = load_causal_lm(parent)
+        # Full fine-tuning: the reference is a frozen copy of the parent. LoRA: None, and TRL uses
+        # the same weights with the adapter disabled, which is exactly the parent.
+        ref_model = None if config.use_lora else load_causal_lm(parent)
+    callback = make_progress_callback(control)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=Dataset.from_list(train_records),
+        processing_class=tokenizer,
+        peft_config=lora_config(config, "causal_lm"),
+        callbacks=[callback],
+    )
+    remove_printer_callback(trainer)
+    with quiet_transformers():
+        final_step = run_hf_trainer(trainer, run, callback, control)
+
+        metrics = last_train_metrics(trainer.state.log_history)
+        if holdout:
+            held = trainer.evaluate(eval_dataset=Dataset.from_list(holdout))
+            metrics.update({key: float(value) for key, value in held.items() if _is_metric(key, value)})
+            control.log(
+                f"held-out margin {metrics.get('eval_rewards/margins', float('nan')):.4f}, "
+                f"accuracy {metrics.get('eval_rewards/accuracies', float('nan')):.3f}"
+            )
+        model = trainer.model
+        return run.write_final(
+            save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
+            tokenizer=tokenizer,
+            final_step=final_step,
+            metrics=metrics,
+            artifact_type="lora_adapter" if config.use_lora else "full",
+            model_kind="policy",
+            extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
+        )
+
+
+def _is_metric(key: str, value: Any) -> bool:
+    # Wall-clock figures would make two identical runs report different "final metrics".
+    return isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second", "_preparation_time"))

@@ -1,0 +1,360 @@
+"""Bradley–Terry reward model with TRL's RewardTrainer, and `score()` to use one as a reward function.
+
+The model is the policy's architecture with a scalar head (`AutoModelForSequenceClassification`,
+`num_labels=1`), trained on preference pairs with the Bradley–Terry loss
+`-log σ(r(x, y_chosen) - r(x, y_rejected))`. The reward of a conversation is the head's output at
+its last token.
+
+Metrics, live and final:
+* accuracy: fraction of pairs with r(chosen) > r(rejected), *strict*: a tie counts as wrong;
+* margin: mean r(chosen) - r(rejected);
+* tie_fraction: fraction of pairs with |r(chosen) - r(rejected)| <= `tie_tolerance`.
+The final metrics add the same three on a seeded held-out split (`eval_accuracy`, ...), which is
+what a reward-model version should be judged by.
+
+Heavy libraries (torch, transformers, trl, peft) are imported inside functions: the web process
+imports this module for `RewardConfig` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rlhf.progress import NullControl, RunControl
+from rlhf.training.common import (
+    BaseTrainConfig,
+    Conversation,
+    RunDir,
+    TrainResult,
+    check,
+    choose_device,
+    hf_training_arguments,
+    is_adapter_dir,
+    last_train_metrics,
+    load_causal_lm,
+    load_preference_records,
+    load_tokenizer,
+    lora_config,
+    make_progress_callback,
+    materialize_parent,
+    adapter_base,
+    quiet_transformers,
+    remove_printer_callback,
+    run_hf_trainer,
+    save_model_weights,
+    seed_everything,
+    split_holdout,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class RewardConfig(BaseTrainConfig):
+    """Reward-model training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted.
+
+    Attributes:
+        learning_rate: 2e-5 (full fine-tune; about 1e-4 suits LoRA).
+        batch_size: 8 pairs per micro-step (each pair is two sequences).
+        eval_fraction: 0.1. Fraction of pairs held out (seeded) for the final accuracy / margin / tie
+            fraction; 0 disables the held-out evaluation.
+        tie_tolerance: 0.0. Pairs whose rewards differ by at most this count as ties (and as wrong
+            in the strict accuracy).
+        center_rewards_coefficient: None. If set, adds coef * mean(r²) to the loss so rewards stay
+            centred on 0 (Eisenstein et al. 2023); 0.01 is the usual value. Helps PPO, which
+            whitens nothing by default.
+        score_batch_size: 16. Batch size of the held-out scoring pass.
+    """
+
+    method: ClassVar[str] = "reward"
+
+    learning_rate: float = 2e-5
+    batch_size: int = 8
+    eval_fraction: float = 0.1
+    tie_tolerance: float = 0.0
+    center_rewards_coefficient: float | None = None
+    score_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
+        check(self.tie_tolerance >= 0, "tie_tolerance", "must be >= 0")
+        check(
+            self.center_rewards_coefficient is None or self.center_rewards_coefficient >= 0,
+            "center_rewards_coefficient",
+            "must be >= 0 (or null)",
+        )
+        check(self.score_batch_size >= 1, "score_batch_size", "must be >= 1")
+
+
+def train_reward(
+    data_path: Path | str,
+    base_model_path: Path | str,
+    out_dir: Path | str,
+    config: RewardConfig,
+    control: RunControl | None = None,
+) -> TrainResult:
+    """Train a reward model on a preference snapshot; returns the artifact in `out_dir/final`.
+
+    Idempotent: a finished run returns its artifact, an interrupted one resumes from its latest
+    checkpoint. Raises RunCancelled (checkpoint kept) or TrainingDiverged (no artifact).
+    """
+    from transformers import AutoModelForSequenceClassification  # noqa: F401  (fail early if missing)
+    from trl import RewardConfig as TRLRewardConfig
+
+    control = control or NullControl()
+    run = RunDir.prepare(out_dir, "reward", config, data_path, base_model_path)
+    if (done := run.finished()) is not None:
+        control.log("run already finished; returning its artifact")
+        return done
+
+    seed_everything(config.seed)
+    records = load_preference_records(run.data_path)
+    train_records, holdout = split_holdout(records, config.eval_fraction, config.seed)
+    control.log(f"{len(train_records)} training pairs, {len(holdout)} held out")
+
+    parent = materialize_parent(run.base_model, run.work_dir)
+    tokenizer = load_tokenizer(parent)
+    device = choose_device(config)
+    args = TRLRewardConfig(
+        **hf_training_arguments(config, run, device),
+        max_length=config.max_length,
+        center_rewards_coefficient=config.center_rewards_coefficient,
+        model_init_kwargs={"dtype": "float32"},
+        disable_dropout=True,
+    )
+    callback = make_progress_callback(control)
+    with quiet_transformers():
+        trainer = _reward_trainer_class()(
+            model=str(parent),
+            args=args,
+            train_dataset=_dataset(train_records),
+            processing_class=tokenizer,
+            peft_config=lora_config(config, "seq_cls"),
+            callbacks=[callback],
+            tie_tolerance=config.tie_tolerance,
+        )
+        remove_printer_callback(trainer)
+        _warn_if_pairs_dropped(trainer, len(train_records), config.max_length, control)
+        final_step = run_hf_trainer(trainer, run, callback, control)
+
+        metrics = last_train_metrics(trainer.state.log_history)
+        model = trainer.model
+        if holdout:
+            scorer = RewardModelScorer(model, tokenizer, batch_size=config.score_batch_size, max_length=config.max_length)
+            held = evaluate_pairs(scorer, holdout, config.tie_tolerance)
+            metrics.update({f"eval_{key}": value for key, value in held.items()})
+            control.log(
+                f"held-out accuracy {held['accuracy']:.3f}, margin {held['margin']:.3f}, ties {held['tie_fraction']:.3f}"
+            )
+        return run.write_final(
+            save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
+            tokenizer=tokenizer,
+            final_step=final_step,
+            metrics=metrics,
+            artifact_type="lora_adapter" if config.use_lora else "full",
+            model_kind="reward",
+            extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
+        )
+
+
+def _dataset(records: Sequence[dict[str, Conversation]]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list([dict(record) for record in records])
+
+
+def _warn_if_pairs_dropped(trainer: Any, count: int, max_length: int, control: RunControl) -> None:
+    # TRL's RewardTrainer silently *drops* pairs longer than max_length; a person should know.
+    kept = len(trainer.train_dataset)
+    if kept < count:
+        control.log(f"dropped {count - kept} of {count} training pairs longer than max_length={max_length} tokens")
+    if kept == 0:
+        raise ValueError(f"every training pair is longer than max_length={max_length} tokens; raise max_length")
+
+
+_TRAINER_CLASS: type | None = None
+
+
+def _reward_trainer_class() -> type:
+    """TRL's RewardTrainer plus a live tie-fraction metric (TRL logs accuracy and margin only)."""
+    global _TRAINER_CLASS
+    if _TRAINER_CLASS is not None:
+        return _TRAINER_CLASS
+    import torch
+    from trl import RewardTrainer
+
+    class RewardTrainerWithTies(RewardTrainer):
+        def __init__(self, *args: Any, tie_tolerance: float = 0.0, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.tie_tolerance = tie_tolerance
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+            loss, outputs = super().compute_loss(
+                model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+            )
+            with torch.no_grad():
+                chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+                ties = ((chosen - rejected).abs() <= self.tie_tolerance).float().mean()
+                mode = "train" if self.model.training else "eval"
+                self._metrics[mode]["tie_fraction"].append(self.accelerator.gather_for_metrics(ties).mean().item())
+            return (loss, outputs) if return_outputs else loss
+
+    _TRAINER_CLASS = RewardTrainerWithTies
+    return RewardTrainerWithTies
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+
+class RewardModelScorer:
+    """Scores conversations with a reward model; also a reward function in TRL's convention.
+
+    `scorer.score([conversation, ...])` returns one float per conversation. Calling the scorer as
+    `scorer(prompts=..., completions=...)` scores `prompt + completion`, which is how PPO, RLOO,
+    GRPO and evaluation use it. Conversations are formatted with the tokenizer's chat template
+    exactly as in training; longer ones keep their last `max_length` tokens, because the reward
+    is read at the final token and the answer is at the end.
+    """
+
+    __name__ = "reward_model"  # TRL names reward functions by __name__ in its logs
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        batch_size: int = 16,
+        max_length: int | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        # Sequence classifiers find the last real token through config.pad_token_id.
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path | str,
+        *,
+        device: torch.device | str | None = None,
+        batch_size: int = 16,
+        max_length: int | None = None,
+    ) -> RewardModelScorer:
+        """Load a reward artifact (full weights or LoRA adapter) for inference on `device` (default: best)."""
+        import torch
+
+        from rlhf.models import pick_device
+
+        model_dir = Path(model_dir)
+        tokenizer = load_tokenizer(model_dir)
+        model = load_sequence_classifier(model_dir)
+        if device is None:
+            device, dtype = pick_device()
+            model.to(device=device, dtype=dtype)
+        else:
+            model.to(torch.device(device))
+        model.eval()
+        return cls(model, tokenizer, batch_size=batch_size, max_length=max_length)
+
+    def score(self, conversations: Sequence[Conversation]) -> list[float]:
+        import torch
+
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        pad_id = self.tokenizer.pad_token_id
+        scores: list[float] = []
+        try:
+            for start in range(0, len(conversations), self.batch_size):
+                batch = conversations[start : start + self.batch_size]
+                ids = [self._encode(conversation) for conversation in batch]
+                width = max(len(row) for row in ids)
+                input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+                attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
+                for row, tokens in enumerate(ids):
+                    # Right padding, as in TRL's reward collator, so the last real token is found the same way.
+                    input_ids[row, : len(tokens)] = torch.tensor(tokens)
+                    attention_mask[row, : len(tokens)] = 1
+                with torch.no_grad():
+                    logits = self.model(
+                        input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
+                    ).logits
+                scores.extend(float(value) for value in logits[:, 0].float().cpu())
+        finally:
+            self.model.train(was_training)
+        return scores
+
+    def _encode(self, conversation: Conversation) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"]
+        if self.max_length is not None and len(ids) > self.max_length:
+            ids = ids[-self.max_length :]
+        return list(ids)
+
+    def __call__(self, prompts: list[Conversation], completions: list[Any], **kwargs: Any) -> list[float]:
+        conversations = []
+        for prompt, completion in zip(prompts, completions, strict=True):
+            if isinstance(completion, str):
+                completion = [{"role": "assistant", "content": completion}]
+            conversations.append(list(prompt) + list(completion))
+        return self.score(conversations)
+
+
+def load_sequence_classifier(model_dir: Path) -> PreTrainedModel:
+    """A reward model (float32) from a full artifact or a LoRA adapter artifact (merged onto its base)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"reward model folder {str(model_dir)!r} does not exist")
+    if not is_adapter_dir(model_dir):
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+    from peft import PeftModel
+
+    base_dir = adapter_base(model_dir)
+    if is_adapter_dir(base_dir):
+        # The reward model was trained on a LoRA policy: rebuild that policy, then give it a head
+        # (the trained head itself is stored in the adapter as a module to save).
+        causal = load_causal_lm(base_dir)
+        base = AutoModelForSequenceClassification.from_config(causal.config, num_labels=1, dtype=torch.float32)
+        base.base_model.load_state_dict(causal.base_model.state_dict())
+    else:
+        base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, model_dir).merge_and_unload()
+
+
+def score(model_dir: Path | str, conversations: Sequence[Conversation]) -> list[float]:
+    """Reward of each conversation (prompt messages + assistant answer) under the reward model in `model_dir`.
+
+    Loads the model on every call; code that scores repeatedly should keep a `RewardModelScorer`.
+    """
+    return RewardModelScorer.load(model_dir).score(conversations)
+
+
+def evaluate_pairs(
+    scorer: RewardModelScorer, records: Sequence[dict[str, Conversation]], tie_tolerance: float = 0.0
+) -> dict[str, float]:
+    """Strict accuracy (ties are wrong), mean margin and tie fraction of a reward model on preference pairs."""
+    chosen = scorer.score([record["prompt"] + record["chosen"] for record in records])
+    rejected = scorer.score([record["prompt"] + record["rejected"] for record in records])
+    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    count = len(margins)
+    ties = sum(1 for margin in margins if abs(margin) <= tie_tolerance)
+    wins = sum(1 for margin in margins if margin > tie_tolerance)
+    return {
+        "accuracy": wins / count,
+        "margin": sum(margins) / count,
+        "tie_fraction": ties / count,
+    }
