@@ -9,7 +9,7 @@ mkdir -p var
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo
 .venv/bin/celery -A workers.celery_app worker -Q default,gpu --concurrency 1 --max-tasks-per-child 1 \
-  --loglevel INFO --logfile var/worker.log &
+  --loglevel INFO >var/worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 echo "Worker started (log: var/worker.log). Serving on http://127.0.0.1:8000 — Ctrl-C stops both."
