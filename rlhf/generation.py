@@ -95,7 +95,9 @@ class SamplingConfig:
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k!r}")
         if not (1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
-            raise ValueError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens!r}")
+            raise ValueError(
+                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens!r}"
+            )
         if not (0 <= self.seed < INT64_LIMIT):
             raise ValueError(f"seed must be between 0 and 2**63 - 1, got {self.seed!r}")
         if self.batch_size < 1:
@@ -155,7 +157,9 @@ def validate_conversations(conversations: Sequence[Conversation]) -> None:
             if extra:
                 raise ValueError(f"conversation {index}, message {turn}: unexpected keys {sorted(extra)}")
         if conversation[-1]["role"] != "user":
-            raise ValueError(f"conversation {index}: must end with a user message, ends with {conversation[-1]['role']!r}")
+            raise ValueError(
+                f"conversation {index}: must end with a user message, ends with {conversation[-1]['role']!r}"
+            )
 
 
 @dataclass
@@ -191,32 +195,49 @@ def iter_generate(
 ) -> Iterator[GeneratedBatch]:
     """Generate `k` responses for each conversation, yielding one `GeneratedBatch` per batch.
 
-    `indices` are stable ids of the conversations (default: their positions). Pass the same ids
-    when resuming to get the same text. `model`/`tokenizer` may be given together (a trainer
-    reusing its policy) instead of loading `model_path`; the model is used as is (put it in eval
-    mode yourself if it has dropout). After each batch is consumed, `control.report(done, total,
-    {"tokens_per_s": ...})` is called; when `control.should_stop()` turns true the next batch is
-    not started and `RunCancelled` is raised, so every yielded batch is complete.
+    `model_path` is a local model folder (turn a `builtin:` URI into one with
+    `rlhf.models.resolve_model_path`); it is loaded with `load_policy` unless `model` and
+    `tokenizer` are given together (a trainer reusing its policy), in which case the model is used
+    as is (put it in eval mode yourself if it has dropout). `indices` are stable ids of the
+    conversations (default: their positions); pass the same ids when resuming to get the same
+    text. After each batch is consumed, `control.report(done, total, {"tokens_per_s": ...})` is
+    called; when `control.should_stop()` turns true the next batch is not started and
+    `RunCancelled` is raised, so every yielded batch is complete.
+
+    Arguments are checked when this is called, not when iteration starts, so a bad request fails
+    before a model is loaded.
     """
-    control = control or NullControl()
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     if not isinstance(sampling, SamplingConfig):
         raise TypeError("sampling must be a SamplingConfig")
     validate_conversations(conversations)
     ids = _check_indices(indices, len(conversations))
-    if not conversations:
-        return
     if (model is None) != (tokenizer is None):
         raise ValueError("pass both model and tokenizer, or neither (then model_path is loaded)")
+    if model is None and model_path is None:
+        raise ValueError("model_path is required when no model is passed")
+    if not conversations:
+        return iter(())
+    return _generate_batches(model_path, conversations, k, sampling, control or NullControl(), ids, model, tokenizer)
 
+
+def _generate_batches(
+    model_path: Path | str | None,
+    conversations: Sequence[Conversation],
+    k: int,
+    sampling: SamplingConfig,
+    control: RunControl,
+    ids: list[int],
+    model: PreTrainedModel | None,
+    tokenizer: PreTrainedTokenizerBase | None,
+) -> Iterator[GeneratedBatch]:
     import torch
 
     if model is None:
-        if model_path is None:
-            raise ValueError("model_path is required when no model is passed")
         from rlhf.models import load_policy
 
+        assert model_path is not None
         model, tokenizer = load_policy(model_path)
     assert tokenizer is not None
     if not tokenizer.chat_template:
@@ -432,12 +453,7 @@ class _CounterSampler:
 
         step = input_ids.shape[1] - self.prompt_width
         logits = scores.float() / self.temperature
-        vocab = logits.shape[-1]
-        if 0 < self.top_k < vocab:
-            ranked_logits, ranked_ids = torch.topk(logits, self.top_k, dim=-1, sorted=True)
-        else:
-            ranked_logits, ranked_ids = torch.sort(logits, dim=-1, descending=True, stable=True)
-        probs = torch.softmax(ranked_logits, dim=-1)
+        ranked_ids, probs = self._candidates(logits)
         if self.top_p < 1.0:
             # Drop a token when the mass of the tokens ranked above it already reaches top_p;
             # the top token always survives because nothing is ranked above it.
@@ -446,13 +462,40 @@ class _CounterSampler:
         cumulative = torch.cumsum(probs, dim=-1)
         u = torch.tensor(self.uniforms(step), dtype=cumulative.dtype, device=cumulative.device)
         target = (u * cumulative[:, -1]).unsqueeze(-1)
-        rank = torch.searchsorted(cumulative, target, right=True).clamp_(max=probs.shape[-1] - 1)
-        # A zero-probability rank can only be hit through rounding at the very end of the CDF;
-        # step back to the last token that still has mass.
-        rank = torch.minimum(rank, (probs > 0).sum(dim=-1, keepdim=True) - 1)
-        chosen = ranked_ids.gather(-1, rank)
+        position = torch.searchsorted(cumulative, target, right=True).clamp_(max=probs.shape[-1] - 1)
+        # Rounding at the very end of the CDF could land on a token without mass (filtered out
+        # or underflowed); step back to the last one that has some.
+        last_with_mass = probs.shape[-1] - 1 - torch.argmax((probs.flip(-1) > 0).to(torch.uint8), dim=-1, keepdim=True)
+        position = torch.minimum(position, last_with_mass)
+        chosen = position if ranked_ids is None else ranked_ids.gather(-1, position)
         forced = torch.full_like(scores, float("-inf"))
         return forced.scatter_(-1, chosen, 0.0)
+
+    def _candidates(self, logits: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Token ids in rank order (None = the whole vocabulary in id order) and their probabilities.
+
+        A full sort of a 50k vocabulary per step costs more than the model's forward pass on a
+        CPU, so it is avoided: top-k needs only `topk`; plain sampling needs no order at all
+        (inverse-CDF sampling works in any fixed order); top-p alone takes the top 256 tokens
+        and widens only when they do not yet hold `top_p` of the mass, because only then can
+        the nucleus reach beyond them.
+        """
+        import torch
+
+        vocab = logits.shape[-1]
+        if 0 < self.top_k < vocab:
+            values, ids = torch.topk(logits, self.top_k, dim=-1, sorted=True)
+            return ids, torch.softmax(values, dim=-1)  # HF order: top-p sees the renormalised top-k
+        if self.top_p >= 1.0:
+            return None, torch.softmax(logits, dim=-1)
+        log_total = torch.logsumexp(logits, dim=-1, keepdim=True)
+        width = min(vocab, 256)
+        while True:
+            values, ids = torch.topk(logits, width, dim=-1, sorted=True)
+            probs = torch.exp(values - log_total)  # shares of the full distribution
+            if width == vocab or bool((probs.sum(dim=-1) >= self.top_p).all()):
+                return ids, probs
+            width = min(vocab, width * 4)
 
 
 def _decode_rows(
@@ -467,7 +510,7 @@ def _decode_rows(
         end = next((position for position, token in enumerate(row) if token in stops), None)
         kept = row if end is None else row[:end]
         new_tokens += len(row) if end is None else end + 1
-        texts.append(tokenizer.decode(kept, skip_special_tokens=True).strip())
+        texts.append(str(tokenizer.decode(kept, skip_special_tokens=True)).strip())
         stopped.append(end is not None)
     return texts, stopped, new_tokens
 
@@ -564,15 +607,15 @@ def cli(argv: list[str]) -> int:
             for index, responses, truncated in zip(batch.indices, batch.responses, batch.truncated, strict=True):
                 results[index] = (responses, truncated)
     except (ValueError, RuntimeError, OSError) as error:
-        parser.exit(1, f"error: {error}\n")
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # Write next to the target and rename, so a reader never sees half a file.
-    handle = tempfile.NamedTemporaryFile(
+    with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=args.out.parent, prefix=f".{args.out.name}.", delete=False
-    )
-    try:
-        with handle:
+    ) as handle:
+        try:
             for index, (conversation, record) in enumerate(items):
                 line: dict[str, Any] = {
                     "index": index,
@@ -584,9 +627,9 @@ def cli(argv: list[str]) -> int:
                 if "id" in record:
                     line["id"] = record["id"]
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-        os.replace(handle.name, args.out)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+    os.replace(handle.name, args.out)
     print(args.out)
     return 0

@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,6 +285,7 @@ def make_tiny_model(out_dir: Path, seed: int = 0, tokenizer_from: Path | None = 
     from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     out_dir = Path(out_dir)
+    tokenizer: PreTrainedTokenizerBase
     if tokenizer_from is not None:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
         if tokenizer.chat_template is None:
@@ -432,7 +434,9 @@ def cli(argv: list[str]) -> int:
             "Prints the model folder."
         ),
     )
-    parser.add_argument("--out", type=Path, default=None, help="artifact store (default: $FEEDBACK_ARTIFACTS_DIR or var/artifacts)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="artifact store (default: $FEEDBACK_ARTIFACTS_DIR or var/artifacts)"
+    )
     parser.add_argument("--tiny", action="store_true", help="write a tiny random test model instead")
     parser.add_argument("--seed", type=int, default=0, help="seed of the tiny model's weights (default 0)")
     args = parser.parse_args(argv)
@@ -443,6 +447,7 @@ def cli(argv: list[str]) -> int:
         else:
             path = resolve_model_path(BUILTIN_SMOLLM2, cache_dir)
     except (RuntimeError, ValueError, OSError) as error:
-        parser.exit(1, f"error: {error}\n")
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(path)
     return 0

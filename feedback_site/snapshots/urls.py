@@ -1,3 +1,9 @@
-"""Page routes of the snapshots app (filled in with its views)."""
+"""Page routes of the snapshots app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from feedback_site.snapshots import views
+
+urlpatterns = [
+    path("projects/<int:project_id>/snapshots/", views.project_snapshots, name="project-snapshots"),
+]

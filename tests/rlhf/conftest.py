@@ -28,6 +28,23 @@ def _isolated_artifacts() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Run each test's torch work on one thread, then restore the previous setting.
+
+    Tiny models gain nothing from intra-op parallelism, and on a shared CI box OpenMP threads
+    spinning against other processes made these tests 10-20x slower.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random SmolLM2-shaped model (byte-level tokenizer), built once per session."""

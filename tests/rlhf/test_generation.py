@@ -74,7 +74,12 @@ def test_invalid_sampling_config_names_the_field(field: str, value: object) -> N
 def test_sampling_config_defaults_hash_and_round_trip() -> None:
     config = SamplingConfig()
     assert config.to_dict() == {
-        "temperature": 0.7, "top_p": 0.95, "top_k": 50, "max_new_tokens": 128, "seed": 0, "batch_size": 16,
+        "temperature": 0.7,
+        "top_p": 0.95,
+        "top_k": 50,
+        "max_new_tokens": 128,
+        "seed": 0,
+        "batch_size": 16,
     }
     assert SamplingConfig.from_dict(config.to_dict()) == config
     assert config.config_hash() == SamplingConfig().config_hash()
@@ -89,7 +94,10 @@ def test_sampling_config_defaults_hash_and_round_trip() -> None:
 @pytest.mark.parametrize(
     ("conversations", "message"),
     [
-        ([CONVERSATIONS[0], [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]], "conversation 1: must end with a user"),
+        (
+            [CONVERSATIONS[0], [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]],
+            "conversation 1: must end with a user",
+        ),
         ([CONVERSATIONS[0], CONVERSATIONS[1], []], "conversation 2: must be a non-empty"),
         ([[{"role": "bot", "content": "x"}]], "conversation 0, message 0: role"),
         ([CONVERSATIONS[0], [{"role": "user", "content": 3}]], "conversation 1, message 0: content"),
@@ -108,7 +116,7 @@ def test_bad_arguments_are_rejected_before_any_work(tiny_policy) -> None:
     with pytest.raises(ValueError, match="indices has 1 entries for 2"):
         _run(tiny_policy, conversations=CONVERSATIONS[:2], indices=[7])
     too_long = [CONVERSATIONS[0], [{"role": "user", "content": "x" * 9000}]]
-    with pytest.raises(ValueError, match="conversation 1: .* exceed the model's 8192 positions"):
+    with pytest.raises(ValueError, match=r"conversation 1: .* exceed the model's 8192 positions"):
         _run(tiny_policy, conversations=too_long)
 
 
@@ -141,7 +149,15 @@ def test_resuming_with_the_remaining_ids_equals_one_full_run(tiny_policy) -> Non
 
     # A task that crashed after the first batch: it kept what it had written...
     kept: dict[int, list[str]] = {}
-    batches = iter_generate(None, CONVERSATIONS, 2, SamplingConfig(max_new_tokens=12, batch_size=6), model=model, tokenizer=tokenizer, indices=ids)
+    batches = iter_generate(
+        None,
+        CONVERSATIONS,
+        2,
+        SamplingConfig(max_new_tokens=12, batch_size=6),
+        model=model,
+        tokenizer=tokenizer,
+        indices=ids,
+    )
     first_batch = next(batches)
     batches.close()
     kept.update(zip(first_batch.indices, first_batch.responses, strict=True))
@@ -163,7 +179,12 @@ def test_batched_greedy_equals_one_prompt_at_a_time(tiny_policy) -> None:
     greedy = SamplingConfig(temperature=0, max_new_tokens=20, batch_size=8)
     batched = _run(tiny_policy, k=2, sampling=greedy)
     alone = [
-        _run(tiny_policy, conversations=[conversation], k=2, sampling=SamplingConfig(temperature=0, max_new_tokens=20, batch_size=1))[0]
+        _run(
+            tiny_policy,
+            conversations=[conversation],
+            k=2,
+            sampling=SamplingConfig(temperature=0, max_new_tokens=20, batch_size=1),
+        )[0]
         for conversation in CONVERSATIONS
     ]
     assert batched == alone
@@ -180,7 +201,9 @@ def test_iter_generate_yields_caller_ids_and_reports_progress(tiny_policy) -> No
 
     assert [len(b.indices) for b in batches] == [3, 3, 2]
     assert sorted(i for b in batches for i in b.indices) == ids
-    assert all(isinstance(b, GeneratedBatch) and b.seconds > 0 and 0 < b.new_tokens <= len(b.indices) * 2 * 6 for b in batches)
+    assert all(
+        isinstance(b, GeneratedBatch) and b.seconds > 0 and 0 < b.new_tokens <= len(b.indices) * 2 * 6 for b in batches
+    )
     assert all(len(r) == 2 and len(t) == 2 for b in batches for r, t in zip(b.responses, b.truncated, strict=True))
     # Longest prompt first, so batches pad little.
     lengths = {900 + i: len(json.dumps(c)) for i, c in enumerate(CONVERSATIONS)}
@@ -194,7 +217,15 @@ def test_should_stop_cancels_between_batches(tiny_policy) -> None:
     control = RecordingControl(stop_after_step=2)
     seen: list[GeneratedBatch] = []
     with pytest.raises(RunCancelled):
-        for batch in iter_generate(None, CONVERSATIONS, 1, SamplingConfig(max_new_tokens=4, batch_size=2), control, model=model, tokenizer=tokenizer):
+        for batch in iter_generate(
+            None,
+            CONVERSATIONS,
+            1,
+            SamplingConfig(max_new_tokens=4, batch_size=2),
+            control,
+            model=model,
+            tokenizer=tokenizer,
+        ):
             seen.append(batch)
     assert len(seen) == 1 and len(seen[0].indices) == 2  # the finished batch was handed over first
     assert control.reports[-1][0] == 2
@@ -202,7 +233,9 @@ def test_should_stop_cancels_between_batches(tiny_policy) -> None:
 
 def test_truncation_is_reported_and_specials_are_stripped(tiny_policy) -> None:
     model, tokenizer = tiny_policy
-    [batch] = iter_generate(None, CONVERSATIONS[:1], 1, SamplingConfig(temperature=0, max_new_tokens=3), model=model, tokenizer=tokenizer)
+    [batch] = iter_generate(
+        None, CONVERSATIONS[:1], 1, SamplingConfig(temperature=0, max_new_tokens=3), model=model, tokenizer=tokenizer
+    )
     assert batch.new_tokens <= 3
     rows = [[5 + 3, 6 + 3, 2, 2, 2], [1, 0, 104, 105]]  # "\x05\x06" then EOS and padding; specials then "ef"
     texts, stopped, new_tokens = _decode_rows(rows, [2], tokenizer)
@@ -225,7 +258,9 @@ def test_model_generation_config_does_not_change_sampling(tiny_model_path: Path,
 def test_counter_sampler_matches_the_filtered_distribution(top_k: int, top_p: float, kept: int) -> None:
     logits = torch.tensor([2.0, 1.5, 1.0, 0.0, -1.0])
     rows = 6000
-    sampler = _CounterSampler(SamplingConfig(temperature=1.0, top_k=top_k, top_p=top_p), [(i, 0) for i in range(rows)], 0)
+    sampler = _CounterSampler(
+        SamplingConfig(temperature=1.0, top_k=top_k, top_p=top_p), [(i, 0) for i in range(rows)], 0
+    )
     scores = sampler(torch.zeros((rows, 0), dtype=torch.long), logits.repeat(rows, 1))
     assert torch.isfinite(scores).sum(dim=-1).eq(1).all()  # exactly one allowed token per row
     counts = torch.bincount(scores.argmax(dim=-1), minlength=5).float()
@@ -235,18 +270,48 @@ def test_counter_sampler_matches_the_filtered_distribution(top_k: int, top_p: fl
     assert torch.allclose(counts / rows, expected, atol=0.025)
 
 
+def test_counter_sampler_top_p_widens_beyond_its_first_256_candidates() -> None:
+    logits = -0.002 * torch.arange(1000, dtype=torch.float32)  # a flat tail: the nucleus is wide
+    probs = torch.softmax(logits, dim=-1)
+    nucleus = int(((torch.cumsum(probs, dim=-1) - probs) < 0.9).sum())  # reference: full sort
+    rows = 3000
+    sampler = _CounterSampler(SamplingConfig(temperature=1.0, top_k=0, top_p=0.9), [(i, 0) for i in range(rows)], 0)
+    chosen = sampler(torch.zeros((rows, 0), dtype=torch.long), logits.repeat(rows, 1)).argmax(dim=-1)
+    assert nucleus > 256
+    assert int(chosen.max()) < nucleus
+    assert int(chosen.max()) > 256
+
+
 # ---------------------------------------------------------------------------------- CLI
 
 
-def test_generate_cli_writes_k_responses_per_line(tmp_path: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_cli_writes_k_responses_per_line(
+    tmp_path: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(
-        json.dumps({"prompt": "Say hi", "id": "p-1"}) + "\n\n"
-        + json.dumps({"messages": CONVERSATIONS[4]}) + "\n"
-        + json.dumps({"prompt": "Bye"}) + "\n"
+        json.dumps({"prompt": "Say hi", "id": "p-1"})
+        + "\n\n"
+        + json.dumps({"messages": CONVERSATIONS[4]})
+        + "\n"
+        + json.dumps({"prompt": "Bye"})
+        + "\n"
     )
     out = tmp_path / "out" / "responses.jsonl"
-    argv = ["--model", str(tiny_model_path), "--prompts", str(prompts), "--k", "2", "--out", str(out), "--max-new-tokens", "8", "--seed", "5"]
+    argv = [
+        "--model",
+        str(tiny_model_path),
+        "--prompts",
+        str(prompts),
+        "--k",
+        "2",
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "8",
+        "--seed",
+        "5",
+    ]
     assert cli(argv) == 0
     assert capsys.readouterr().out.strip() == str(out)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -257,7 +322,9 @@ def test_generate_cli_writes_k_responses_per_line(tmp_path: Path, tiny_model_pat
     assert lines[0]["sampling"]["seed"] == 5
 
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"prompt": "fine"}) + "\n" + json.dumps({"messages": [{"role": "assistant", "content": "x"}]}) + "\n")
-    with pytest.raises(SystemExit):
-        cli(["--model", str(tiny_model_path), "--prompts", str(bad), "--out", str(tmp_path / "x.jsonl")])
+    bad.write_text(
+        json.dumps({"prompt": "fine"}) + "\n" + json.dumps({"messages": [{"role": "assistant", "content": "x"}]}) + "\n"
+    )
+    assert cli(["--model", str(tiny_model_path), "--prompts", str(bad), "--out", str(tmp_path / "x.jsonl")]) == 1
     assert "bad.jsonl:2" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()

