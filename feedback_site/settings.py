@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "feedback_site.annotation",
     "feedback_site.generation",
     "feedback_site.snapshots",
+    "feedback_site.training",
 ]
 
 MIDDLEWARE = [
@@ -156,6 +157,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")

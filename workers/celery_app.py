@@ -18,7 +18,7 @@ django.setup()
 from django.conf import settings  # noqa: E402  (needs django.setup first)
 
 if settings.CELERY_BROKER_URL.startswith("filesystem"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (settings.CELERY_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 
 app = Celery("feedback", include=["workers.tasks"])
