@@ -6,6 +6,7 @@ from feedback_site.annotation import api as annotation_api
 from feedback_site.generation import api as generation_api
 from feedback_site.projects import api as projects_api
 from feedback_site.snapshots import api as snapshots_api
+from feedback_site.training import api as training_api
 
 urlpatterns = [
     path("projects/", projects_api.project_list, name="api-projects"),
@@ -28,4 +29,8 @@ urlpatterns = [
     path("projects/<int:project_id>/snapshots/", snapshots_api.snapshot_list, name="api-snapshots"),
     path("snapshots/<int:snapshot_id>/", snapshots_api.snapshot_detail, name="api-snapshot"),
     path("snapshots/<int:snapshot_id>/download", snapshots_api.snapshot_download, name="api-snapshot-download"),
+    path("projects/<int:project_id>/training-runs/", training_api.training_run_list, name="api-training-runs"),
+    path("training-runs/<int:run_id>/", training_api.training_run_detail, name="api-training-run"),
+    path("training-runs/<int:run_id>/metrics", training_api.training_run_metrics, name="api-training-run-metrics"),
+    path("training-runs/<int:run_id>/cancel", training_api.training_run_cancel, name="api-training-run-cancel"),
 ]

@@ -15,6 +15,13 @@ def generate_responses(self, run_id: int) -> None:
     run_generation(run_id)
 
 
+@app.task(name="training.train_model", bind=True, acks_late=True, reject_on_worker_lost=True)
+def train_model(self, run_id: int) -> None:
+    from workers.training_job import run_training
+
+    run_training(run_id)
+
+
 @app.task(name="default.ping")
 def ping() -> str:
     return "pong"

@@ -1,0 +1,82 @@
+"""Training runs (reward model, DPO, PPO, RLOO, GRPO) and their metric time series."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Method(models.TextChoices):
+    REWARD = "reward", "Reward model (Bradley–Terry)"
+    DPO = "dpo", "DPO"
+    PPO = "ppo", "PPO"
+    RLOO = "rloo", "RLOO"
+    GRPO = "grpo", "GRPO"
+
+
+NEEDS_REWARD_MODEL = {Method.PPO, Method.RLOO, Method.GRPO}
+
+
+class TrainingStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (TrainingStatus.QUEUED, TrainingStatus.RUNNING)
+TERMINAL_STATUSES = (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED, TrainingStatus.CANCELLED)
+
+
+class TrainingRun(models.Model):
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
+    method = models.CharField(max_length=10, choices=Method.choices)
+    snapshot = models.ForeignKey("snapshots.Snapshot", on_delete=models.PROTECT, related_name="training_runs")
+    parent = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="training_runs",
+                               help_text="The policy trained from (or the backbone of a reward model).")
+    reward_model = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    config = models.JSONField(help_text="The validated config with every default filled in.")
+    config_hash = models.CharField(max_length=64)
+    launch_key = models.CharField(max_length=64, help_text="Hash of method, inputs and config: one active run per key.")
+    status = models.CharField(max_length=10, choices=TrainingStatus.choices, default=TrainingStatus.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    latest_metrics = models.JSONField(default=dict, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started (or resumed) it.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    output_version = models.OneToOneField("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="produced_by")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Two people pressing "launch" on the same thing at once get one run.
+            models.UniqueConstraint(fields=["launch_key"], condition=Q(status__in=["queued", "running"]), name="one_active_run_per_launch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} run {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class TrainingMetric(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metric_points")
+    step = models.PositiveIntegerField()
+    values = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step", "id"]
+        indexes = [models.Index(fields=["run", "step"])]

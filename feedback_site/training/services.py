@@ -1,0 +1,208 @@
+"""Every write to training runs: launch (validated before queueing), the worker's claim,
+progress and heartbeat, completion (registers exactly one version), failure and cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from feedback_site.core.errors import Conflict, Invalid, NotFound
+from feedback_site.core.permissions import STAFF_ROLES, require_role
+from feedback_site.core.queue import enqueue
+from feedback_site.projects.models import Project
+from feedback_site.registry.models import ModelKind, ModelVersion, VersionStatus
+from feedback_site.registry.services import version_register
+from feedback_site.snapshots.models import Snapshot
+from feedback_site.training.models import NEEDS_REWARD_MODEL, Method, TrainingMetric, TrainingRun, TrainingStatus
+
+TRAIN_TASK = "training.train_model"
+LOG_TAIL_CHARS = 12_000
+# A worker that has not touched its run for this long is taken to be dead; a redelivered task
+# then takes the run over and resumes it from its last checkpoint.
+HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
+
+
+def validate_training_config(method: str, config: dict | None) -> dict:
+    """The full config (defaults filled in) or Invalid naming the bad field. Runs in the web
+    process: rlhf's config module imports no torch."""
+    if method not in Method.values:
+        raise Invalid(f"method must be one of {', '.join(Method.values)}; got {method!r}", code="bad_method")
+    if config is not None and not isinstance(config, dict):
+        raise Invalid("config must be a JSON object", code="bad_config")
+    from rlhf.training import config_from_dict
+
+    try:
+        parsed = config_from_dict(method, dict(config or {}))
+    except (ValueError, TypeError) as error:
+        raise Invalid(f"config: {error}", code="bad_config") from None
+    return parsed.to_dict()
+
+
+def _hash(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def training_launch(
+    *,
+    project: Project,
+    actor,
+    method: str,
+    snapshot: Snapshot,
+    parent: ModelVersion | None = None,
+    reward_model: ModelVersion | None = None,
+    config: dict | None = None,
+) -> tuple[TrainingRun, bool]:
+    """Returns (run, created). Launching exactly what is already queued or running returns that
+    run instead of a second one."""
+    require_role(actor, project, STAFF_ROLES)
+    full_config = validate_training_config(method, config)
+    if snapshot.project_id != project.pk:
+        raise Invalid("the snapshot belongs to another project", code="bad_snapshot")
+    parent = parent or project.current_policy
+    if parent is None or parent.project_id != project.pk or parent.kind != ModelKind.POLICY:
+        raise Invalid("parent must be a policy version of this project", code="bad_parent")
+    if method in NEEDS_REWARD_MODEL:
+        if reward_model is None:
+            raise Invalid(f"{method} needs a reward-model version to score its samples", code="missing_reward_model")
+        if reward_model.project_id != project.pk or reward_model.kind != ModelKind.REWARD:
+            raise Invalid("reward_model must be a reward-model version of this project", code="bad_reward_model")
+    elif reward_model is not None:
+        raise Invalid(f"{method} does not use a reward model", code="bad_reward_model")
+
+    config_hash = _hash(full_config)
+    launch_key = _hash([method, snapshot.content_hash, parent.pk, reward_model.pk if reward_model else None, config_hash])
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project, method=method, snapshot=snapshot, parent=parent, reward_model=reward_model,
+                config=full_config, config_hash=config_hash, launch_key=launch_key, created_by=actor,
+            )
+    except IntegrityError:
+        existing = TrainingRun.objects.filter(launch_key=launch_key, status__in=[TrainingStatus.QUEUED, TrainingStatus.RUNNING]).first()
+        if existing is None:  # it finished between our insert and this read; launching again is fine
+            return training_launch(project=project, actor=actor, method=method, snapshot=snapshot, parent=parent,
+                                   reward_model=reward_model, config=config)
+        return existing, False
+    try:
+        enqueue(TRAIN_TASK, run.pk)
+    except Exception as error:
+        training_fail(run_id=run.pk, message=str(getattr(error, "message", error)))
+        raise
+    return run, True
+
+
+def training_claim(*, run_id: int, now=None) -> TrainingRun | None:
+    """A worker starts (or, after a crash, resumes) a run. None: nothing to do, either because
+    the run is finished or because another live worker is on it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.is_terminal:
+            return None
+        if run.cancel_requested:
+            _finish(run, TrainingStatus.CANCELLED, "Cancelled before it started." if run.status == TrainingStatus.QUEUED else "Cancelled.")
+            return None
+        if run.status == TrainingStatus.RUNNING and run.heartbeat_at and now - run.heartbeat_at < HEARTBEAT_STALE_AFTER:
+            return None
+        resumed = run.status == TrainingStatus.RUNNING
+        run.status = TrainingStatus.RUNNING
+        run.attempts += 1
+        run.heartbeat_at = now
+        run.started_at = run.started_at or now
+        stamp = now.strftime("%H:%M:%S")
+        line = f"{stamp} attempt {run.attempts}: " + ("worker lost; resuming from the last checkpoint" if resumed else "started")
+        run.log_tail = (run.log_tail + line + "\n")[-LOG_TAIL_CHARS:]
+        run.save(update_fields=["status", "attempts", "heartbeat_at", "started_at", "log_tail"])
+        return run
+
+
+def training_heartbeat(*, run_id: int) -> None:
+    TrainingRun.objects.filter(pk=run_id, status=TrainingStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def training_report(*, run_id: int, step: int, total: int, metrics: dict, eta_seconds: float | None) -> None:
+    clean = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}
+    with transaction.atomic():
+        TrainingRun.objects.filter(pk=run_id).update(
+            step=step, total_steps=total, latest_metrics=clean, eta_seconds=eta_seconds, heartbeat_at=timezone.now()
+        )
+        TrainingMetric.objects.create(run_id=run_id, step=step, values=clean)
+
+
+def training_log(*, run_id: int, line: str) -> None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().only("log_tail").get(pk=run_id)
+        run.log_tail = (run.log_tail + f"{timezone.now():%H:%M:%S} {line}\n")[-LOG_TAIL_CHARS:]
+        run.save(update_fields=["log_tail"])
+
+
+def training_cancel_requested(*, run_id: int) -> bool:
+    return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def _finish(run: TrainingRun, status: str, message: str) -> None:
+    run.status, run.message, run.finished_at = status, message[:4000], timezone.now()
+    run.save(update_fields=["status", "message", "finished_at"])
+
+
+def training_succeed(*, run_id: int, artifact_dir: str, metrics: dict, code_version: str, base_model: str) -> ModelVersion:
+    """Register the run's output as a new draft version. Idempotent: a run registers one version."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().select_related("parent", "snapshot", "project").get(pk=run_id)
+        if run.output_version_id is not None:
+            return run.output_version
+        if run.status != TrainingStatus.RUNNING:
+            raise Conflict(f"run {run_id} is {run.status}; its output is not registered", code="not_running")
+        kind = ModelKind.REWARD if run.method == Method.REWARD else ModelKind.POLICY
+        version = version_register(
+            project=run.project,
+            kind=kind,
+            name=f"{run.get_method_display()} of {run.parent.name} on snapshot {run.snapshot.number}",
+            artifact_uri=artifact_dir,
+            base_model=base_model,
+            parent=run.parent,
+            snapshot=run.snapshot,
+            config_hash=run.config_hash,
+            code_version=code_version,
+            metrics={**metrics, "training_run": run.pk, "method": run.method},
+            status=VersionStatus.DRAFT,
+            created_by=run.created_by,
+        )
+        run.output_version = version
+        run.step = max(run.step, run.total_steps)
+        run.save(update_fields=["output_version", "step"])
+        _finish(run, TrainingStatus.SUCCEEDED, f"Registered {version}.")
+        return version
+
+
+def training_fail(*, run_id: int, message: str, cancelled: bool = False) -> None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.is_terminal:
+            return
+        _finish(run, TrainingStatus.CANCELLED if cancelled else TrainingStatus.FAILED, message)
+
+
+def training_cancel(*, run: TrainingRun, actor) -> TrainingRun:
+    require_role(actor, run.project_id, STAFF_ROLES)
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.is_terminal:
+            raise Conflict(f"This run already {run.status}.", code="finished")
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+        if run.status == TrainingStatus.QUEUED:
+            _finish(run, TrainingStatus.CANCELLED, "Cancelled before it started.")
+        return run
+
+
+def training_get(*, run_id: int, actor) -> TrainingRun:
+    run = TrainingRun.objects.select_related("project", "snapshot", "parent", "reward_model", "output_version").filter(pk=run_id).first()
+    if run is None:
+        raise NotFound("No such training run.")
+    require_role(actor, run.project_id, STAFF_ROLES)
+    return run
