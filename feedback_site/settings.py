@@ -104,7 +104,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Production serves collected, hashed files through WhiteNoise; elsewhere WhiteNoise serves
+# straight from the apps' static folders, so gunicorn works without a collectstatic step.
+STATIC_ROOT = Path(env.get("DJANGO_STATIC_ROOT", str(VAR_DIR / "static"))) if PRODUCTION else None
+WHITENOISE_USE_FINDERS = not PRODUCTION
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
