@@ -22,6 +22,9 @@ def _isolated_artifacts(request, tmp_path):
     settings = request.getfixturevalue("settings")
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     settings.ARTIFACTS_DIR.mkdir()
+    # Fixtures create many users; the production hasher's PBKDF2 rounds would dominate the suite
+    # while testing nothing. (Login throttling and real hashing are exercised in their own tests.)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -1,3 +1,9 @@
-"""Page routes of the annotation app (filled in with its views)."""
+"""Page routes of the annotation app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from feedback_site.annotation import views
+
+urlpatterns = [
+    path("projects/<int:project_id>/annotate/", views.annotate, name="annotate"),
+]

@@ -1,0 +1,78 @@
+"""The annotator page.
+
+The page itself is a shell: the pair it shows, every judgment and skip go through the JSON API
+(`feedback_site/annotation/api.py`), so the browser and API clients share one code path and the
+next pair appears without a page reload. Nothing from a prompt or a model response is rendered
+into this HTML; the only user-written text here is the project's guideline, passed through the
+same sanitising markdown renderer as model output.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET
+
+from feedback_site.annotation import selectors
+from feedback_site.core.permissions import project_role
+from feedback_site.core.rendering import render_markdown
+from feedback_site.projects.models import Project
+
+# Keyboard scheme, shown on the page and in the help panel; annotate.js implements the same keys.
+SHORTCUTS = [
+    ("1", "Left is better"),
+    ("2", "Right is better"),
+    ("3", "Tie"),
+    ("4", "Both bad"),
+    ("Q / W / E", "Strength: slightly / clearly / much better (after 1 or 2)"),
+    ("Z / X / C", "Criterion vote: left / right / tie (for the highlighted criterion)"),
+    ("R", "Write a rationale (Esc leaves the text box, Ctrl+Enter submits from it)"),
+    ("Enter", "Submit the judgment"),
+    ("S", "Skip this pair (it will not come back)"),
+    ("G", "Show or hide the guidelines"),
+    ("?", "Show or hide this help"),
+]
+
+
+def _assignment_url(name: str) -> str:
+    # The JS swaps the 0 for the real assignment id; reversing keeps the URLs in one place.
+    return reverse(name, args=[0])
+
+
+@login_required
+@require_GET
+def annotate(request, project_id: int):
+    project = Project.objects.filter(pk=project_id).first()
+    # Non-members get the same 404 as a missing project, so project ids are not probeable.
+    if project is None or project_role(request.user, project) is None:
+        raise Http404("No such project.")
+    guideline = selectors.current_guideline(project)
+    config = {
+        "projectId": project.pk,
+        "csrfToken": get_token(request),
+        "csrfCookieName": settings.CSRF_COOKIE_NAME,
+        "guidelineVersion": guideline.number if guideline else None,
+        "urls": {
+            "next": reverse("api-assignment-next", args=[project.pk]),
+            "progress": reverse("api-my-progress", args=[project.pk]),
+            "judgment": _assignment_url("api-judgment"),
+            "skip": _assignment_url("api-skip"),
+            "renew": _assignment_url("api-renew"),
+            "home": reverse("home"),
+        },
+    }
+    context = {
+        "project": project,
+        "guideline": guideline,
+        # render_markdown escapes raw HTML and then allow-lists tags with nh3, so this is safe.
+        "guideline_html": mark_safe(render_markdown(guideline.text)) if guideline else "",
+        "shortcuts": SHORTCUTS,
+        "criteria": list(project.criteria or []),
+        "config": config,
+    }
+    return render(request, "annotation/annotate.html", context)
