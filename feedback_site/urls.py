@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("feedback_site.annotation.urls")),
     path("", include("feedback_site.generation.urls")),
     path("", include("feedback_site.snapshots.urls")),
+    path("", include("feedback_site.training.urls")),
 ]

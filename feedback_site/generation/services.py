@@ -155,6 +155,12 @@ def generation_cancel_requested(*, run_id: int) -> bool:
     return GenerationRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
 
+def storable_text(text: str) -> str:
+    """Model output as PostgreSQL can store it: a sampled NUL byte (possible with any byte-level
+    tokenizer) becomes U+FFFD instead of failing the whole run."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _pairs_for_prompt(k: int, pairing: str, pairs_per_prompt: int | None, rng: random.Random) -> list[tuple[int, int]]:
     all_pairs = list(itertools.combinations(range(k), 2))
     if pairing == Pairing.SAMPLE and pairs_per_prompt is not None and pairs_per_prompt < len(all_pairs):
@@ -182,7 +188,7 @@ def generation_complete(*, run_id: int, responses_by_prompt: dict[int, list[str]
             if len(texts) != run.k:
                 raise Invalid(f"prompt {prompt_id} has {len(texts)} responses, expected {run.k}", code="incomplete")
             rows.extend(
-                Response(prompt_id=prompt_id, text=text, model_version_id=run.policy_id, generation_run=run, sample_index=i)
+                Response(prompt_id=prompt_id, text=storable_text(text), model_version_id=run.policy_id, generation_run=run, sample_index=i)
                 for i, text in enumerate(texts)
             )
         created = Response.objects.bulk_create(rows, batch_size=2000)

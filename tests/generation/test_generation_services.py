@@ -114,3 +114,12 @@ def test_annotators_cannot_launch(project, annotator, prompts, sent):
 
     with pytest.raises(Forbidden):
         services.generation_launch(project=project, actor=annotator)
+
+
+def test_a_sampled_nul_byte_does_not_fail_the_run(project, ml_staff, prompts, sent):
+    run = services.generation_launch(project=project, actor=ml_staff, k=2)
+    services.generation_mark_running(run_id=run.pk)
+    result = {p.pk: ["ok", "bad\x00byte"] for p in prompts}
+    run = services.generation_complete(run_id=run.pk, responses_by_prompt=result)
+    assert run.status == RunStatus.SUCCEEDED
+    assert Response.objects.filter(text="bad\ufffdbyte").count() == 3
