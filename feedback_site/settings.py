@@ -164,7 +164,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
+    else {"visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 )
 CELERY_BROKER_DIR = _broker_dir
 

@@ -8,7 +8,7 @@ PY=.venv/bin/python
 mkdir -p var
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo
-.venv/bin/celery -A workers.celery_app worker -Q default,gpu --concurrency 1 --max-tasks-per-child 1 \
+.venv/bin/celery -A workers.celery_app worker -B --schedule var/celerybeat-schedule -Q default,gpu --concurrency 1 --max-tasks-per-child 1 \
   --loglevel INFO >var/worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM

@@ -11,6 +11,7 @@ import os
 
 import django
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_site.settings")
 django.setup()
@@ -41,4 +42,12 @@ app.conf.update(
     broker_connection_timeout=3,
     task_soft_time_limit=int(os.environ.get("CELERY_SOFT_TIME_LIMIT", 6 * 3600)),
     task_time_limit=int(os.environ.get("CELERY_TIME_LIMIT", 6 * 3600 + 300)),
+    # Run with `celery beat` (or `worker -B` on a laptop): finds training runs whose worker died.
+    beat_schedule={"requeue-stale-training": {"task": "default.requeue_stale_training", "schedule": 60.0}},
 )
+
+
+@worker_ready.connect
+def _recover_lost_runs(sender=None, **kwargs) -> None:
+    """A worker that starts after a crash picks lost runs up at once instead of waiting for beat."""
+    sender.app.send_task("default.requeue_stale_training")

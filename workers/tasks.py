@@ -25,3 +25,10 @@ def train_model(self, run_id: int) -> None:
 @app.task(name="default.ping")
 def ping() -> str:
     return "pong"
+
+
+@app.task(name="default.requeue_stale_training")
+def requeue_stale_training() -> list[int]:
+    from feedback_site.training.services import training_requeue_stale
+
+    return training_requeue_stale()

@@ -108,7 +108,7 @@ def run_training(run_id: int) -> None:
         )
         services.training_succeed(
             run_id=run_id,
-            artifact_dir=str(result.final_dir),
+            artifact_dir=str(result.artifact_dir),
             metrics=dict(result.metrics),
             code_version=rlhf.__version__,
             base_model=run.parent.base_model,

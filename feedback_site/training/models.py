@@ -50,6 +50,7 @@ class TrainingRun(models.Model):
     log_tail = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started (or resumed) it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker process running it.")
     output_version = models.OneToOneField("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="produced_by")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

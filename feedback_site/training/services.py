@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -23,7 +25,26 @@ TRAIN_TASK = "training.train_model"
 LOG_TAIL_CHARS = 12_000
 # A worker that has not touched its run for this long is taken to be dead; a redelivered task
 # then takes the run over and resumes it from its last checkpoint.
-HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
+HEARTBEAT_STALE_AFTER = timedelta(seconds=int(os.environ.get("FEEDBACK_HEARTBEAT_STALE_SECONDS", "90")))
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_is_dead(claimed_by: str) -> bool:
+    """True when the claiming process ran on this host and no longer exists. (A claim from
+    another host can only be judged by its heartbeat.)"""
+    host, _, pid = claimed_by.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def validate_training_config(method: str, config: dict | None) -> dict:
@@ -36,7 +57,8 @@ def validate_training_config(method: str, config: dict | None) -> dict:
     from rlhf.training import config_from_dict
 
     try:
-        parsed = config_from_dict(method, dict(config or {}))
+        # The reward model is a version picked on the form; the service checks it right after.
+        parsed = config_from_dict(method, dict(config or {}), check_reward_model=False)
     except (ValueError, TypeError) as error:
         raise Invalid(f"config: {error}", code="bad_config") from None
     return parsed.to_dict()
@@ -106,17 +128,23 @@ def training_claim(*, run_id: int, now=None) -> TrainingRun | None:
         if run.cancel_requested:
             _finish(run, TrainingStatus.CANCELLED, "Cancelled before it started." if run.status == TrainingStatus.QUEUED else "Cancelled.")
             return None
-        if run.status == TrainingStatus.RUNNING and run.heartbeat_at and now - run.heartbeat_at < HEARTBEAT_STALE_AFTER:
+        if (
+            run.status == TrainingStatus.RUNNING
+            and run.heartbeat_at
+            and now - run.heartbeat_at < HEARTBEAT_STALE_AFTER
+            and not _process_is_dead(run.claimed_by)
+        ):
             return None
         resumed = run.status == TrainingStatus.RUNNING
         run.status = TrainingStatus.RUNNING
         run.attempts += 1
         run.heartbeat_at = now
+        run.claimed_by = this_process()
         run.started_at = run.started_at or now
         stamp = now.strftime("%H:%M:%S")
         line = f"{stamp} attempt {run.attempts}: " + ("worker lost; resuming from the last checkpoint" if resumed else "started")
         run.log_tail = (run.log_tail + line + "\n")[-LOG_TAIL_CHARS:]
-        run.save(update_fields=["status", "attempts", "heartbeat_at", "started_at", "log_tail"])
+        run.save(update_fields=["status", "attempts", "heartbeat_at", "claimed_by", "started_at", "log_tail"])
         return run
 
 
@@ -206,3 +234,17 @@ def training_get(*, run_id: int, actor) -> TrainingRun:
         raise NotFound("No such training run.")
     require_role(actor, run.project_id, STAFF_ROLES)
     return run
+
+
+def training_requeue_stale(*, now=None) -> list[int]:
+    """Re-send runs whose worker died without the broker redelivering their task (a whole
+    worker machine lost, or a message acknowledged by a duplicate delivery). Safe to call
+    often: a duplicate task for a live run is dropped by `training_claim`."""
+    now = now or timezone.now()
+    stale = list(
+        TrainingRun.objects.filter(status=TrainingStatus.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE_AFTER)
+        .values_list("pk", flat=True)
+    )
+    for run_id in stale:
+        enqueue(TRAIN_TASK, run_id)
+    return stale

@@ -30,6 +30,7 @@ import shutil
 import time
 import types
 import typing
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,7 +43,7 @@ from rlhf.progress import NullControl, RunCancelled, RunControl
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
     from peft import LoraConfig
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -94,9 +95,10 @@ class BaseTrainConfig:
         warmup_ratio: 0.0. Fraction of the steps over which the learning rate warms up linearly, in [0, 1).
         weight_decay: 0.0. AdamW weight decay.
         max_grad_norm: 1.0. Gradients are clipped to this global norm; 0 disables clipping.
-        max_length: 512. Token budget of prompt + response. Reward modelling drops longer pairs and
-            DPO truncates them (TRL behaviour); RL methods drop prompts that leave less than
-            `max_completion_length` tokens for the answer.
+        max_length: 512. Token budget of prompt + response. Reward modelling keeps the last
+            max_length tokens of longer conversations, DPO cuts them at the end (TRL's
+            "keep_start"); RL methods drop prompts that leave fewer than `max_completion_length`
+            tokens for the answer (each with a log line saying how many).
         gradient_checkpointing: False. Recompute activations in the backward pass to save memory
             (about 20% slower); worth it for long sequences on a GPU, not for small CPU runs.
         precision: "auto". "auto" trains in bf16 mixed precision where the device supports it
@@ -143,7 +145,9 @@ class BaseTrainConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         check(self.seed >= 0, "seed", "must be >= 0")
-        check(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "must be a positive number")
+        check(
+            self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "must be a positive number"
+        )
         check(self.num_train_epochs > 0, "num_train_epochs", "must be > 0")
         check(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1 (or null)")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -297,7 +301,9 @@ def load_preference_records(path: Path | str) -> list[dict[str, Conversation]]:
         chosen = _conversation(row["chosen"], f"{where}: 'chosen'", assistant_only=True)
         rejected = _conversation(row["rejected"], f"{where}: 'rejected'", assistant_only=True)
         if prompt[-1]["role"] == "assistant":
-            raise ValueError(f"{where}: 'prompt' must not end with an assistant message (the answer is in chosen/rejected)")
+            raise ValueError(
+                f"{where}: 'prompt' must not end with an assistant message (the answer is in chosen/rejected)"
+            )
         records.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     if not records:
         raise ValueError(f"{path}: no records (the file is empty)")
@@ -400,6 +406,11 @@ class DeviceChoice:
 
 
 def choose_device(config: BaseTrainConfig) -> DeviceChoice:
+    """The device from `rlhf.models.pick_device` (CUDA when present, else CPU; `RLHF_DEVICE` overrides).
+
+    Precision "auto" means bf16 autocast on GPUs that support it and float32 elsewhere, including
+    GPUs that only offer fp16: fp16 training would need loss scaling for no gain at this size.
+    """
     import torch
 
     from rlhf.models import pick_device
@@ -537,7 +548,10 @@ def hf_training_arguments(config: BaseTrainConfig, run: RunDir, device: DeviceCh
         "warmup_steps": config.warmup_ratio,
         "weight_decay": config.weight_decay,
         "max_grad_norm": config.max_grad_norm,
-        "gradient_checkpointing": config.gradient_checkpointing,
+        # transformers 5.23 renamed gradient checkpointing to activation checkpointing; TRL still
+        # defaults the old name to True, so set the new one explicitly (it wins) and clear the old.
+        "activation_checkpointing": config.gradient_checkpointing,
+        "gradient_checkpointing": None,
         "bf16": device.bf16,
         "fp16": False,
         "use_cpu": device.use_cpu,
@@ -624,9 +638,10 @@ class RunDir:
         Reusing a folder with another config would resume someone else's checkpoint and register
         a model that matches neither config, so it is an error, not a warning.
         """
-        out_dir = Path(out_dir)
-        data_path = Path(data_path)
-        base_model = Path(base_model)
+        # Absolute paths: the identity and the manifest must not depend on the worker's cwd.
+        out_dir = Path(out_dir).absolute()
+        data_path = Path(data_path).absolute()
+        base_model = Path(base_model).absolute()
         if not data_path.is_file():
             raise FileNotFoundError(f"data file {str(data_path)!r} does not exist")
         if not base_model.is_dir():
@@ -642,20 +657,25 @@ class RunDir:
         )
         identity = run.identity()
         run_file = out_dir / RUN_FILE
-        if run_file.is_file():
-            existing = json.loads(run_file.read_text())
-            if existing != identity:
-                differing = sorted(key for key in identity if existing.get(key) != identity[key])
-                raise ValueError(
-                    f"{out_dir} already holds a different run (differs in: {', '.join(differing)}); "
-                    "use a new output folder for a new run"
-                )
-        else:
+        existing = json.loads(run_file.read_text()) if run_file.is_file() else None
+        if existing is not None and existing != identity and run.has_progress():
+            differing = sorted(key for key in identity if existing.get(key) != identity[key])
+            raise ValueError(
+                f"{out_dir} already holds a different run (differs in: {', '.join(differing)}); "
+                "use a new output folder for a new run"
+            )
+        if existing != identity:
+            # New folder, or one whose earlier attempt failed before its first checkpoint (e.g. on
+            # a bad data line): nothing to resume and nothing to lose, so the new identity applies.
             out_dir.mkdir(parents=True, exist_ok=True)
             _atomic_write_text(run_file, json.dumps(identity, indent=2, sort_keys=True) + "\n")
         run.checkpoints_dir.mkdir(exist_ok=True)
         run.work_dir.mkdir(exist_ok=True)
         return run
+
+    def has_progress(self) -> bool:
+        """Whether the folder holds work a different run must not reuse: an artifact or a checkpoint."""
+        return (self.final_dir / MANIFEST_FILE).is_file() or self.latest_checkpoint() is not None
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -828,7 +848,11 @@ def quiet_transformers() -> Iterator[None]:
     datasets.disable_progress_bars()
     hf_logging.set_verbosity_error()
     try:
-        yield
+        with warnings.catch_warnings():
+            # TRL 1.16 still calls transformers' gradient-checkpointing names that 5.23 renamed;
+            # nothing a user can act on.
+            warnings.filterwarnings("ignore", category=FutureWarning, message=r".*deprecated and will be removed in v6")
+            yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars_were_enabled:
@@ -900,6 +924,11 @@ def make_progress_callback(control: RunControl | None) -> ProgressCallbackProtoc
             self.timer = StepTimer()
 
         def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if 0 < state.max_steps <= state.global_step:
+                # Resumed from the final checkpoint (killed before the artifact was written).
+                # transformers 5.23 would run one step *past* max_steps here; weights and state
+                # are already restored at this point, so stop before any step.
+                raise _AlreadyTrained
             self.timer.begin(state.global_step)
             if state.global_step > 0:
                 self.run_control.log(f"resumed from checkpoint at step {state.global_step}/{state.max_steps}")
@@ -932,6 +961,63 @@ def make_progress_callback(control: RunControl | None) -> ProgressCallbackProtoc
     return ProgressCallback(control or NullControl())
 
 
+def derived_seed(seed: int, step: int, stream: int = 0) -> int:
+    """A seed that is a pure function of (run seed, step, stream), for per-step reseeding."""
+    return (seed * 1_000_003 + step * 7919 + stream) % (2**31 - 1)
+
+
+def make_step_seed_callback(seed: int) -> Any:
+    """A TrainerCallback that reseeds every RNG at the start of each optimizer step.
+
+    RLOO/GRPO sample answers with the global torch RNG. transformers restores that RNG when it
+    resumes, but a fresh epoch iterator draws from it at points that differ between a resumed and
+    an uninterrupted run, so the sampled answers (and the final weights) would drift apart.
+    Seeding each step from (seed, step) makes the samples of step N the same in both. The callback
+    runs after transformers' own RNG restore, so it is what decides.
+    """
+    from transformers import TrainerCallback, set_seed
+
+    class StepSeedCallback(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            set_seed(derived_seed(seed, state.global_step + 1))
+            return control
+
+    return StepSeedCallback()
+
+
+def epoch_seeded(sampler: Any) -> Any:
+    """TRL's RepeatSampler, re-created so each epoch's prompt order is a function of (seed, epoch).
+
+    TRL seeds the sampler's generator once and lets every epoch advance it; a resumed run builds a
+    fresh sampler, so from the second epoch on it would visit prompts in a different order than
+    the uninterrupted run. transformers calls `set_epoch` on the sampler before each epoch (also
+    after a resume), which is where the generator is reseeded here.
+    """
+    base = type(sampler)
+
+    class EpochSeededRepeatSampler(base):  # type: ignore[misc, valid-type]
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            if self.shuffle:
+                self.generator.manual_seed(derived_seed(self.seed or 0, getattr(self, "epoch", 0), 3))
+            return super().__iter__()
+
+    return EpochSeededRepeatSampler(
+        data_source=sampler.data_source,
+        mini_repeat_count=sampler.mini_repeat_count,
+        batch_size=sampler.batch_size,
+        repeat_count=sampler.repeat_count,
+        shuffle=sampler.shuffle,
+        seed=sampler.seed,
+    )
+
+
+class _AlreadyTrained(Exception):
+    """Raised by the progress callback when a resumed Trainer has no step left to take."""
+
+
 class ProgressCallbackProtocol(Protocol):
     cancelled_at: int | None
     diverged_at: int | None
@@ -947,7 +1033,11 @@ def run_hf_trainer(trainer: Trainer, run: RunDir, callback: ProgressCallbackProt
     checkpoint = run.latest_checkpoint()
     if checkpoint is not None:
         control.log(f"resuming from {checkpoint.name}")
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        _restore_token_count(trainer, checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    except _AlreadyTrained:
+        control.log(f"{checkpoint.name if checkpoint else 'checkpoint'} is the final step; writing the artifact")
     if callback.diverged_at is not None:
         raise TrainingDiverged(divergence_message(callback.diverged_at))
     if callback.cancelled_at is not None:
@@ -956,6 +1046,21 @@ def run_hf_trainer(trainer: Trainer, run: RunDir, callback: ProgressCallbackProt
             f"cancelled at step {callback.cancelled_at}; checkpoint kept at {latest if latest else 'none'}"
         )
     return trainer.state.global_step
+
+
+def _restore_token_count(trainer: Trainer, checkpoint: Path) -> None:
+    """Continue TRL's cumulative `num_tokens` metric from the checkpoint.
+
+    TRL keeps the count in a trainer attribute that a resumed Trainer starts again at 0, so a
+    resumed run would report fewer tokens (and a wrong tokens/s) than an uninterrupted one.
+    """
+    if not hasattr(trainer, "_total_train_tokens"):
+        return
+    state = json.loads((checkpoint / CHECKPOINT_COMPLETE_MARKER).read_text())
+    for entry in reversed(state.get("log_history", [])):
+        if "num_tokens" in entry:
+            trainer._total_train_tokens = int(entry["num_tokens"])
+            return
 
 
 def last_train_metrics(log_history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -969,21 +1074,57 @@ def last_train_metrics(log_history: Sequence[Mapping[str, Any]]) -> dict[str, fl
             return {
                 key: float(value)
                 for key, value in entry.items()
-                if finite(value) and key not in {"epoch", "step"}
+                if finite(value) and key not in {"epoch", "step"} and not _is_wall_clock(key)
             }
     return {}
 
 
-def check_reward_fn(reward: Any, name: str = "reward function") -> None:
-    if not callable(reward):
-        raise TypeError(f"{name} must be callable as f(prompts=..., completions=..., **kwargs) -> list[float]")
+def _is_wall_clock(key: str) -> bool:
+    # e.g. TRL's step_time, transformers' train_runtime / *_per_second: they differ between two
+    # otherwise identical runs, so they are progress information, not final metrics.
+    return "time" in key or "runtime" in key or key.endswith("_per_second")
+
+
+def callable_name(function: Any) -> str:
+    return getattr(function, "__qualname__", None) or getattr(function, "__name__", None) or type(function).__name__
+
+
+def reward_identity(method: str, reward_model_path: Path | str | None, reward_fn: RewardFn | None) -> dict[str, Any]:
+    """Check that an RL method got exactly one reward, and describe it for run.json and the manifest."""
+    if (reward_model_path is None) == (reward_fn is None):
+        raise ValueError(f"{method} needs exactly one reward: a reward model (reward_model_path) or a reward_fn")
+    if reward_fn is not None:
+        if not callable(reward_fn):
+            raise TypeError("reward_fn must be callable as f(prompts=..., completions=..., **kwargs) -> list[float]")
+        return {"reward_model": None, "reward_fn": callable_name(reward_fn)}
+    path = Path(reward_model_path)  # type: ignore[arg-type]
+    if not path.is_dir():
+        raise FileNotFoundError(f"reward model folder {str(path)!r} does not exist")
+    manifest = read_manifest(path)
+    if manifest is not None and manifest.get("model_kind") not in (None, "reward"):
+        raise ValueError(f"{path} is a {manifest.get('model_kind')} model, not a reward model")
+    return {"reward_model": str(path), "reward_fn": None}
+
+
+def load_reward(
+    reward_model_path: Path | str | None, reward_fn: RewardFn | None, device: DeviceChoice, max_length: int
+) -> RewardFn:
+    """The reward function of an RL run: the callable itself, or a scorer over the reward-model artifact."""
+    if reward_fn is not None:
+        return reward_fn
+    from rlhf.training.reward import RewardModelScorer
+
+    assert reward_model_path is not None
+    return RewardModelScorer.load(reward_model_path, device=device.device, max_length=max_length)
 
 
 def prompt_token_lengths(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Conversation]) -> list[int]:
-    return [
-        len(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"])
-        for prompt in prompts
-    ]
+    """Token counts of the prompts as the policy sees them (chat template + generation prompt)."""
+    lengths = []
+    for prompt in prompts:
+        encoded = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)
+        lengths.append(len(encoded["input_ids"]))
+    return lengths
 
 
 def filter_prompts_by_length(
@@ -1004,14 +1145,3 @@ def filter_prompts_by_length(
             "raise max_length or lower max_completion_length"
         )
     return kept
-
-
-def completion_texts(completions: Sequence[Any]) -> list[str]:
-    """Text of TRL-style completions (message lists or plain strings), for reward functions."""
-    texts = []
-    for completion in completions:
-        if isinstance(completion, str):
-            texts.append(completion)
-        else:
-            texts.append("".join(message.get("content", "") for message in completion if message.get("role") == "assistant"))
-    return texts

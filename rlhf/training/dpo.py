@@ -8,6 +8,9 @@ Loss variants are TRL's (`loss_type`, several can be combined with `loss_weights
 usually want are "sigmoid" (DPO), "ipo" (IPO, length-normalised), "sigmoid_norm" (length-normalised
 DPO), "hinge" (SLiC), "robust" (rDPO, with `label_smoothing`), "apo_zero" and "sppo_hard".
 
+Pairs longer than `max_length` are cut at the end (TRL's "keep_start"); pairs whose prompt alone
+fills `max_length` are dropped by TRL, and the log says how many.
+
 Metrics, live and final: loss, rewards/chosen and rewards/rejected (β·log π/π_ref of each answer),
 rewards/margins (their difference), rewards/accuracies (fraction of pairs with a positive margin),
 logps/chosen, logps/rejected. The final metrics add the same on a seeded held-out split
@@ -163,15 +166,19 @@ def train_dpo(
     Idempotent: a finished run returns its artifact, an interrupted one resumes from its latest
     checkpoint. Raises RunCancelled (checkpoint kept) or TrainingDiverged (no artifact).
     """
-    from datasets import Dataset
-    from trl import DPOConfig as TRLDPOConfig
-    from trl import DPOTrainer
-
     control = control or NullControl()
     run = RunDir.prepare(out_dir, "dpo", config, data_path, base_model_path)
     if (done := run.finished()) is not None:
         control.log("run already finished; returning its artifact")
         return done
+    with quiet_transformers():
+        return _train(run, config, control)
+
+
+def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
+    from datasets import Dataset
+    from trl import DPOConfig as TRLDPOConfig
+    from trl import DPOTrainer
 
     seed_everything(config.seed)
     records = load_preference_records(run.data_path)
@@ -196,13 +203,11 @@ def train_dpo(
         precompute_ref_log_probs=config.precompute_ref_log_probs,
         disable_dropout=True,
     )
-    # Seeded before the model exists: LoRA initialises its A matrices randomly.
-    seed_everything(config.seed)
-    with quiet_transformers():
-        model = load_causal_lm(parent)
-        # Full fine-tuning: the reference is a frozen copy of the parent. LoRA: None, and TRL uses
-        # the same weights with the adapter disabled, which is exactly the parent.
-        ref_model = None if config.use_lora else load_causal_lm(parent)
+    seed_everything(config.seed)  # LoRA initialises its A matrices randomly
+    model = load_causal_lm(parent)
+    # Full fine-tuning: the reference is a frozen copy of the parent. LoRA: None, and TRL runs the
+    # same weights with the adapter disabled, which is exactly the parent.
+    ref_model = None if config.use_lora else load_causal_lm(parent)
     callback = make_progress_callback(control)
     trainer = DPOTrainer(
         model=model,
@@ -214,27 +219,32 @@ def train_dpo(
         callbacks=[callback],
     )
     remove_printer_callback(trainer)
-    with quiet_transformers():
-        final_step = run_hf_trainer(trainer, run, callback, control)
+    # TRL silently drops pairs whose prompt alone fills max_length (nothing left to compare).
+    dropped = len(train_records) - len(trainer.train_dataset)
+    if dropped:
+        control.log(f"dropped {dropped} of {len(train_records)} pairs whose prompt fills max_length={config.max_length}")
+    if len(trainer.train_dataset) == 0:
+        raise ValueError(f"every prompt is longer than max_length={config.max_length} tokens; raise max_length")
+    final_step = run_hf_trainer(trainer, run, callback, control)
 
-        metrics = last_train_metrics(trainer.state.log_history)
-        if holdout:
-            held = trainer.evaluate(eval_dataset=Dataset.from_list(holdout))
-            metrics.update({key: float(value) for key, value in held.items() if _is_metric(key, value)})
-            control.log(
-                f"held-out margin {metrics.get('eval_rewards/margins', float('nan')):.4f}, "
-                f"accuracy {metrics.get('eval_rewards/accuracies', float('nan')):.3f}"
-            )
-        model = trainer.model
-        return run.write_final(
-            save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
-            tokenizer=tokenizer,
-            final_step=final_step,
-            metrics=metrics,
-            artifact_type="lora_adapter" if config.use_lora else "full",
-            model_kind="policy",
-            extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
+    metrics = last_train_metrics(trainer.state.log_history)
+    if holdout:
+        held = trainer.evaluate(eval_dataset=Dataset.from_list(holdout))
+        metrics.update({key: float(value) for key, value in held.items() if _is_metric(key, value)})
+        control.log(
+            f"held-out margin {metrics.get('eval_rewards/margins', float('nan')):.4f}, "
+            f"accuracy {metrics.get('eval_rewards/accuracies', float('nan')):.3f}"
         )
+    model = trainer.model
+    return run.write_final(
+        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
+        tokenizer=tokenizer,
+        final_step=final_step,
+        metrics=metrics,
+        artifact_type="lora_adapter" if config.use_lora else "full",
+        model_kind="policy",
+        extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
+    )
 
 
 def _is_metric(key: str, value: Any) -> bool:

@@ -1,53 +1,63 @@
 """PPO for RLHF, our own implementation (TRL 1.x no longer ships a PPO trainer).
 
 The recipe is InstructGPT's (Ouyang et al. 2022, "Training language models to follow instructions
-with human feedback", §3.5 and appendix C) as made precise by Huang et al. 2024, "The N
-Implementation Details of RLHF with PPO: The Case of TL;DR Summarization". One PPO *step* here is
-one iteration of:
+with human feedback", §3.5 and appendix C) with the details of OpenAI's reference implementation
+as catalogued by Huang, Liu and von Werra (2024, "The N Implementation Details of RLHF with PPO";
+the same authors' "The N+ Implementation Details of RLHF with PPO: A Case Study on TL;DR
+Summarization" covers the same ground). Details are named below as in those write-ups.
+
+One PPO *step* here is one iteration of:
 
 1. **Rollout.** Take `batch_size` prompts (a seeded permutation per epoch), format them with the
-   chat template, left-pad them, and sample one response each from the current policy
+   chat template, pad them on the left, and sample one response each from the current policy
    (temperature `temperature`, no top-k/top-p, at most `max_completion_length` tokens).
-2. **EOS handling.** Everything after the first EOS is masked out (Huang #4 "truncate after the
-   EOS token": the EOS itself is kept, it is the action that ends the episode). A response that
-   never produced EOS can be penalised with `missing_eos_penalty` (Huang #11: otherwise the reward
-   model happily scores truncated text).
-3. **Log-probabilities and values** of the sampled tokens are recomputed with a forward pass under
-   the same temperature used for sampling (Huang #6: logits divided by the sampling temperature,
-   or the ratio starts away from 1), with position ids that skip the left padding (Huang #3).
-   Dropout is disabled everywhere (Huang #2) so these equal what the update step recomputes.
+2. **EOS handling.** Everything after the first EOS is masked out ("truncate the response after
+   the EOS token"; the EOS itself is kept: it is the action that ends the episode). Responses that
+   never produced EOS can be penalised with `missing_eos_penalty` (the "EOS trick": otherwise the
+   reward model happily scores text cut off mid-sentence). We subtract the penalty from the score
+   (as TRL's old PPOTrainer did) rather than replacing the score by a constant.
+3. **Log-probabilities and values** of the sampled tokens are recomputed with a forward pass with
+   the logits divided by the sampling temperature ("temperature-scaled logits", or the importance
+   ratio starts away from 1) and with position ids that skip the left padding (as `generate`
+   does). Dropout is disabled everywhere ("disable dropout"), so these equal what the update
+   recomputes for an unchanged policy.
 4. **Rewards.** The score from the reward function (a reward-model version through
-   `reward.RewardModelScorer`, or any callable in TRL's convention) is added at the last valid
-   token; every token gets the per-token KL penalty `-kl_coef * (log π(a|s) - log π_ref(a|s))`
-   against the frozen reference, which is the parent policy (with LoRA: the same network with
-   the adapter disabled). `kl_coef` is fixed, or adaptive with Ziegler et al. 2019's proportional
-   controller (`adaptive_kl`, `kl_target`, `kl_horizon`; Huang #12).
-   Optionally the per-token rewards are whitened without shifting their mean (`whiten_rewards`).
-5. **GAE** (`gamma`, `lam`; Huang #13 uses γ=1, λ=0.95) over the response tokens, returns =
-   advantages + values, then advantages are whitened over the batch's valid tokens (Huang #14).
+   `reward.RewardModelScorer`, which reads the reward at the last token, or any callable in TRL's
+   reward-function convention) is added at the last valid token; every token gets the per-token
+   KL penalty `-kl_coef * (log π(a|s) - log π_ref(a|s))` against the frozen reference, which is the
+   parent policy (with LoRA: the same network with the adapter disabled). `kl_coef` is fixed, or
+   adaptive with Ziegler et al. 2019's proportional controller ("adaptive KL": `adaptive_kl`,
+   `kl_target`, `kl_horizon`). Optionally the per-token rewards are whitened without shifting
+   their mean (`whiten_rewards`).
+5. **GAE** (`gamma`, `lam`; γ=1, λ=0.95 as in both papers) over the response tokens; returns =
+   advantages + values; advantages are then whitened over the batch's valid tokens ("advantage
+   whitening").
 6. **Updates.** `num_ppo_epochs` passes over the batch in `num_mini_batches` shuffled minibatches
    (each optionally split in `gradient_accumulation_steps` micro-batches): clipped policy
    objective (`cliprange`), clipped value objective `0.5 * max((V-R)², (V_clip-R)²)`
-   (`cliprange_value`; Huang #15), `vf_coef`, optional entropy bonus, global gradient clipping,
-   AdamW with eps 1e-5 (Huang #9) and a learning rate annealed linearly to 0 (Huang #10).
+   (`cliprange_value`, "value function clipping"), `vf_coef`, optional entropy bonus, global
+   gradient-norm clipping, AdamW with eps=1e-5 (the reference implementation's Adam epsilon,
+   not PyTorch's 1e-8) and a learning rate annealed linearly to 0 by default.
 
 Deliberate deviations, and why:
 * The critic is a scalar value head on the policy's own final hidden state ("actor with value
-  head"), zero-initialised. InstructGPT and Huang et al. use a separate critic initialised from
-  the reward model; sharing the backbone halves memory and keeps one network to checkpoint and
-  to adapt with LoRA, at the cost of value-loss gradients reaching the policy (scaled by `vf_coef`).
+  head"), zero-initialised. InstructGPT and the reference implementation use a separate critic
+  initialised from the reward model; sharing the backbone halves memory and keeps one network to
+  checkpoint and to adapt with LoRA, at the cost of value-loss gradients reaching the policy
+  (scaled down by `vf_coef`).
 * No PPO-ptx pretraining-gradient mix (InstructGPT §3.5): we have no pretraining corpus here.
-* The reward model's score is used as is; InstructGPT normalises the RM so that demonstrations
-  score 0 (Huang #8 "reward normalization"); the reward trainer's `center_rewards_coefficient`
-  achieves a similar centring at training time.
-* Each step draws one sample per prompt; sampling and minibatch order are seeded from
-  (seed, step), so a resumed run replays exactly the rollouts an uninterrupted run would.
+* The reward model's score is used as is; the reference implementation normalises the reward
+  model so that its outputs have mean 0 and std 1 on samples of the initial policy ("reward
+  normalization"). The reward trainer's `center_rewards_coefficient` gives a similar centring at
+  training time, and `whiten_rewards` rescales per batch.
+* Sampling and minibatch order are seeded from (seed, step), so a resumed run replays exactly the
+  rollouts an uninterrupted run would, without storing RNG state.
 
 Metrics reported per step: reward (mean score before penalties), score (with the EOS penalty),
-kl (mean summed per-token KL to the reference), non_score_reward, rlhf_reward, entropy (mean
-per-token, at rollout), clip_fraction, approx_kl (Huang's 0.5·E[(log ratio)²]), policy_loss,
-value_loss, value_clip_fraction, kl_coef, response_length, eos_fraction, learning_rate, loss,
-tokens_per_s, eta_s.
+kl (mean over responses of the summed per-token KL to the reference), non_score_reward,
+rlhf_reward, entropy (mean per-token, at rollout), clip_fraction, approx_kl (0.5·E[(log ratio)²]),
+policy_loss, value_loss, value_clip_fraction, kl_coef, response_length, eos_fraction,
+learning_rate, loss, tokens_per_s, eta_s.
 """
 
 from __future__ import annotations
@@ -74,16 +84,18 @@ from rlhf.training.common import (
     TrainingDiverged,
     TrainResult,
     check,
-    check_reward_fn,
     choose_device,
+    derived_seed,
     divergence_message,
     filter_prompts_by_length,
     load_causal_lm,
+    load_reward,
     load_prompts,
     load_tokenizer,
     lora_config,
     materialize_parent,
     quiet_transformers,
+    reward_identity,
     save_model_weights,
     seed_everything,
 )
@@ -104,7 +116,7 @@ class PPOConfig(BaseTrainConfig):
         gradient_accumulation_steps: 1. Micro-batches each minibatch is split into (memory only).
         max_steps: None; else `num_train_epochs` passes over the de-duplicated prompts, i.e.
             ceil(epochs * prompts / batch_size) steps.
-        lr_scheduler_type: "linear" (annealed to 0 over the run, Huang #10).
+        lr_scheduler_type: "linear" (annealed to 0 over the run).
         max_completion_length: 64. Maximum tokens per sampled response.
         temperature: 0.7. Sampling temperature; log-probabilities use the same temperature.
         num_ppo_epochs: 4. Optimisation passes over each rollout batch.
@@ -203,22 +215,14 @@ def train_ppo(
     convention (exactly one of them). Idempotent and resumable like the other methods; raises
     RunCancelled (checkpoint kept) or TrainingDiverged (no artifact).
     """
-    if (reward_model_path is None) == (reward_fn is None):
-        raise ValueError("ppo needs exactly one reward: reward_model_path or reward_fn")
-    if reward_fn is not None:
-        check_reward_fn(reward_fn)
+    identity = reward_identity("ppo", reward_model_path, reward_fn)
     control = control or NullControl()
-    identity = {"reward_model": str(reward_model_path) if reward_model_path is not None else _callable_name(reward_fn)}
     run = RunDir.prepare(out_dir, "ppo", config, data_path, base_model_path, extra_identity=identity)
     if (done := run.finished()) is not None:
         control.log("run already finished; returning its artifact")
         return done
     with quiet_transformers():
         return _train(run, config, control, reward_model_path, reward_fn)
-
-
-def _callable_name(function: Any) -> str:
-    return getattr(function, "__qualname__", None) or getattr(function, "__name__", None) or type(function).__name__
 
 
 def _train(
@@ -240,10 +244,7 @@ def _train(
     total_steps = config.total_steps(len(prompts))
     control.log(f"{len(prompts)} prompts, {total_steps} PPO steps of {config.batch_size} rollouts")
 
-    if reward_fn is None:
-        from rlhf.training.reward import RewardModelScorer
-
-        reward_fn = RewardModelScorer.load(reward_model_path, device=device.device, max_length=config.max_length)
+    reward = load_reward(reward_model_path, reward_fn, device, config.max_length)
 
     seed_everything(config.seed)  # LoRA and the value head initialise randomly
     policy = _PolicyWithValueHead.build(parent, config, device.device)
@@ -280,7 +281,7 @@ def _train(
             prompts=[prompts[i] for i in indices],
             prompt_ids=[encoded[i] for i in indices],
             eos_ids=eos_ids,
-            reward_fn=reward_fn,
+            reward_fn=reward,
             kl_coef=state.kl_coef,
             autocast=autocast,
         )
@@ -299,9 +300,11 @@ def _train(
         if stop or is_last or step % config.save_steps == 0:
             _save_checkpoint(run, config, state, policy, optimizer)
         if stop:
-            raise RunCancelled(f"cancelled at step {step}; checkpoint kept at {run.checkpoints_dir / f'{CHECKPOINT_PREFIX}{step}'}")
+            kept = run.checkpoints_dir / f"{CHECKPOINT_PREFIX}{step}"
+            raise RunCancelled(f"cancelled at step {step}; checkpoint kept at {kept}")
 
-    final_metrics = {key: value for key, value in state.log_history[-1].items() if key != "step"} if state.log_history else {}
+    last = state.log_history[-1] if state.log_history else {}
+    final_metrics = {key: value for key, value in last.items() if key != "step"}
     return run.write_final(
         save_weights=lambda target: _save_policy(policy, target, run.base_model),
         tokenizer=tokenizer,
@@ -309,11 +312,7 @@ def _train(
         metrics=final_metrics,
         artifact_type="lora_adapter" if config.use_lora else "full",
         model_kind="policy",
-        extra_manifest={
-            "reward_model": str(reward_model_path) if reward_model_path is not None else None,
-            "reward_fn": None if reward_model_path is not None else _callable_name(reward_fn),
-            "prompts": len(prompts),
-        },
+        extra_manifest={**reward_identity(run.method, reward_model_path, reward_fn), "prompts": len(prompts)},
     )
 
 
@@ -345,7 +344,7 @@ class _PolicyWithValueHead:
             model = get_peft_model(model, peft_config)
         if config.gradient_checkpointing:
             lm = model.get_base_model() if peft_config is not None else model
-            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             if peft_config is not None:
                 model.enable_input_require_grads()
         _disable_dropout(model)
@@ -406,11 +405,13 @@ def _disable_dropout(model: Any) -> None:
             module.p = 0.0
 
 
-def _response_hidden(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, context_length: int) -> torch.Tensor:
+def _response_hidden(
+    lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, context_length: int
+) -> torch.Tensor:
     """Final hidden states at the positions that predict the response tokens.
 
     Position ids count only real tokens, as `generate` does with left padding; without this the
-    recomputed log-probabilities differ from the sampling ones (Huang #3).
+    recomputed log-probabilities differ from the sampling ones.
     """
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     backbone = getattr(lm, lm.base_model_prefix)
@@ -469,7 +470,7 @@ def _ppo_step(
         group["lr"] = lr
 
     # ---- 1-2. rollout -------------------------------------------------------------------
-    torch.manual_seed(_derived_seed(config.seed, step, 0))  # sampling is a function of (seed, step)
+    torch.manual_seed(derived_seed(config.seed, step, 0))  # sampling is a function of (seed, step)
     query, query_mask = _left_pad(prompt_ids, tokenizer.pad_token_id, device)
     context_length = query.shape[1]
     policy.train(False)
@@ -514,11 +515,9 @@ def _ppo_step(
     rollout_entropy = _masked_mean(torch.cat(entropies), mask)
 
     # ---- 4. rewards ---------------------------------------------------------------------
-    # The reward sees the answer as text without its EOS, as in TRL's RLOO/GRPO (same reward
-    # functions work for all three methods).
-    answer_ids = [
-        row[: int(n) - int(ended)].tolist() for row, n, ended in zip(responses, lengths, has_eos, strict=True)
-    ]
+    # Same convention as TRL's RLOO/GRPO, so one reward function serves all three: the text
+    # without special tokens, the ids up to and including the EOS.
+    answer_ids = [row[: int(n)].tolist() for row, n in zip(responses, lengths, strict=True)]
     completions = [
         [{"role": "assistant", "content": tokenizer.decode(ids, skip_special_tokens=True)}] for ids in answer_ids
     ]
@@ -555,9 +554,10 @@ def _ppo_step(
 
     # ---- 6. PPO epochs ------------------------------------------------------------------
     policy.train(True)
-    generator = torch.Generator().manual_seed(_derived_seed(config.seed, step, 1))
+    generator = torch.Generator().manual_seed(derived_seed(config.seed, step, 1))
     minibatch = config.batch_size // config.num_mini_batches
-    stats: dict[str, list[float]] = {key: [] for key in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction", "approx_kl", "loss", "update_entropy")}
+    stat_names = ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction", "approx_kl", "loss")
+    stats: dict[str, list[float]] = {name: [] for name in stat_names}
     params = policy.trainable_parameters()
     for _epoch in range(config.num_ppo_epochs):
         order = torch.randperm(config.batch_size, generator=generator).to(device)
@@ -600,9 +600,10 @@ def _ppo_step(
                     stats["policy_loss"].append(float(pg_loss))
                     stats["value_loss"].append(float(vf_loss))
                     stats["loss"].append(float(loss))
-                    stats["update_entropy"].append(float(entropy_term))
-                    stats["clip_fraction"].append(float((((ratio - 1.0).abs() > config.cliprange).float() * m).sum() / mb_tokens))
-                    stats["value_clip_fraction"].append(float(((vf_clipped > vf_unclipped).float() * m).sum() / mb_tokens))
+                    clipped = ((ratio - 1.0).abs() > config.cliprange).float()
+                    stats["clip_fraction"].append(float((clipped * m).sum() / mb_tokens))
+                    value_clipped = (vf_clipped > vf_unclipped).float()
+                    stats["value_clip_fraction"].append(float((value_clipped * m).sum() / mb_tokens))
                     stats["approx_kl"].append(float((0.5 * log_ratio**2 * m).sum() / mb_tokens))
             if config.max_grad_norm > 0:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -696,7 +697,8 @@ def _chunks(count: int, size: int) -> Iterator[slice]:
 
 
 def _encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: Conversation) -> list[int]:
-    return list(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"])
+    encoded = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)
+    return list(encoded["input_ids"])
 
 
 def _eos_ids(tokenizer: PreTrainedTokenizerBase, lm: Any) -> list[int]:
@@ -706,10 +708,6 @@ def _eos_ids(tokenizer: PreTrainedTokenizerBase, lm: Any) -> list[int]:
     if tokenizer.eos_token_id not in ids:
         ids.insert(0, tokenizer.eos_token_id)
     return ids
-
-
-def _derived_seed(seed: int, step: int, stream: int) -> int:
-    return (seed * 1_000_003 + step * 7919 + stream) % (2**63 - 1)
 
 
 def _prompt_indices(config: PPOConfig, prompt_count: int, step: int) -> list[int]:
@@ -724,7 +722,7 @@ def _prompt_indices(config: PPOConfig, prompt_count: int, step: int) -> list[int
     for position in range(start, start + config.batch_size):
         epoch, offset = divmod(position, prompt_count)
         order = list(range(prompt_count))
-        random.Random(_derived_seed(config.seed, epoch, 2)).shuffle(order)
+        random.Random(derived_seed(config.seed, epoch, 2)).shuffle(order)
         indices.append(order[offset])
     return indices
 
@@ -785,7 +783,12 @@ def _save_checkpoint(
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     (tmp / CHECKPOINT_COMPLETE_MARKER).write_text(
         json.dumps(
-            {"global_step": state.step, "kl_coef": state.kl_coef, "log_history": state.log_history, "config": config.to_dict()},
+            {
+                "global_step": state.step,
+                "kl_coef": state.kl_coef,
+                "log_history": state.log_history,
+                "config": config.to_dict(),
+            },
             indent=2,
         )
     )
@@ -813,7 +816,9 @@ def _load_checkpoint(path: Path, policy: _PolicyWithValueHead, optimizer: torch.
             target.copy_(tensors[name].to(target.device, target.dtype))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=policy.device, weights_only=True))
     saved = json.loads((path / CHECKPOINT_COMPLETE_MARKER).read_text())
-    return _LoopState(kl_coef=float(saved["kl_coef"]), step=int(saved["global_step"]), log_history=list(saved["log_history"]))
+    return _LoopState(
+        kl_coef=float(saved["kl_coef"]), step=int(saved["global_step"]), log_history=list(saved["log_history"])
+    )
 
 
 def _save_policy(policy: _PolicyWithValueHead, target: Path, base_model: Path) -> None:

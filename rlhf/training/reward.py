@@ -12,6 +12,9 @@ Metrics, live and final:
 The final metrics add the same three on a seeded held-out split (`eval_accuracy`, ...), which is
 what a reward-model version should be judged by.
 
+Conversations longer than `max_length` keep their last `max_length` tokens, in training and in
+scoring alike (TRL would drop such pairs from training).
+
 Heavy libraries (torch, transformers, trl, peft) are imported inside functions: the web process
 imports this module for `RewardConfig` only.
 """
@@ -29,6 +32,7 @@ from rlhf.training.common import (
     Conversation,
     RunDir,
     TrainResult,
+    adapter_base,
     check,
     choose_device,
     hf_training_arguments,
@@ -40,7 +44,6 @@ from rlhf.training.common import (
     lora_config,
     make_progress_callback,
     materialize_parent,
-    adapter_base,
     quiet_transformers,
     remove_printer_callback,
     run_hf_trainer,
@@ -104,14 +107,17 @@ def train_reward(
     Idempotent: a finished run returns its artifact, an interrupted one resumes from its latest
     checkpoint. Raises RunCancelled (checkpoint kept) or TrainingDiverged (no artifact).
     """
-    from transformers import AutoModelForSequenceClassification  # noqa: F401  (fail early if missing)
-    from trl import RewardConfig as TRLRewardConfig
-
     control = control or NullControl()
     run = RunDir.prepare(out_dir, "reward", config, data_path, base_model_path)
     if (done := run.finished()) is not None:
         control.log("run already finished; returning its artifact")
         return done
+    with quiet_transformers():
+        return _train(run, config, control)
+
+
+def _train(run: RunDir, config: RewardConfig, control: RunControl) -> TrainResult:
+    from trl import RewardConfig as TRLRewardConfig
 
     seed_everything(config.seed)
     records = load_preference_records(run.data_path)
@@ -129,53 +135,58 @@ def train_reward(
         disable_dropout=True,
     )
     callback = make_progress_callback(control)
-    with quiet_transformers():
-        trainer = _reward_trainer_class()(
-            model=str(parent),
-            args=args,
-            train_dataset=_dataset(train_records),
-            processing_class=tokenizer,
-            peft_config=lora_config(config, "seq_cls"),
-            callbacks=[callback],
-            tie_tolerance=config.tie_tolerance,
+    trainer = _reward_trainer_class()(
+        model=str(parent),
+        args=args,
+        train_dataset=_tokenized_pairs(tokenizer, train_records, config.max_length, control),
+        processing_class=tokenizer,
+        peft_config=lora_config(config, "seq_cls"),
+        callbacks=[callback],
+        tie_tolerance=config.tie_tolerance,
+    )
+    remove_printer_callback(trainer)
+    final_step = run_hf_trainer(trainer, run, callback, control)
+
+    metrics = last_train_metrics(trainer.state.log_history)
+    model = trainer.model
+    if holdout:
+        scorer = RewardModelScorer(model, tokenizer, batch_size=config.score_batch_size, max_length=config.max_length)
+        held = evaluate_pairs(scorer, holdout, config.tie_tolerance)
+        metrics.update({f"eval_{key}": value for key, value in held.items()})
+        control.log(
+            f"held-out accuracy {held['accuracy']:.3f}, margin {held['margin']:.3f}, ties {held['tie_fraction']:.3f}"
         )
-        remove_printer_callback(trainer)
-        _warn_if_pairs_dropped(trainer, len(train_records), config.max_length, control)
-        final_step = run_hf_trainer(trainer, run, callback, control)
-
-        metrics = last_train_metrics(trainer.state.log_history)
-        model = trainer.model
-        if holdout:
-            scorer = RewardModelScorer(model, tokenizer, batch_size=config.score_batch_size, max_length=config.max_length)
-            held = evaluate_pairs(scorer, holdout, config.tie_tolerance)
-            metrics.update({f"eval_{key}": value for key, value in held.items()})
-            control.log(
-                f"held-out accuracy {held['accuracy']:.3f}, margin {held['margin']:.3f}, ties {held['tie_fraction']:.3f}"
-            )
-        return run.write_final(
-            save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
-            tokenizer=tokenizer,
-            final_step=final_step,
-            metrics=metrics,
-            artifact_type="lora_adapter" if config.use_lora else "full",
-            model_kind="reward",
-            extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
-        )
+    return run.write_final(
+        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
+        tokenizer=tokenizer,
+        final_step=final_step,
+        metrics=metrics,
+        artifact_type="lora_adapter" if config.use_lora else "full",
+        model_kind="reward",
+        extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
+    )
 
 
-def _dataset(records: Sequence[dict[str, Conversation]]) -> Any:
+def _tokenized_pairs(
+    tokenizer: PreTrainedTokenizerBase, records: Sequence[dict[str, Conversation]], max_length: int, control: RunControl
+) -> Any:
+    """Pairs tokenized exactly as `RewardModelScorer` will score them, ends kept when too long.
+
+    TRL's RewardTrainer would silently *drop* every pair longer than max_length (long multi-turn
+    conversations are common in HH-RLHF); the reward is read at the last token, so keeping the
+    last max_length tokens loses only old context. Handing TRL tokenized ids skips its own pass.
+    """
     from datasets import Dataset
 
-    return Dataset.from_list([dict(record) for record in records])
-
-
-def _warn_if_pairs_dropped(trainer: Any, count: int, max_length: int, control: RunControl) -> None:
-    # TRL's RewardTrainer silently *drops* pairs longer than max_length; a person should know.
-    kept = len(trainer.train_dataset)
-    if kept < count:
-        control.log(f"dropped {count - kept} of {count} training pairs longer than max_length={max_length} tokens")
-    if kept == 0:
-        raise ValueError(f"every training pair is longer than max_length={max_length} tokens; raise max_length")
+    rows, truncated = [], 0
+    for record in records:
+        chosen = encode_conversation(tokenizer, record["prompt"] + record["chosen"], None)
+        rejected = encode_conversation(tokenizer, record["prompt"] + record["rejected"], None)
+        truncated += len(chosen) > max_length or len(rejected) > max_length
+        rows.append({"chosen_ids": chosen[-max_length:], "rejected_ids": rejected[-max_length:]})
+    if truncated:
+        control.log(f"{truncated} of {len(records)} pairs exceed max_length={max_length}; their last tokens are kept")
+    return Dataset.from_list(rows)
 
 
 _TRAINER_CLASS: type | None = None
@@ -297,10 +308,7 @@ class RewardModelScorer:
         return scores
 
     def _encode(self, conversation: Conversation) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"]
-        if self.max_length is not None and len(ids) > self.max_length:
-            ids = ids[-self.max_length :]
-        return list(ids)
+        return encode_conversation(self.tokenizer, conversation, self.max_length)
 
     def __call__(self, prompts: list[Conversation], completions: list[Any], **kwargs: Any) -> list[float]:
         conversations = []
@@ -309,6 +317,15 @@ class RewardModelScorer:
                 completion = [{"role": "assistant", "content": completion}]
             conversations.append(list(prompt) + list(completion))
         return self.score(conversations)
+
+
+def encode_conversation(
+    tokenizer: PreTrainedTokenizerBase, conversation: Conversation, max_length: int | None
+) -> list[int]:
+    """Token ids of a whole conversation through the chat template (as TRL's reward trainer does),
+    keeping the last `max_length` tokens: the reward is read at the final token."""
+    ids = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
+    return ids[-max_length:] if max_length is not None and len(ids) > max_length else ids
 
 
 def load_sequence_classifier(model_dir: Path) -> PreTrainedModel:

@@ -1,0 +1,66 @@
+// The training launch form: shows the chosen method's settings (and the reward-model picker only
+// for methods that need one), the LoRA settings only for LoRA, marks fields changed from their
+// defaults, and resets them. Without JavaScript the form still works: the server renders the
+// chosen method's section and ignores the others.
+(function () {
+  "use strict";
+  var form = document.getElementById("training-form");
+  if (!form) return;
+  var needsReward = (form.dataset.needsReward || "").split(" ");
+  var rewardField = document.getElementById("reward-model-field");
+  var lora = document.getElementById("lora-section");
+
+  function chosen(name) {
+    var input = form.querySelector('input[name="' + name + '"]:checked');
+    return input ? input.value : "";
+  }
+
+  function hasError(section) { return !!section.querySelector(".has-error"); }
+
+  function update() {
+    var method = chosen("method");
+    form.querySelectorAll("[data-method-section]").forEach(function (section) {
+      section.hidden = section.dataset.methodSection !== method;
+    });
+    if (rewardField) rewardField.hidden = needsReward.indexOf(method) === -1 && !hasError(rewardField);
+    if (lora) lora.hidden = chosen("fine_tuning") !== "lora" && !hasError(lora);
+  }
+
+  function currentText(input) {
+    if (input.type === "checkbox") return input.checked ? "true" : "false";
+    return input.value.trim();
+  }
+
+  function same(value, fallback) {
+    if (value === fallback) return true;
+    var a = Number(value), b = Number(fallback);  // "2e-5" and "2e-05" are the same number
+    return value !== "" && fallback !== "" && !isNaN(a) && !isNaN(b) && a === b;
+  }
+
+  function mark(input) {
+    input.classList.toggle("changed", !same(currentText(input), input.dataset.default));
+  }
+
+  var inputs = form.querySelectorAll("[data-default]");
+  inputs.forEach(function (input) {
+    mark(input);
+    input.addEventListener("input", function () { mark(input); });
+    input.addEventListener("change", function () { mark(input); });
+  });
+
+  var reset = document.getElementById("reset-defaults");
+  if (reset) {
+    reset.addEventListener("click", function () {
+      inputs.forEach(function (input) {
+        if (input.type === "checkbox") input.checked = input.dataset.default === "true";
+        else input.value = input.dataset.default;
+        mark(input);
+      });
+    });
+  }
+
+  form.querySelectorAll('input[name="method"], input[name="fine_tuning"]').forEach(function (radio) {
+    radio.addEventListener("change", update);
+  });
+  update();
+})();
