@@ -7,6 +7,7 @@ pytest-django creates and drops the `test_<name>` database around the run.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,31 @@ def make_pairs():
         return Pair.objects.bulk_create(pairs)
 
     return make
+
+
+# Playwright's sync API runs an asyncio loop in this thread; Django's ORM refuses to run inside
+# one unless told that this (test-only, single-threaded) use is fine.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = Path(os.environ.get("FEEDBACK_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for the whole session. Every browser test shares it: a second
+    `sync_playwright()` while this one is open would fail inside Playwright's running loop."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (the Makefile does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

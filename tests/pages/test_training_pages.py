@@ -466,33 +466,20 @@ def test_number_format_matches_the_pages_javascript(value, text):
 # In a real browser: the form's method switch, and the run page updating without a reload
 # ------------------------------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.fixture
-def browser_page(live_server):
-    import os
-    from pathlib import Path
-
+def browser_page(browser, live_server):
     from django.db import connections
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True)
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        page.js_errors = []
-        page.on("pageerror", lambda error: page.js_errors.append(str(error)))
-        yield page
-        browser.close()
-        # The ORM calls made while Playwright's loop ran used their own connection; close it so
-        # that the test database can be dropped at the end of the session.
-        connections.close_all()
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.js_errors = []
+    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+    yield page
+    context.close()
+    # The ORM calls made while Playwright's loop ran used their own connection; close it so
+    # that the test database can be dropped at the end of the session.
+    connections.close_all()
 
 
 def _log_in(page, live_server, user):
