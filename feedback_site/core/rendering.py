@@ -8,6 +8,8 @@ annotator's browser fetch a third-party address.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -20,7 +22,10 @@ _ALLOWED_TAGS = {
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}, "td": {"align"}}
 
 
+@lru_cache(maxsize=4096)
 def render_markdown(text: str) -> str:
+    # Cached: with overlap N every response is shown N times, and the history of a
+    # conversation is shown with every pair of its prompt.
     html = _markdown.render(text or "")
     return nh3.clean(
         html,

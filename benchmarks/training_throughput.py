@@ -1,0 +1,316 @@
+"""Training throughput: this project's DPO and reward training vs a plain, default TRL script.
+
+What it measures
+    For each method (dpo, reward) and each implementation:
+
+    * ours   `rlhf.training.train(method, ...)` with the method's default config apart from
+             batch_size=4, max_length=256, max_steps=--steps and no held-out evaluation;
+    * plain  what a user gets from a plain TRL script: `DPOTrainer` / `RewardTrainer` built from the
+             model *path* and a `load_dataset("json", ...)` dataset, with default `DPOConfig` /
+             `RewardConfig` apart from per_device_train_batch_size=4, max_length=256,
+             max_steps=--steps, logging_steps=1 (so throughput can be read off the log; logging
+             costs nothing measurable) and report_to="none" (no network here);
+
+    on the same data (HH-RLHF harmless-base pairs whose conversations fit in 192..250 tokens, so
+    no trainer drops or truncates anything and both see exactly the same pairs; one epoch of
+    steps*4 pairs), the same model (SmolLM2-135M-Instruct) and the same machine, one after the other
+    in one invocation. Each measured run is its own child process so that its peak memory is its own.
+
+    * tokens/s  trained tokens / training time. Trained tokens are TRL's own `num_tokens` counter,
+                which both implementations share: the sum of the attention masks (non-padding tokens)
+                of the batches actually trained (DPO: prompt+chosen and prompt+rejected; reward:
+                chosen and rejected conversations). Time and tokens are taken at the log of step 1
+                and of the last step, so model loading, data preparation, the first (warm-up) step
+                and the final checkpoint save are excluded for both.
+    * peak RSS  `resource.getrusage(RUSAGE_SELF).ru_maxrss` of the child process (high-water mark
+                of the whole run, model loading included).
+    * ratio     ours / plain for tokens/s (higher is better) and for peak RSS (lower is better).
+                Target: tokens/s ratio >= 1.5 on the 2-core CPU.
+
+Where our speed comes from (CPU)
+    Nothing in the training math differs; the differences are TRL's defaults, which suit a GPU:
+
+    * `gradient_checkpointing` defaults to True in TRL's configs: every forward is run twice (once
+      more in the backward pass), about +30-40% compute. Our configs default it to off
+      (`BaseTrainConfig.gradient_checkpointing`), which is right for short sequences on CPU.
+    * `bf16` defaults to True in TRL's configs even on CPU, so the Trainer wraps the model in CPU
+      bf16 autocast. On CPUs without native bf16 matmuls (no AMX / AVX512-BF16) that is emulated and
+      every layer casts weights and activations back and forth; our `precision="auto"` trains in
+      float32 on CPU and uses bf16 only on CUDA devices that support it.
+    * Our reward trainer hands TRL pre-tokenized ids (and keeps the ends of long conversations
+      instead of dropping them); that affects data preparation, which is not timed here.
+    * No padding-free or length-grouped batching is used by either implementation, and both use
+      torch's default thread count (one per core); these are not sources of the difference.
+
+    What would raise the ratio further (not done): padding-free batching (`padding_free=True` with
+    flash-attention-style kernels, mostly a GPU win), length-grouped batches, and for DPO
+    `precompute_ref_log_probs=True` (the reference forward is then done once up front).
+
+How to read the output
+    A table per method with tokens/s, peak RSS, steps, trained tokens and timed seconds for ours
+    and plain, then the ratios. JSON with every number goes to `--json-out`
+    (default benchmarks/results/training_throughput.json).
+
+Usage
+    .venv/bin/python benchmarks/training_throughput.py --steps 2            # smoke, a few minutes
+    .venv/bin/python benchmarks/training_throughput.py --steps 6 --methods dpo reward
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+RESULTS_DIR = REPO / "benchmarks" / "results"
+BATCH_SIZE = 4
+MAX_LENGTH = 256
+MIN_TOKENS, MAX_TOKENS = 192, 250  # conversation length window of the pairs used (chat template applied)
+
+
+def prepare_data(steps: int, cache_dir: Path, out: Path) -> dict:
+    """steps*BATCH_SIZE HH pairs whose chosen and rejected conversations both fit the window."""
+    from reward_hh import TRAIN_FILE, hh_to_trl_records, write_jsonl
+    from transformers import AutoTokenizer
+
+    from rlhf.models import resolve_model_path
+
+    base = resolve_model_path("builtin:smollm2-135m-instruct", cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    needed = steps * BATCH_SIZE
+    chosen_records, lengths = [], []
+    for record in hh_to_trl_records(TRAIN_FILE):
+        pair_lengths = [
+            len(tokenizer.apply_chat_template(record["prompt"] + record[key], tokenize=True, return_dict=True)["input_ids"])
+            for key in ("chosen", "rejected")
+        ]
+        if all(MIN_TOKENS <= n <= MAX_TOKENS for n in pair_lengths):
+            chosen_records.append(record)
+            lengths.extend(pair_lengths)
+            if len(chosen_records) == needed:
+                break
+    if len(chosen_records) < needed:
+        raise SystemExit(f"only {len(chosen_records)} pairs fit {MIN_TOKENS}..{MAX_TOKENS} tokens; lower --steps")
+    write_jsonl(chosen_records, out)
+    return {"pairs": len(chosen_records), "mean_tokens_per_sequence": sum(lengths) / len(lengths), "base": str(base)}
+
+
+# --------------------------------------------------------------------------------------------
+# Child: one measured run
+# --------------------------------------------------------------------------------------------
+
+
+class StepClock:
+    """(time, cumulative trained tokens) at each logged step."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[int, float, float]] = []
+
+    def add(self, step: int, num_tokens: float | None) -> None:
+        if num_tokens is not None:
+            self.points.append((step, time.monotonic(), float(num_tokens)))
+
+    def summary(self) -> dict:
+        if len(self.points) < 2:
+            return {"error": "fewer than 2 logged steps; use --steps >= 2"}
+        (s0, t0, n0), (s1, t1, n1) = self.points[0], self.points[-1]
+        return {
+            "timed_steps": s1 - s0,
+            "timed_tokens": n1 - n0,
+            "timed_s": t1 - t0,
+            "tokens_per_s": (n1 - n0) / (t1 - t0),
+            "s_per_step": (t1 - t0) / (s1 - s0),
+            "total_tokens": n1,
+        }
+
+
+def run_ours(method: str, data: Path, base: Path, steps: int, work: Path) -> dict:
+    from rlhf.training import config_from_dict, train
+
+    clock = StepClock()
+
+    class Control:
+        def report(self, step, total, metrics=None):  # noqa: ANN001
+            clock.add(step, (metrics or {}).get("num_tokens"))
+
+        def log(self, message):  # noqa: ANN001
+            pass
+
+        def should_stop(self):
+            return False
+
+    config = config_from_dict(
+        method,
+        {"batch_size": BATCH_SIZE, "max_length": MAX_LENGTH, "max_steps": steps, "eval_fraction": 0.0, "save_steps": 10_000},
+    )
+    train(method, data, base, work / "run", config, control=Control())
+    return {"config": config.to_dict(), **clock.summary()}
+
+
+def run_plain(method: str, data: Path, base: Path, steps: int, work: Path) -> dict:
+    from datasets import load_dataset
+    from transformers import TrainerCallback
+
+    clock = StepClock()
+
+    class Clock(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if logs and "loss" in logs:
+                clock.add(state.global_step, logs.get("num_tokens"))
+
+    dataset = load_dataset("json", data_files=str(data), split="train")
+    common = {
+        "output_dir": str(work / "plain"),
+        "per_device_train_batch_size": BATCH_SIZE,
+        "max_length": MAX_LENGTH,
+        "max_steps": steps,
+        "logging_steps": 1,
+        "report_to": "none",
+    }
+    if method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**common)
+        trainer = DPOTrainer(model=str(base), args=args, train_dataset=dataset, callbacks=[Clock()])
+    else:
+        from trl import RewardConfig, RewardTrainer
+
+        args = RewardConfig(**common)
+        trainer = RewardTrainer(model=str(base), args=args, train_dataset=dataset, callbacks=[Clock()])
+    trainer.train()
+    settings = {k: getattr(args, k, None) for k in ("bf16", "gradient_checkpointing", "activation_checkpointing",
+                                                    "learning_rate", "padding_free", "use_cpu")}
+    return {"config": {k: v for k, v in settings.items() if v is not None or k == "padding_free"}, **clock.summary()}
+
+
+def child_main(method: str, impl: str, data: Path, base: Path, steps: int, json_path: Path) -> None:
+    import torch
+
+    work = Path(tempfile.mkdtemp(prefix=f"throughput-{method}-{impl}-"))
+    try:
+        started = time.monotonic()
+        result = (run_ours if impl == "ours" else run_plain)(method, data, base, steps, work)
+        result["wall_s"] = time.monotonic() - started
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+    result["torch_threads"] = torch.get_num_threads()
+    json_path.write_text(json.dumps(result, default=str))
+
+
+# --------------------------------------------------------------------------------------------
+# Parent
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="See the module docstring for what is measured and how to read it.")
+    parser.add_argument("--steps", type=int, default=6, help="optimizer steps per run (batch 4); step 1 is warm-up (default 6)")
+    parser.add_argument("--methods", nargs="+", choices=["dpo", "reward"], default=["dpo", "reward"])
+    parser.add_argument("--json-out", type=Path, default=RESULTS_DIR / "training_throughput.json")
+    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("RLHF_CACHE_DIR", "/tmp/rlhf-cache")))
+    parser.add_argument("--_child", nargs=5, metavar=("METHOD", "IMPL", "DATA", "BASE", "JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args._child:
+        method, impl, data, base, json_path = args._child
+        child_main(method, impl, Path(data), Path(base), args.steps, Path(json_path))
+        return
+    if args.steps < 2:
+        parser.error("--steps must be >= 2 (step 1 is the untimed warm-up)")
+
+    from reward_hh import machine_info
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    data = RESULTS_DIR / "throughput_data.jsonl"
+    data_info = prepare_data(args.steps, args.cache_dir, data)
+    print(f"data: {data_info['pairs']} pairs, mean {data_info['mean_tokens_per_sequence']:.0f} tokens per sequence", flush=True)
+
+    runs: dict[str, dict[str, dict]] = {}
+    for method in args.methods:
+        for impl in ("ours", "plain"):
+            out = RESULTS_DIR / f".throughput_{method}_{impl}.json"
+            out.unlink(missing_ok=True)
+            print(f"running {method} / {impl} ({args.steps} steps) ...", flush=True)
+            t0 = time.monotonic()
+            proc = subprocess.run(
+                [sys.executable, __file__, "--steps", str(args.steps), "--_child", method, impl, str(data), data_info["base"], str(out)],
+                capture_output=True, text=True,
+            )
+            if proc.returncode != 0 or not out.is_file():
+                print(proc.stdout[-3000:], proc.stderr[-5000:], sep="\n")
+                runs.setdefault(method, {})[impl] = {"error": f"exit {proc.returncode}"}
+                continue
+            runs.setdefault(method, {})[impl] = json.loads(out.read_text())
+            out.unlink()
+            print(f"  done in {time.monotonic() - t0:.0f} s", flush=True)
+
+    report = {
+        "benchmark": "training_throughput",
+        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": "SmolLM2-135M-Instruct",
+        "batch_size": BATCH_SIZE,
+        "max_length": MAX_LENGTH,
+        "steps": args.steps,
+        "data": data_info,
+        "machine": machine_info(),
+        "runs": runs,
+        "ratios": {},
+    }
+    for method, pair in runs.items():
+        ours, plain = pair.get("ours", {}), pair.get("plain", {})
+        if "tokens_per_s" in ours and "tokens_per_s" in plain:
+            report["ratios"][method] = {
+                "tokens_per_s_ours_over_plain": ours["tokens_per_s"] / plain["tokens_per_s"],
+                "peak_rss_ours_over_plain": ours["peak_rss_mb"] / plain["peak_rss_mb"],
+            }
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print_table(report)
+    print(f"\nwritten {args.json_out}")
+
+
+def print_table(report: dict) -> None:
+    m = report["machine"]
+    print(f"\ntraining throughput, {report['model']}, batch {report['batch_size']}, max_length {report['max_length']}, "
+          f"{report['steps']} steps (step 1 untimed), mean {report['data']['mean_tokens_per_sequence']:.0f} tokens/sequence")
+    print(f"machine: {m['nproc']} CPUs, {m['cpu_model']}, torch {m['torch']}, {report['date_utc']}")
+    header = f"{'method':8} {'impl':6} {'tokens/s':>9} {'s/step':>7} {'timed tok':>10} {'peak RSS MB':>12}  settings"
+    print("-" * len(header) + "-" * 30)
+    print(header)
+    print("-" * len(header) + "-" * 30)
+    for method, pair in report["runs"].items():
+        for impl in ("ours", "plain"):
+            r = pair.get(impl, {})
+            if "tokens_per_s" not in r:
+                print(f"{method:8} {impl:6} {'failed: ' + str(r.get('error'))}")
+                continue
+            cfg = r.get("config", {})
+            if impl == "ours":
+                settings = f"gradient_checkpointing={cfg.get('gradient_checkpointing')}, precision={cfg.get('precision')}"
+            else:
+                settings = ", ".join(f"{k}={v}" for k, v in cfg.items() if k in ("bf16", "gradient_checkpointing", "activation_checkpointing"))
+            print(f"{method:8} {impl:6} {r['tokens_per_s']:9.1f} {r['s_per_step']:7.2f} {r['timed_tokens']:10.0f} "
+                  f"{r['peak_rss_mb']:12.0f}  {settings}")
+    print("-" * len(header) + "-" * 30)
+    for method, ratio in report["ratios"].items():
+        verdict = "meets" if ratio["tokens_per_s_ours_over_plain"] >= 1.5 else "BELOW"
+        print(f"{method:8} ours/plain: tokens/s x{ratio['tokens_per_s_ours_over_plain']:.2f} ({verdict} the 1.5x target), "
+              f"peak RSS x{ratio['peak_rss_ours_over_plain']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
