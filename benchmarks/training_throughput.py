@@ -8,7 +8,8 @@ What it measures
     * plain  what a user gets from a plain TRL script: `DPOTrainer` / `RewardTrainer` built from the
              model *path* and a `load_dataset("json", ...)` dataset, with default `DPOConfig` /
              `RewardConfig` apart from per_device_train_batch_size=4, max_length=256,
-             max_steps=--steps, logging_steps=1 (so throughput can be read off the log; logging
+             max_steps=--steps, use_cpu=True on a CPU-only machine (without it TRL's bf16 default makes
+             transformers refuse to start, and the error tells the user to set it), logging_steps=1 (so throughput can be read off the log; logging
              costs nothing measurable) and report_to="none" (no network here);
 
     on the same data (HH-RLHF harmless-base pairs whose conversations fit in 192..250 tokens, so
@@ -179,6 +180,13 @@ def run_plain(method: str, data: Path, base: Path, steps: int, work: Path) -> di
         "logging_steps": 1,
         "report_to": "none",
     }
+    import torch
+
+    if not torch.cuda.is_available():
+        # TRL's bf16=True default makes transformers refuse to start on a CPU-only machine ("Your
+        # setup doesn't support bf16/gpu. You need to assign use_cpu ..."); use_cpu=True is the fix
+        # the error message itself tells a user to apply, and bf16 autocast then stays on.
+        common["use_cpu"] = True
     if method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
