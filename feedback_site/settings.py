@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "feedback_site.generation",
     "feedback_site.snapshots",
     "feedback_site.training",
+    "feedback_site.quality",
+    "feedback_site.evaluation",
 ]
 
 MIDDLEWARE = [

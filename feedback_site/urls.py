@@ -15,6 +15,8 @@ urlpatterns = [
     path("healthz", core_api.health, name="health"),
     path("api/v1/health", core_api.health, name="api-health"),
     path("api/v1/", include("feedback_site.api_urls")),
+    path("api/v1/", include("feedback_site.quality.api_urls")),
+    path("api/v1/", include("feedback_site.evaluation.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
@@ -23,4 +25,6 @@ urlpatterns = [
     path("", include("feedback_site.generation.urls")),
     path("", include("feedback_site.snapshots.urls")),
     path("", include("feedback_site.training.urls")),
+    path("", include("feedback_site.quality.urls")),
+    path("", include("feedback_site.evaluation.urls")),
 ]

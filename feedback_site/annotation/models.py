@@ -79,6 +79,9 @@ class Pair(models.Model):
     # Denormalised so the queue's index only holds pairs that still need work.
     is_complete = models.BooleanField(default=False)
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    # Gold pairs carry a known answer; they look like any other pair to the annotator.
+    is_gold = models.BooleanField(default=False)
+    gold_label = models.CharField(max_length=10, choices=Preference.choices, blank=True)
     prelabel = models.CharField(max_length=10, choices=Preference.choices, blank=True, help_text="Label that came with an import.")
     source = models.CharField(max_length=10, choices=PairSource.choices)
     import_batch = models.ForeignKey("projects.ImportBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="pairs")

@@ -38,3 +38,12 @@ class BigTableAdmin(ReadOnlyAdmin):
 def short(text: str, length: int = 80) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+from feedback_site.core.models import AuditEntry  # noqa: E402  (the admin helpers above come first)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(BigTableAdmin):
+    list_display = ("created_at", "action", "actor", "project", "target_type", "target_id")
+    list_filter = ("action",)

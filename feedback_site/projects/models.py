@@ -31,6 +31,33 @@ class Project(models.Model):
         blank=True,
         help_text='Optional per-criterion votes shown to annotators, e.g. ["helpful", "harmless", "honest"].',
     )
+    # Annotation quality (issue 5). Defaults keep a new project's queue exactly as before.
+    gold_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of an annotator's assignments drawn from gold pairs (known answers).",
+    )
+    gold_min_judged = models.PositiveIntegerField(
+        default=10, help_text="Gold pairs an annotator must have judged before their gold accuracy can pause them."
+    )
+    gold_min_accuracy = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Gold accuracy below which an annotator is paused (0 = never pause).",
+    )
+    dynamic_overlap = models.BooleanField(
+        default=False,
+        help_text="Each pair first gets two judgments; a third is requested only when they disagree.",
+    )
+    uncertainty_first = models.BooleanField(
+        default=False,
+        help_text="Once a reward model exists, serve first the pairs whose responses it scores closest.",
+    )
+    min_seconds_per_judgment = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Judgments made faster than this are flagged as too fast (0 = no minimum).",
+    )
     current_policy = models.ForeignKey(
         "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -48,6 +75,12 @@ class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    # A paused annotator gets no new work; the reason says why (e.g. gold accuracy) for admins.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
+    # Simulated annotators (rule- or reward-model-driven) record judgments through the same
+    # services as people but are kept out of human statistics.
+    is_simulated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

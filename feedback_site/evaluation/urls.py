@@ -1,0 +1,3 @@
+"""Pages of the evaluation app."""
+
+urlpatterns: list = []

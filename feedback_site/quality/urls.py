@@ -1,0 +1,3 @@
+"""Pages of the quality app."""
+
+urlpatterns: list = []
