@@ -1,0 +1,47 @@
+"""Celery tasks of the quality app. `generation.score_pairs` is model work: its name sends it to
+the `gpu` queue (see celery_app's routes)."""
+
+from __future__ import annotations
+
+import logging
+
+from workers.celery_app import app
+
+log = logging.getLogger(__name__)
+
+
+def run_score_pairs(project_id: int, reward_model_id: int) -> int:
+    """Score every incomplete pair of the project with the reward-model version and set the
+    queue priorities (closest scores first). Idempotent: a rerun recomputes the same priorities."""
+    from django.conf import settings
+
+    from feedback_site.quality import services
+    from feedback_site.registry.models import ModelVersion
+    from rlhf.models import resolve_model_path
+    from rlhf.scoring import score_pairs
+
+    version = ModelVersion.objects.filter(pk=reward_model_id, project_id=project_id).first()
+    if version is None:
+        log.warning("score_pairs: reward model %s of project %s is gone; nothing to do", reward_model_id, project_id)
+        return 0
+    items = services.pairs_to_score(project_id)
+    if not items:
+        return 0
+    if version.artifact_sha256:
+        from feedback_site.registry.services import version_artifact_path
+
+        model_dir = version_artifact_path(version)
+    else:
+        model_dir = resolve_model_path(version.artifact_uri, settings.ARTIFACTS_DIR)
+    scores = score_pairs(model_dir, [(item["messages"], item["a"], item["b"]) for item in items])
+    updated = services.uncertainty_apply(
+        project_id=project_id, reward_model_id=reward_model_id,
+        scores={item["pair_id"]: score for item, score in zip(items, scores)},
+    )
+    log.info("score_pairs: project %s, reward model %s: %s pairs reprioritised", project_id, reward_model_id, updated)
+    return updated
+
+
+@app.task(name="generation.score_pairs", bind=True, acks_late=True, reject_on_worker_lost=True)
+def score_pairs_task(self, project_id: int, reward_model_id: int) -> int:
+    return run_score_pairs(project_id, reward_model_id)
