@@ -1,4 +1,4 @@
-"""Training: reward model, DPO, PPO, RLOO and GRPO behind one entry point.
+"""Training: SFT, reward model, DPO, PPO, RLOO and GRPO behind one entry point.
 
     from rlhf.training import config_from_dict, train
 
@@ -28,14 +28,16 @@ from rlhf.training.grpo import GRPOConfig
 from rlhf.training.ppo import PPOConfig
 from rlhf.training.reward import RewardConfig
 from rlhf.training.rloo import RLOOConfig
+from rlhf.training.sft import SFTConfig
 
-METHODS: tuple[str, ...] = ("reward", "dpo", "ppo", "rloo", "grpo")
+METHODS: tuple[str, ...] = ("sft", "reward", "dpo", "ppo", "rloo", "grpo")
 """Every training method, in the order a round usually runs them."""
 
 METHODS_NEEDING_REWARD: frozenset[str] = frozenset({"ppo", "rloo", "grpo"})
 """Methods that optimise against a reward (a reward-model version, or a callable in tests)."""
 
 CONFIG_CLASSES: dict[str, type[BaseTrainConfig]] = {
+    "sft": SFTConfig,
     "reward": RewardConfig,
     "dpo": DPOConfig,
     "ppo": PPOConfig,
@@ -44,6 +46,7 @@ CONFIG_CLASSES: dict[str, type[BaseTrainConfig]] = {
 }
 
 _ENTRY_POINTS = {
+    "sft": ("rlhf.training.sft", "train_sft"),
     "reward": ("rlhf.training.reward", "train_reward"),
     "dpo": ("rlhf.training.dpo", "train_dpo"),
     "ppo": ("rlhf.training.ppo", "train_ppo"),
@@ -61,6 +64,7 @@ __all__ = [
     "PPOConfig",
     "RLOOConfig",
     "RewardConfig",
+    "SFTConfig",
     "RunCancelled",
     "TrainResult",
     "TrainingDiverged",

@@ -1,4 +1,4 @@
-"""`python -m rlhf train {reward,dpo,ppo,rloo,grpo} --data SNAPSHOT.jsonl --base MODEL_DIR --out DIR ...`
+"""`python -m rlhf train {sft,reward,dpo,ppo,rloo,grpo} --data SNAPSHOT.jsonl --base MODEL_DIR --out DIR ...`
 
 Prints progress lines (`[step/total] loss=... reward=...`) and the artifact folder at the end.
 Exit codes: 0 done, 1 failed (missing file, diverged, ...), 2 bad usage or bad config (the message
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a reward model or a policy on a preference snapshot (TRL conversational JSONL).",
     )
     parser.add_argument("method", choices=METHODS, help="training method")
-    parser.add_argument("--data", required=True, type=Path, help="snapshot JSONL (prompt/chosen/rejected per line)")
+    parser.add_argument("--data", required=True, type=Path, help="snapshot JSONL (prompt/chosen/rejected per line; sft: messages per line)")
     parser.add_argument("--base", required=True, type=Path, help="parent policy (or backbone for reward) folder")
     parser.add_argument("--out", required=True, type=Path, help="run folder; the artifact ends up in OUT/final")
     parser.add_argument("--config", type=Path, help="JSON file with config fields (defaults for the rest)")

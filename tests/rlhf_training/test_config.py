@@ -28,7 +28,7 @@ def test_every_method_has_a_config_with_documented_defaults():
 @pytest.mark.parametrize(
     ("method", "data", "message"),
     [
-        ("sft", {}, r"method: unknown training method 'sft'"),
+        ("kto", {}, r"method: unknown training method 'kto'"),
         ("dpo", {"betta": 0.1}, r"unknown field 'betta' for the dpo config"),
         ("dpo", {"beta": 0}, r"^beta: must be > 0"),
         ("dpo", {"beta": "0.1"}, r"^beta: expected a number"),
