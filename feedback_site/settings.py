@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "feedback_site.training",
     "feedback_site.quality",
     "feedback_site.evaluation",
+    "feedback_site.safety",
 ]
 
 MIDDLEWARE = [
