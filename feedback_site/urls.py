@@ -8,14 +8,13 @@ from feedback_site.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
-    path("accounts/login/", core_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/token/", core_views.api_token, name="api-token"),
     path("admin/", admin.site.urls),
     path("healthz", core_api.health, name="health"),
     path("api/v1/health", core_api.health, name="api-health"),
     path("api/v1/", include("feedback_site.api_urls")),
-    path("api/v1/", include("feedback_site.core.api_urls")),
     path("api/v1/", include("feedback_site.quality.api_urls")),
     path("api/v1/", include("feedback_site.evaluation.api_urls")),
     path("api/v1/", include("feedback_site.safety.api_urls")),
