@@ -109,7 +109,11 @@ def run_generation(run_id: int) -> None:
                         done[prompt_id] = texts
                     out.flush()
                     os.fsync(out.fileno())
-        services.generation_complete(run_id=run_id, responses_by_prompt=done)
+        from workers.safety_tasks import generation_safety_scores
+
+        all_prompts = {p.pk: p for p in Prompt.objects.filter(pk__in=list(done))}
+        scores = generation_safety_scores(run.project_id, all_prompts, done)
+        services.generation_complete(run_id=run_id, responses_by_prompt=done, safety_scores=scores)
         control.log("finished")
     except RunCancelled:
         services.generation_fail(run_id=run_id, message="Cancelled by a user.", cancelled=True)

@@ -168,9 +168,13 @@ def _pairs_for_prompt(k: int, pairing: str, pairs_per_prompt: int | None, rng: r
     return all_pairs
 
 
-def generation_complete(*, run_id: int, responses_by_prompt: dict[int, list[str]]) -> GenerationRun:
+def generation_complete(
+    *, run_id: int, responses_by_prompt: dict[int, list[str]], safety_scores: dict[int, list[float]] | None = None
+) -> GenerationRun:
     """Write every response and pair of the run in one transaction (idempotent: a run that is
-    already finished is returned unchanged)."""
+    already finished is returned unchanged). The safety screen runs in the same transaction, so
+    no pair is served before its responses are screened; `safety_scores` are the classifier's
+    scores per prompt id (one per sample), computed by the worker when the project has one."""
     with transaction.atomic():
         run = GenerationRun.objects.select_for_update().select_related("project").get(pk=run_id)
         if run.is_terminal:
@@ -214,6 +218,14 @@ def generation_complete(*, run_id: int, responses_by_prompt: dict[int, list[str]
                     )
                 )
         Pair.objects.bulk_create(pairs, batch_size=4000)
+        from feedback_site.safety.services import screen_responses
+
+        scores = {
+            r.pk: safety_scores[r.prompt_id][r.sample_index]
+            for r in created
+            if safety_scores and r.prompt_id in safety_scores and r.sample_index < len(safety_scores[r.prompt_id])
+        }
+        screen_responses(project=run.project, responses=created, scores=scores, pairs=pairs)
         run.status = RunStatus.SUCCEEDED
         run.finished_at = timezone.now()
         run.progress_done = run.progress_total
