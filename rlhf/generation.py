@@ -19,7 +19,10 @@ the online trainers. Three properties matter more than raw speed:
   those settings would silently change it.
 * **Efficient.** Left padding with an attention mask, KV cache (`use_cache=True`), prompts
   sorted by length so a batch pads little, and greedy decoding (temperature 0) decodes each
-  prompt once and repeats the answer K times.
+  prompt once and repeats the answer K times. The batch holds `batch_size` sequences unless
+  memory is short: `memory_batch_limit` lowers it so the KV cache of the longest sequence fits
+  (see there for the heuristic). `benchmarks/generation_throughput.py` measures the gain over a
+  one-prompt-at-a-time loop.
 
 torch and transformers are imported lazily so that the web process can import `SamplingConfig`
 and `validate_conversations` to check user input without loading torch.
@@ -260,7 +263,14 @@ def _generate_batches(
         prompts.append(token_ids)
 
     samples_per_prompt = 1 if sampling.greedy else k
-    prompts_per_batch = max(1, sampling.batch_size // samples_per_prompt)
+    longest = max(len(prompt) for prompt in prompts) + sampling.max_new_tokens
+    rows_per_batch = min(sampling.batch_size, memory_batch_limit(model, longest))
+    if rows_per_batch < sampling.batch_size:
+        control.log(
+            f"batch size {sampling.batch_size} lowered to {rows_per_batch} to fit sequences of {longest} tokens "
+            f"in the memory available on {device}"
+        )
+    prompts_per_batch = max(1, rows_per_batch // samples_per_prompt)
     # Longest first: padding is minimal within a batch, and an out-of-memory error shows up on
     # the first batch instead of hours in. Ties keep input order so batching is deterministic.
     order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
@@ -331,6 +341,69 @@ def generate(
             results[position[conversation_id]] = responses
     assert all(result is not None for result in results)
     return [result for result in results if result is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# Sizing batches by memory
+# --------------------------------------------------------------------------------------------
+
+MEMORY_FRACTION_CUDA = 0.6
+"""Share of the GPU's *free* memory (after the weights are loaded) one batch may use."""
+MEMORY_FRACTION_CPU = 0.25
+"""Share of the machine's available RAM one batch may use (the web, other workers live there too)."""
+ACTIVATION_FACTOR = 2.0
+"""Headroom over the KV cache for activations, logits and allocator slack: a conservative
+allowance (the prefill step's activations are the largest extra, about one KV cache's worth)."""
+
+
+def kv_cache_bytes_per_token(model: PreTrainedModel) -> int:
+    """Bytes of KV cache one sequence needs per token: 2 (K and V) x layers x KV heads x head
+    dim x element size. Falls back to hidden size when the config has no head layout."""
+    config = model.config
+    layers = int(getattr(config, "num_hidden_layers", 1) or 1)
+    heads = int(getattr(config, "num_attention_heads", 1) or 1)
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+    hidden = int(getattr(config, "hidden_size", 1) or 1)
+    head_dim = int(getattr(config, "head_dim", None) or hidden // heads)
+    element = next(model.parameters()).element_size()
+    return 2 * layers * kv_heads * head_dim * element
+
+
+def available_memory_bytes(device: Any) -> int | None:
+    """Free memory a batch may use on `device`: CUDA free memory, else MemAvailable from
+    /proc/meminfo; None when it cannot be read (then the batch size is not capped)."""
+    try:
+        if getattr(device, "type", str(device)) == "cuda":
+            import torch
+
+            free, _total = torch.cuda.mem_get_info(device)
+            return int(free * MEMORY_FRACTION_CUDA)
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(int(line.split()[1]) * 1024 * MEMORY_FRACTION_CPU)
+    except (OSError, RuntimeError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_batch_limit(model: PreTrainedModel, sequence_tokens: int, available: int | None = None) -> int:
+    """How many sequences of `sequence_tokens` tokens fit in one batch (at least 1).
+
+    Heuristic: a sequence costs its KV cache (`kv_cache_bytes_per_token` x tokens) plus one row
+    of float32 logits over the vocabulary, times `ACTIVATION_FACTOR` for activations and slack;
+    the budget is `available_memory_bytes` (60% of free GPU memory, 25% of available RAM). The
+    configured `batch_size` stays the upper bound; this only lowers it when memory is short, so
+    a long `max_new_tokens` on a small GPU degrades to smaller batches instead of running out of
+    memory. Sampled text does not depend on how prompts are batched (see the module docstring).
+    """
+    if available is None:
+        available = available_memory_bytes(next(model.parameters()).device)
+    if available is None:
+        return 1 << 30
+    vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+    per_sequence = (kv_cache_bytes_per_token(model) * max(1, sequence_tokens) + 4 * vocab) * ACTIVATION_FACTOR
+    return max(1, int(available // per_sequence))
 
 
 # --------------------------------------------------------------------------------------------
