@@ -113,6 +113,7 @@ def run_training(run_id: int) -> None:
             code_version=rlhf.__version__,
             base_model=run.parent.base_model,
         )
+        _evaluate_after(run_id)
     except RunCancelled:
         services.training_fail(run_id=run_id, message="Cancelled by a user; the last checkpoint is kept.", cancelled=True)
     except Exception as error:
@@ -120,3 +121,14 @@ def run_training(run_id: int) -> None:
         services.training_fail(run_id=run_id, message=f"{error.__class__.__name__}: {error}")
     finally:
         heartbeat.stopped.set()
+
+
+def _evaluate_after(run_id: int) -> None:
+    """Queue the automatic evaluation of the version just registered (issue 4: evaluation after
+    every training run). A failure to queue it is logged, never turned into a training failure."""
+    try:
+        from feedback_site.evaluation.services import evaluation_after_training
+
+        evaluation_after_training(training_run_id=run_id)
+    except Exception:
+        log.exception("training run %s: could not queue its evaluation", run_id)
