@@ -47,3 +47,47 @@ from feedback_site.core.models import AuditEntry  # noqa: E402  (the admin helpe
 class AuditEntryAdmin(BigTableAdmin):
     list_display = ("created_at", "action", "actor", "project", "target_type", "target_id")
     list_filter = ("action",)
+
+
+# Throttled admin login (core/throttle.py): the admin's login form is a second way to guess passwords.
+from feedback_site.core.forms import ThrottledAdminAuthenticationForm  # noqa: E402
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
+
+
+# Users: deactivated, never deleted (their judgments are kept and reference them with PROTECT);
+# API tokens revocable from the list.
+from django.contrib import messages  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin  # noqa: E402
+
+from feedback_site.core import accounts  # noqa: E402
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    actions = ["revoke_api_tokens", "deactivate_users"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a user would orphan their paid-for work; deactivate instead.
+        return False
+
+    @admin.action(description="Revoke API tokens of the selected users")
+    def revoke_api_tokens(self, request, queryset):
+        total = sum(accounts.tokens_revoke(actor=request.user, user=user) for user in queryset)
+        self.message_user(request, f"Revoked {total} token(s).", messages.SUCCESS)
+
+    @admin.action(description="Deactivate the selected users (their judgments are kept)")
+    def deactivate_users(self, request, queryset):
+        done = 0
+        for user in queryset:
+            if user.pk == request.user.pk:
+                self.message_user(request, "You cannot deactivate yourself; skipped.", messages.WARNING)
+                continue
+            accounts.user_deactivate(actor=request.user, user=user)
+            done += 1
+        self.message_user(request, f"Deactivated {done} user(s); their work is kept.", messages.SUCCESS)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from feedback_site.core.errors import NotFound, ServiceError
+from feedback_site.core import accounts
+from feedback_site.core.errors import Forbidden, NotFound, ServiceError
 from feedback_site.core.permissions import require_role
 from feedback_site.projects.models import Project
 
@@ -39,3 +44,18 @@ def health(request):
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return JsonResponse({"status": "ok"})
+
+
+@extend_schema(
+    request=None,
+    responses={200: inline_serializer("TokensRevoked", {"user_id": serializers.IntegerField(), "revoked": serializers.IntegerField()})},
+    summary="Revoke every API token of a user (site admins)",
+)
+@api_view(["POST"])
+def user_tokens_revoke(request, user_id: int):
+    if not accounts.is_site_admin(request.user):
+        raise Forbidden("Only site admins can revoke API tokens.")
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return Response({"user_id": user.pk, "revoked": accounts.tokens_revoke(actor=request.user, user=user)})

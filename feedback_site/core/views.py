@@ -1,15 +1,24 @@
-"""Pages that belong to no single app: the project list and the user's API token."""
+"""Pages that belong to no single app: login, the project list and the user's API token."""
 
 from __future__ import annotations
 
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
+from feedback_site.core.forms import ThrottledAuthenticationForm
 from feedback_site.core.permissions import can_create_projects, visible_projects
 from feedback_site.projects.models import Membership, Role
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page with login throttling (core/throttle.py)."""
+
+    authentication_form = ThrottledAuthenticationForm
+    template_name = "core/login.html"
 
 
 @login_required
