@@ -8,16 +8,16 @@ from feedback_site.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", core_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/token/", core_views.api_token, name="api-token"),
     path("admin/", admin.site.urls),
     path("healthz", core_api.health, name="health"),
     path("api/v1/health", core_api.health, name="api-health"),
     path("api/v1/", include("feedback_site.api_urls")),
+    path("api/v1/", include("feedback_site.core.api_urls")),
     path("api/v1/", include("feedback_site.quality.api_urls")),
     path("api/v1/", include("feedback_site.evaluation.api_urls")),
-    path("api/v1/", include("feedback_site.safety.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
@@ -28,5 +28,4 @@ urlpatterns = [
     path("", include("feedback_site.training.urls")),
     path("", include("feedback_site.quality.urls")),
     path("", include("feedback_site.evaluation.urls")),
-    path("", include("feedback_site.safety.urls")),
 ]
