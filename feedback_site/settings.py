@@ -153,6 +153,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Generation and training runs share one set of status values, model versions another; both
+    # fields are called "status". Naming them keeps the schema stable (and `check` quiet).
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "feedback_site.generation.models.RunStatus",
+        "VersionStatusEnum": "feedback_site.registry.models.VersionStatus",
+    },
 }
 
 # Celery: the laptop default is kombu's filesystem transport, which needs no server.
@@ -170,6 +176,28 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     else {"visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 )
 CELERY_BROKER_DIR = _broker_dir
+
+# Django's cache holds login-throttle counts (core/throttle.py). Production shares one Redis
+# between every gunicorn worker (the broker's, unless FEEDBACK_CACHE_URL names another);
+# elsewhere each process keeps its own in memory.
+_cache_url = env.get(
+    "FEEDBACK_CACHE_URL", CELERY_BROKER_URL if PRODUCTION and CELERY_BROKER_URL.startswith("redis") else ""
+)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _cache_url,
+        "KEY_PREFIX": "feedback",
+        # A down Redis must not hang logins: the throttle fails open after this long.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+    if _cache_url.startswith(("redis://", "rediss://"))
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# Login throttling: this many failed logins per username and address within the window (seconds)
+# and further attempts are refused until the window passes.
+LOGIN_THROTTLE_FAILURES = env.get_int("FEEDBACK_LOGIN_THROTTLE_FAILURES", 5)
+LOGIN_THROTTLE_WINDOW = env.get_int("FEEDBACK_LOGIN_THROTTLE_WINDOW", 15 * 60)
 
 LOGGING = {
     "version": 1,
@@ -190,3 +218,12 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+    SECURE_REFERRER_POLICY = "same-origin"
+    SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    CSRF_COOKIE_SAMESITE = "Lax"
+    # The annotator page reads the CSRF cookie from JavaScript to send X-CSRFToken, so the CSRF
+    # cookie stays readable (Django's default); the session cookie is HttpOnly.
+    CSRF_COOKIE_HTTPONLY = False
+    SESSION_COOKIE_AGE = env.get_int("DJANGO_SESSION_COOKIE_AGE", 12 * 3600)
