@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from feedback_site.annotation.models import Pair, PairSource, Prompt, Response
+from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Forbidden, Invalid, NotFound
 from feedback_site.core.permissions import STAFF_ROLES, can_create_projects, require_role
 from feedback_site.projects import importers
@@ -58,7 +59,9 @@ def project_create(
         criteria=criteria,
         created_by=creator,
     )
-    Membership.objects.create(project=project, user=creator, role=Role.ADMIN)
+    membership = Membership.objects.create(project=project, user=creator, role=Role.ADMIN)
+    audit_record(actor=creator, action="member.add", target=membership, project=project,
+                 details={"user_id": creator.pk, "username": creator.get_username(), "role": Role.ADMIN})
     base_policy_register(project=project, artifact_uri=base_policy_uri, created_by=creator)
     if guidelines.strip():
         guideline_publish(project=project, author=creator, text=guidelines)
@@ -89,7 +92,15 @@ def membership_set(*, project: Project, actor, user, role: str) -> Membership:
     require_role(actor, project, {Role.ADMIN})
     if role not in Role.values:
         raise Invalid(f"role must be one of {', '.join(Role.values)}", code="bad_role")
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    previous = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if previous is not None and previous.role == role:
+        return previous
+    membership, created = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    audit_record(
+        actor=actor, action="member.add" if created else "member.role_change", target=membership, project=project,
+        details={"user_id": user.pk, "username": user.get_username(), "role": role,
+                 **({} if created else {"previous_role": previous.role})},
+    )
     return membership
 
 
@@ -102,6 +113,8 @@ def membership_remove(*, project: Project, actor, user) -> None:
     if membership.role == Role.ADMIN and Membership.objects.filter(project=project, role=Role.ADMIN).count() == 1:
         raise Invalid("A project keeps at least one admin.", code="last_admin")
     # Their judgments stay: removal ends access, it never deletes work.
+    audit_record(actor=actor, action="member.remove", target=membership, project=project,
+                 details={"user_id": user.pk, "username": user.get_username(), "role": membership.role})
     membership.delete()
 
 
