@@ -20,13 +20,24 @@ class SnapshotOut(serializers.ModelSerializer):
     class Meta:
         model = Snapshot
         fields = ["id", "project_id", "number", "content_hash", "aggregation", "include_prelabelled", "pair_count",
-                  "preference_count", "judgment_count", "dropped_count", "files", "note", "created_at"]
+                  "preference_count", "judgment_count", "dropped_count", "files", "note", "created_at",
+                  "options", "excluded_judgment_count", "adjudicated_count"]
 
 
 class SnapshotIn(serializers.Serializer):
     aggregation = serializers.ChoiceField(choices=services.AGGREGATION_RULES, default="majority")
     include_prelabelled = serializers.BooleanField(default=True)
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    exclude_too_fast = serializers.BooleanField(default=False, help_text="Leave out judgments under the project's minimum time.")
+    exclude_position_biased = serializers.BooleanField(default=False, help_text="Leave out annotators whose left rate fails the binomial test.")
+    exclude_paused = serializers.BooleanField(default=False, help_text="Leave out annotators who are paused.")
+    include_simulated = serializers.BooleanField(default=False, help_text="Use simulated annotators' judgments (default: not used).")
+    bias_alpha = serializers.FloatField(default=0.05, min_value=0.0001, max_value=0.5, help_text="Significance level of the bias test.")
+
+    def validate(self, attrs):
+        option_keys = set(services.DEFAULT_OPTIONS)
+        attrs["options"] = {key: attrs.pop(key) for key in list(attrs) if key in option_keys}
+        return attrs
 
 
 @extend_schema(methods=["GET"], responses=SnapshotOut(many=True), summary="Snapshots of a project")

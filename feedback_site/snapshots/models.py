@@ -11,6 +11,14 @@ class Snapshot(models.Model):
     number = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64, help_text="sha256 of the preferences file followed by the raw judgments file.")
     aggregation = models.CharField(max_length=40)
+    options = models.JSONField(
+        default=dict, blank=True,
+        help_text="Aggregation options (exclusions, bias test level); part of the content hash and manifest.",
+    )
+    excluded_judgment_count = models.PositiveIntegerField(
+        default=0, help_text="Judgments kept in the raw file but not used for outcomes (see options)."
+    )
+    adjudicated_count = models.PositiveIntegerField(default=0, help_text="Pairs whose outcome is an adjudicated label.")
     include_prelabelled = models.BooleanField(default=True)
     artifact_dir = models.CharField(max_length=1000)
     pair_count = models.PositiveIntegerField()

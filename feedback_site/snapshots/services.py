@@ -1,11 +1,27 @@
 """Freezing judgments into immutable, content-hashed preference datasets.
 
-Aggregation rule "majority" (used when a pair has several judgments):
-  every judgment is one vote for a, b, tie or both_bad. The label with strictly more votes than
-  any other wins. If a or b wins, the pair becomes one preference row (chosen = winner). If tie
-  or both_bad wins, or the top labels are level, the pair is left out of the preference file
-  (counted as dropped) but all its judgments stay in the raw file. A pre-labelled pair (from an
-  import) with no judgments uses its import label when `include_prelabelled` is set.
+Aggregation rules (selectable per snapshot, recorded in the snapshot row, its manifest and its
+content hash):
+  majority       every used judgment is one vote for a, b, tie or both_bad. The label with
+                 strictly more votes than any other wins.
+  gold_weighted  the same vote, each judgment weighted by its annotator's gold accuracy,
+                 Laplace-smoothed: (correct + 1) / (judged + 2); no gold judged = 0.5. The label
+                 with strictly the largest total weight wins.
+  dawid_skene    Dawid & Skene (1979) EM over all used judgments of the project: per-annotator
+                 confusion matrices and per-pair posteriors; the most probable label wins (level
+                 = no winner).
+If a or b wins, the pair becomes one preference row (chosen = winner). If tie or both_bad wins,
+or the top labels are level, the pair is left out of the preference file (counted as dropped) but
+all its judgments stay in the raw file. A pre-labelled pair (from an import) with no judgments
+uses its import label when `include_prelabelled` is set.
+
+An adjudicated label (feedback_site.quality.Adjudication) always wins over every rule.
+
+Options (each recorded): exclude_too_fast (judgments under the project's minimum seconds),
+exclude_position_biased (every judgment of an annotator whose left rate fails the binomial test at
+`bias_alpha`), exclude_paused (annotators paused now), include_simulated (default False:
+simulated annotators' judgments are not used). Excluded judgments stay in judgments.jsonl with
+their reasons in `excluded`, but do not vote.
 
 Files, written once under ARTIFACTS/snapshots/project-<id>/<content hash>/:
   preferences.jsonl / preferences.parquet  TRL conversational preference format
@@ -14,7 +30,8 @@ Files, written once under ARTIFACTS/snapshots/project-<id>/<content hash>/:
   judgments.jsonl                          raw judgments, annotators pseudonymised per project
   manifest.json                            counts, rule, hashes
 The content hash is sha256 over the three data files (preferences.jsonl, pairs.jsonl,
-judgments.jsonl, in that order), so the same judgments always give the same hash.
+judgments.jsonl, in that order) followed by the canonical JSON of the rule and its options, so
+the same judgments under the same rule always give the same hash.
 """
 
 from __future__ import annotations
@@ -39,7 +56,14 @@ from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project
 from feedback_site.snapshots.models import Snapshot
 
-AGGREGATION_RULES = ("majority",)
+AGGREGATION_RULES = ("majority", "gold_weighted", "dawid_skene")
+DEFAULT_OPTIONS = {
+    "exclude_too_fast": False,
+    "exclude_position_biased": False,
+    "exclude_paused": False,
+    "include_simulated": False,
+    "bias_alpha": 0.05,
+}
 DATA_FILES = ("preferences.jsonl", "pairs.jsonl", "judgments.jsonl")
 _PARQUET_BATCH = 2000
 
@@ -70,12 +94,102 @@ class _Counts:
     preferences: int = 0
     judgments: int = 0
     dropped: int = 0
+    excluded: int = 0
+    adjudicated: int = 0
+
+
+@dataclass
+class _Plan:
+    """What decides outcomes, computed once before streaming (a fixed number of queries)."""
+
+    aggregation: str
+    options: dict
+    excluded_users: dict[int, list[str]]
+    too_fast_ms: int | None
+    adjudicated: dict[int, str]
+    weights: dict[int, float]
+    estimates: dict[int, str | None]
+
+    def excluded(self, judgment) -> list[str]:
+        reasons = list(self.excluded_users.get(judgment.annotator_id, ()))
+        if self.too_fast_ms is not None and judgment.time_spent_ms is not None and judgment.time_spent_ms < self.too_fast_ms:
+            reasons.append("too_fast")
+        return reasons
+
+    def outcome(self, pair_id: int, used: list) -> str | None:
+        if self.aggregation == "gold_weighted":
+            from feedback_site.quality.stats import gold_weight, weighted_vote
+
+            return weighted_vote([(j.preferred, self.weights.get(j.annotator_id, gold_weight(0, 0))) for j in used])
+        if self.aggregation == "dawid_skene":
+            return self.estimates.get(pair_id) if used else None
+        return majority([j.preferred for j in used])
+
+
+def normalise_options(options: dict | None) -> dict:
+    out = dict(DEFAULT_OPTIONS)
+    for key, value in (options or {}).items():
+        if key not in DEFAULT_OPTIONS:
+            raise Invalid(f"unknown snapshot option {key!r}; known: {', '.join(DEFAULT_OPTIONS)}", code="bad_option")
+        if key == "bias_alpha":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = -1.0
+            if not 0 < value < 1:
+                raise Invalid("bias_alpha must be a number between 0 and 1", code="bad_option")
+        elif not isinstance(value, bool):
+            raise Invalid(f"{key} must be true or false", code="bad_option")
+        out[key] = value
+    return out
+
+
+def _plan(project: Project, aggregation: str, options: dict) -> _Plan:
+    from django.db.models import Count
+
+    from feedback_site.annotation.gold import gold_accuracy_by_annotator
+    from feedback_site.projects.models import Membership
+    from feedback_site.quality.models import Adjudication
+    from feedback_site.quality.stats import dawid_skene, gold_weight, map_label, position_bias
+
+    excluded: dict[int, list[str]] = {}
+    members = Membership.objects.filter(project=project).values_list("user_id", "is_simulated", "paused_at")
+    for user_id, is_simulated, paused_at in members:
+        if is_simulated and not options["include_simulated"]:
+            excluded.setdefault(user_id, []).append("simulated")
+        if paused_at is not None and options["exclude_paused"]:
+            excluded.setdefault(user_id, []).append("paused")
+    if options["exclude_position_biased"]:
+        sides = (
+            Judgment.objects.filter(pair__project=project).values("annotator_id")
+            .annotate(left=Count("id", filter=Q(choice="left")), right=Count("id", filter=Q(choice="right")))
+            .order_by()
+        )
+        for row in sides:
+            if position_bias(row["left"], row["right"], alpha=options["bias_alpha"]).flagged:
+                excluded.setdefault(row["annotator_id"], []).append("position_biased")
+    too_fast_ms = None
+    if options["exclude_too_fast"] and project.min_seconds_per_judgment:
+        too_fast_ms = round(project.min_seconds_per_judgment * 1000)
+    adjudicated = dict(Adjudication.objects.filter(pair__project=project).values_list("pair_id", "label"))
+    weights: dict[int, float] = {}
+    if aggregation == "gold_weighted":
+        weights = {uid: gold_weight(c, n) for uid, (c, n) in gold_accuracy_by_annotator(project).items()}
+    estimates: dict[int, str | None] = {}
+    if aggregation == "dawid_skene":
+        rows = Judgment.objects.filter(pair__project=project).exclude(annotator_id__in=list(excluded))
+        if too_fast_ms is not None:
+            rows = rows.exclude(time_spent_ms__lt=too_fast_ms)
+        triples = list(rows.order_by("pair_id", "id").values_list("pair_id", "annotator_id", "preferred"))
+        posterior, _ = dawid_skene(triples)
+        estimates = {pair_id: map_label(p) for pair_id, p in posterior.items()}
+    return _Plan(aggregation, options, excluded, too_fast_ms, adjudicated, weights, estimates)
 
 
 def _iter_pair_judgments(project: Project, include_prelabelled: bool):
     """Yields (pair, [judgments]) in pair id order with two streaming queries merged, so memory
     stays flat however many judgments the project has."""
-    condition = Q(judgment_count__gt=0)
+    condition = Q(judgment_count__gt=0) | Q(adjudication__isnull=False)
     if include_prelabelled:
         condition |= ~Q(prelabel="")
     pairs = (
@@ -101,7 +215,7 @@ def _iter_pair_judgments(project: Project, include_prelabelled: bool):
         yield pair, mine
 
 
-def _write_files(project: Project, folder: Path, aggregation: str, include_prelabelled: bool) -> _Counts:
+def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelled: bool) -> _Counts:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -118,8 +232,14 @@ def _write_files(project: Project, folder: Path, aggregation: str, include_prela
         for pair, judgments in _iter_pair_judgments(project, include_prelabelled):
             counts.pairs += 1
             counts.judgments += len(judgments)
-            if judgments:
-                outcome, basis = majority([j.preferred for j in judgments]), "judgments"
+            reasons = {j.pk: plan.excluded(j) for j in judgments}
+            used = [j for j in judgments if not reasons[j.pk]]
+            counts.excluded += len(judgments) - len(used)
+            if pair.pk in plan.adjudicated:
+                outcome, basis = plan.adjudicated[pair.pk], "adjudication"
+                counts.adjudicated += 1
+            elif judgments:
+                outcome, basis = plan.outcome(pair.pk, used), "judgments"
             else:
                 outcome, basis = pair.prelabel, "import_label"
             prompt = _messages(pair.prompt)
@@ -138,6 +258,7 @@ def _write_files(project: Project, folder: Path, aggregation: str, include_prela
                     "guideline_version": j.guideline_version.number if j.guideline_version else None,
                     "accepted_after_expiry": j.accepted_after_expiry,
                     "created_at": j.created_at.isoformat(),
+                    "excluded": reasons[j.pk],
                 }, ensure_ascii=False) + "\n")
             pairs_out.write(json.dumps({
                 "pair_id": pair.pk,
@@ -146,6 +267,7 @@ def _write_files(project: Project, folder: Path, aggregation: str, include_prela
                 "response_b": pair.response_b.text,
                 "source": pair.source,
                 "num_judgments": len(judgments),
+                "num_used_judgments": len(used),
                 "outcome": outcome,
                 "outcome_basis": basis,
             }, ensure_ascii=False) + "\n")
@@ -177,17 +299,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _content_hash(folder: Path) -> str:
+def _rule_record(aggregation: str, options: dict) -> bytes:
+    return json.dumps({"aggregation": aggregation, "options": options}, sort_keys=True).encode()
+
+
+def _content_hash(folder: Path, aggregation: str, options: dict) -> str:
     digest = hashlib.sha256()
     for name in DATA_FILES:
         with (folder / name).open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
+    digest.update(_rule_record(aggregation, options))
     return digest.hexdigest()
 
 
 def snapshot_create(
-    *, project: Project, actor, aggregation: str = "majority", include_prelabelled: bool = True, note: str = ""
+    *, project: Project, actor, aggregation: str = "majority", include_prelabelled: bool = True, note: str = "",
+    options: dict | None = None,
 ) -> tuple[Snapshot, bool]:
     """Freeze the project's current judgments. Returns (snapshot, created); an identical
     snapshot (same content hash) is returned instead of a duplicate."""
@@ -196,6 +324,7 @@ def snapshot_create(
         raise Invalid(f"aggregation must be one of {', '.join(AGGREGATION_RULES)}", code="bad_aggregation")
     if len(note) > 500:
         raise Invalid("note must be at most 500 characters", code="bad_note")
+    options = normalise_options(options)
     root = Path(settings.ARTIFACTS_DIR) / "snapshots" / f"project-{project.pk}"
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
@@ -207,17 +336,21 @@ def snapshot_create(
             if consistent_view:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            counts = _write_files(project, work, aggregation, include_prelabelled)
+            plan = _plan(project, aggregation, options)
+            counts = _write_files(project, work, plan, include_prelabelled)
         if counts.pairs == 0:
             raise Invalid("there are no judged or pre-labelled pairs to snapshot yet", code="empty")
-        content_hash = _content_hash(work)
+        content_hash = _content_hash(work, aggregation, options)
         files = {name: _sha256(work / name) for name in (*DATA_FILES, "preferences.parquet")}
         final = root / content_hash
         manifest = {
             "project_id": project.pk,
             "content_hash": content_hash,
             "aggregation": aggregation,
+            "options": options,
             "include_prelabelled": include_prelabelled,
+            "excluded_judgments": counts.excluded,
+            "adjudicated_pairs": counts.adjudicated,
             "pairs": counts.pairs,
             "preferences": counts.preferences,
             "judgments": counts.judgments,
@@ -247,6 +380,9 @@ def snapshot_create(
             number=number,
             content_hash=content_hash,
             aggregation=aggregation,
+            options=options,
+            excluded_judgment_count=counts.excluded,
+            adjudicated_count=counts.adjudicated,
             include_prelabelled=include_prelabelled,
             artifact_dir=str(final),
             pair_count=counts.pairs,

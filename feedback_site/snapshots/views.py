@@ -18,7 +18,12 @@ from feedback_site.projects.views import form_status, project_context, project_p
 from feedback_site.snapshots import services
 from feedback_site.snapshots.models import Snapshot
 
-AGGREGATION_LABELS = {"majority": "Majority vote"}
+AGGREGATION_LABELS = {
+    "majority": "Majority vote",
+    "gold_weighted": "Weighted by gold accuracy",
+    "dawid_skene": "Dawid–Skene estimate",
+}
+OPTION_FIELDS = ("exclude_too_fast", "exclude_position_biased", "exclude_paused", "include_simulated")
 
 DOWNLOAD_LINKS = [
     ("jsonl", "Preferences (JSONL)"),
@@ -39,9 +44,21 @@ class SnapshotForm(ServiceErrorForm):
         label="Include pre-labelled pairs",
         help_text="Imported pairs that came with a label and have no judgments use their import label.",
     )
+    exclude_too_fast = forms.BooleanField(required=False, label="Leave out too-fast judgments",
+                                          help_text="Judgments made faster than the project's minimum seconds.")
+    exclude_position_biased = forms.BooleanField(required=False, label="Leave out position-biased annotators",
+                                                 help_text="Annotators whose left-choice rate fails a binomial test at p < 0.05.")
+    exclude_paused = forms.BooleanField(required=False, label="Leave out paused annotators")
+    include_simulated = forms.BooleanField(required=False, label="Use simulated annotators' judgments",
+                                           help_text="Off by default: simulated judgments stay in the raw file only.")
     note = forms.CharField(required=False, max_length=500, help_text="Optional, e.g. “round 1, before DPO”.")
 
     service_error_fields = {"bad_aggregation": "aggregation", "bad_note": "note"}
+
+    def service_kwargs(self) -> dict:
+        data = dict(self.cleaned_data)
+        data["options"] = {key: data.pop(key) for key in OPTION_FIELDS}
+        return data
 
 
 @project_page(STAFF_ROLES)
@@ -51,7 +68,7 @@ def project_snapshots(request, project, role):
     if request.method == "POST":
         form = SnapshotForm(request.POST)
         if form.is_valid():
-            result = run_service(form, lambda: services.snapshot_create(project=project, actor=request.user, **form.cleaned_data))
+            result = run_service(form, lambda: services.snapshot_create(project=project, actor=request.user, **form.service_kwargs()))
             if result is not None:
                 snapshot, created = result
                 if created:
@@ -72,5 +89,6 @@ def project_snapshots(request, project, role):
         snapshots=Snapshot.objects.filter(project=project).select_related("created_by").order_by("-number"),
         progress=project_progress(project),
         download_links=DOWNLOAD_LINKS,
+        aggregation_labels=AGGREGATION_LABELS,
     )
     return render(request, "snapshots/snapshots.html", context, status=status)
