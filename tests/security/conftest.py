@@ -1,0 +1,83 @@
+"""A small world for the security tests: project A with pairs, a snapshot, a generation run, a
+training run and model versions; project B; one user per persona of the permission table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+PASSWORD = "pw-for-tests-123"
+
+# URL argument -> key of the `world` dict whose object's pk fills it. Rows of the permission
+# table can override this per route (`kwargs=`), e.g. `run_id` means a generation or a training run.
+ID_KWARGS = {
+    "project_id": "project",
+    "user_id": "victim",
+    "assignment_id": "assignment",
+    "snapshot_id": "snapshot",
+    "version_id": "version",
+    "model_version_id": "version",
+    "pair_id": "pair",
+    "judgment_id": "judgment",
+}
+
+
+@pytest.fixture
+def world(make_user, add_member, site_admin):
+    from feedback_site.annotation import services as annotation_services
+    from feedback_site.annotation.models import Judgment, Pair
+    from feedback_site.generation.services import generation_launch
+    from feedback_site.projects.services import import_file, project_create
+    from feedback_site.snapshots.services import snapshot_create
+    from feedback_site.training.services import training_launch
+
+    project = project_create(creator=site_admin, name="Project A", overlap=2)
+    project_b = project_create(creator=site_admin, name="Project B")
+    users = {
+        "ann_a": make_user("ann_a", password=PASSWORD),
+        "ann_a2": make_user("ann_a2", password=PASSWORD),
+        "ann_b": make_user("ann_b", password=PASSWORD),
+        "staff_a": make_user("staff_a", password=PASSWORD),
+        "admin_a": make_user("admin_a", password=PASSWORD),
+        "victim": make_user("victim", password=PASSWORD),
+    }
+    add_member(project, users["ann_a"], "annotator")
+    add_member(project, users["ann_a2"], "annotator")
+    add_member(project, users["victim"], "annotator")
+    add_member(project, users["staff_a"], "ml_staff")
+    add_member(project, users["admin_a"], "admin")
+    add_member(project_b, users["ann_b"], "annotator")
+
+    labelled = [{"prompt": f"Labelled {i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
+    unlabelled = [{"prompt": f"Open {i}?", "response_a": f"left {i}", "response_b": f"right {i}"} for i in range(4)]
+    for name, lines in (("labelled.jsonl", labelled), ("open.jsonl", unlabelled)):
+        import_file(project=project, actor=site_admin, kind="pairs", filename=name,
+                    data="\n".join(json.dumps(line) for line in lines).encode())
+
+    # Another annotator's judgment, which ann_a must never see.
+    other = annotation_services.assignment_next(project=project, annotator=users["ann_a2"]).assignment
+    annotation_services.judgment_submit(assignment_id=other.pk, annotator=users["ann_a2"], choice="left", strength="clear",
+                                        criteria={}, rationale="secret rationale of ann_a2", time_spent_ms=1000)
+    assignment = annotation_services.assignment_next(project=project, annotator=users["ann_a"]).assignment
+    snapshot, _ = snapshot_create(project=project, actor=site_admin)
+    generation_run = generation_launch(project=project, actor=site_admin, prompt_selection="all", k=2)
+    training_run, _ = training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot,
+                                      config={"max_steps": 2})
+    from feedback_site.quality.services import adjudicate
+
+    adjudicated_pair = Pair.objects.filter(project=project).order_by("-id").first()
+    adjudicate(pair_id=adjudicated_pair.pk, actor=site_admin, label="b", note="adjudicated in the fixture")
+    return {
+        "project": project,
+        "project_b": project_b,
+        **users,
+        "assignment": assignment,
+        "pair": Pair.objects.filter(project=project).first(),
+        "adjudicated_pair": adjudicated_pair,
+        "judgment": Judgment.objects.filter(assignment=other).first(),
+        "snapshot": snapshot,
+        "generation_run": generation_run,
+        "training_run": training_run,
+        "version": project.current_policy,
+    }

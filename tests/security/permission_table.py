@@ -1,0 +1,214 @@
+"""Who may reach which route: the declared permission table (deny by default).
+
+Every URL pattern of the project must have a row here, keyed by its URL name (or by its route
+string when it has no name). `tests/security/test_permission_table.py` walks every pattern as
+each persona and compares the answer with the row; a pattern with no row fails that test.
+
+Personas (built in tests/security/conftest.py, fixture `world`):
+  anon      not logged in
+  ann_a     annotator of project A (the project every id below belongs to)
+  ann_b     annotator of project B only (a stranger to project A)
+  staff_a   ML staff of project A
+  admin_a   admin of project A (a project role, not a site superuser or site staff)
+
+Outcomes (how an answer is classified, see `classify`):
+  OK      got past the permission check: 2xx, a redirect that is not to a login page, or 400/405/409
+          (the request was refused for its content or method, not for who sent it)
+  LOGIN   sent to log in: a redirect to a login page, or 401 from the API
+  DENIED  403 or 404 (non-members get 404 so project ids cannot be probed)
+
+A key is a URL name ("api-members"), probed with the row's `probe` method (GET unless said), or
+a URL name and a method ("api-members POST") for a further probe of the same route with a
+different rule. Every method an API view accepts needs a row (the test says which are missing).
+Probes with bodies are sent as the same persona in a fresh world per persona, GETs first.
+
+Adding a route: add a row below with `row(...)` or one of the shortcuts. If the route takes a URL
+argument the walker does not know (see `ID_KWARGS` in conftest.py), give it with
+`kwargs={"your_id": "fixture key"}` and add that object to the `world` fixture (or a literal
+with `kwargs={"decision": Value("release")}`). Routes that only
+accept POST are probed with `probe="POST"` and an optional `data` body (JSON for /api/, form
+fields otherwise); a body valid enough to reach the permission check is best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OK, LOGIN, DENIED = "OK", "LOGIN", "DENIED"
+PERSONAS = ("anon", "ann_a", "ann_b", "staff_a", "admin_a")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A literal URL argument (not an object of the world), e.g. kwargs={"decision": Value("release")}."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class Row:
+    anon: str
+    ann_a: str
+    ann_b: str
+    staff_a: str
+    admin_a: str
+    probe: str = "GET"
+    data: dict | None = None
+    kwargs: dict = field(default_factory=dict)
+
+    def expected(self, persona: str) -> str:
+        return getattr(self, persona)
+
+
+def row(anon, ann_a, ann_b, staff_a, admin_a, **options) -> Row:
+    return Row(anon, ann_a, ann_b, staff_a, admin_a, **options)
+
+
+def public(**options) -> Row:
+    return row(OK, OK, OK, OK, OK, **options)
+
+
+def any_user(**options) -> Row:
+    """Any logged-in user; what they see is filtered to their own projects."""
+    return row(LOGIN, OK, OK, OK, OK, **options)
+
+
+def member(**options) -> Row:
+    """Every member of project A (annotators included)."""
+    return row(LOGIN, OK, DENIED, OK, OK, **options)
+
+
+def staff(**options) -> Row:
+    """ML staff and admins of project A; annotators are refused."""
+    return row(LOGIN, DENIED, DENIED, OK, OK, **options)
+
+
+def admin(**options) -> Row:
+    """Admins of project A only."""
+    return row(LOGIN, DENIED, DENIED, DENIED, OK, **options)
+
+
+def own_assignment(**options) -> Row:
+    """Only the annotator holding the assignment (ann_a's lease in project A)."""
+    return row(LOGIN, OK, DENIED, DENIED, DENIED, **options)
+
+
+def nobody(**options) -> Row:
+    """Site staff/superusers only (the Django admin): every persona here is sent to log in."""
+    return row(LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, **options)
+
+
+TRAINING = {"run_id": "training_run"}
+GENERATION = {"run_id": "generation_run"}
+JUDGMENT_BODY = {"choice": "left", "strength": "clear"}
+
+TABLE: dict[str, Row] = {
+    # --- core -------------------------------------------------------------------------------
+    "home": any_user(),
+    "login": public(),
+    "logout": public(),  # POST only (GET is 405 for everyone); logging out needs no permission
+    "api-token": any_user(),
+    # Site admins (is_staff/superuser) only; no persona here is one.
+    "api-user-tokens-revoke": row(LOGIN, DENIED, DENIED, DENIED, DENIED, probe="POST"),
+    "api-token POST": any_user(),  # makes a new token for the caller
+    "health": public(),
+    "api-health": public(),
+    "admin:index": nobody(),
+    # The schema and API docs describe routes, not data; they are public on purpose.
+    "api-schema": public(),
+    "api-docs": public(),
+    "api-redoc": public(),
+    # --- projects (pages) ---------------------------------------------------------------------
+    "project-create": row(LOGIN, DENIED, DENIED, DENIED, DENIED),  # site staff only
+    "project-create POST": row(LOGIN, DENIED, DENIED, DENIED, DENIED),
+    "project-detail": member(),
+    "project-settings": admin(probe="POST"),
+    "project-guideline-publish": staff(probe="POST"),
+    "project-members": staff(),
+    "project-member-add": admin(probe="POST"),
+    "project-member-role": admin(probe="POST"),
+    "project-member-remove": admin(probe="POST"),
+    "project-imports": staff(),
+    "project-imports POST": staff(),
+    # --- projects (API) -----------------------------------------------------------------------
+    "api-projects": any_user(),
+    "api-projects POST": row(LOGIN, DENIED, DENIED, DENIED, DENIED, data={"name": "Probe"}),  # site staff only
+    "api-project": member(),
+    "api-project PATCH": admin(),
+    "api-project-progress": staff(),
+    "api-members": staff(),
+    "api-members POST": admin(data={"username": "victim", "role": "ml_staff"}),
+    "api-member": admin(probe="DELETE"),
+    "api-guidelines": member(),
+    "api-guidelines POST": staff(data={"text": "New guidelines"}),
+    "api-imports": staff(),
+    "api-imports POST": staff(),
+    "api-prompts": staff(),
+    # --- annotation -----------------------------------------------------------------------------
+    "annotate": member(),
+    "api-assignment-next": member(probe="POST"),
+    "api-my-progress": member(),
+    "api-judgment": own_assignment(probe="POST", data=JUDGMENT_BODY),
+    "api-skip": own_assignment(probe="POST"),
+    "api-renew": own_assignment(probe="POST"),
+    # --- generation -----------------------------------------------------------------------------
+    "project-generate": staff(),
+    "project-generate POST": staff(data={"k": "0"}),
+    "generation-run": staff(kwargs=GENERATION),
+    "generation-run-cancel": staff(probe="POST", kwargs=GENERATION),
+    "api-model-versions": staff(),
+    "api-generation-runs": staff(),
+    "api-generation-runs POST": staff(data={"k": 0}),
+    "api-generation-run": staff(kwargs=GENERATION),
+    "api-generation-run-cancel": staff(probe="POST", kwargs=GENERATION),
+    # --- snapshots ------------------------------------------------------------------------------
+    "project-snapshots": staff(),
+    "project-snapshots POST": staff(data={"aggregation": "no-such-rule"}),
+    "api-snapshots": staff(),
+    "api-snapshots POST": staff(data={"aggregation": "no-such-rule"}),
+    "api-snapshot": staff(),
+    "api-snapshot-download": staff(),
+    # --- training and models --------------------------------------------------------------------
+    "project-training": staff(),
+    "project-training POST": staff(data={"method": "no-such-method"}),
+    "project-models": staff(),
+    "training-run": staff(kwargs=TRAINING),
+    "training-run-cancel": staff(probe="POST", kwargs=TRAINING),
+    "api-training-runs": staff(),
+    "api-training-runs POST": staff(data={"method": "no-such-method"}),
+    "api-training-run": staff(kwargs=TRAINING),
+    "api-training-run-metrics": staff(kwargs=TRAINING),
+    "api-training-run-cancel": staff(probe="POST", kwargs=TRAINING),
+    # --- quality --------------------------------------------------------------------------------
+    "api-quality-dashboard": staff(),
+    "api-quality-me": member(),  # one's own statistics only
+    "api-quality-disagreements": staff(),
+    "api-quality-score-pairs": staff(probe="POST"),
+    "api-pair-adjudication": staff(kwargs={"pair_id": "adjudicated_pair"}),
+    "api-pair-adjudication PUT": staff(data={"label": "a", "note": "probe"}),
+}
+
+
+def classify(response) -> str:
+    """OK / LOGIN / DENIED, or 'ERROR <status>' for anything the table cannot express (5xx)."""
+    status = response.status_code
+    if status >= 500:
+        return f"ERROR {status}"
+    if status in (301, 302, 303, 307, 308):
+        location = response.get("Location", "")
+        return LOGIN if ("/accounts/login/" in location or "/admin/login/" in location) else OK
+    if status == 401:
+        return LOGIN
+    if status in (403, 404):
+        return DENIED
+    return OK
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """'api-members POST' -> ('api-members', 'POST'); 'api-members' -> ('api-members', None)."""
+    name, _, method = key.partition(" ")
+    return name, (method or None)
+
+
+def probe_method(key: str) -> str:
+    return split_key(key)[1] or TABLE[key].probe
