@@ -50,7 +50,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Q
 
-from feedback_site.annotation.models import Judgment, Pair, Preference
+from feedback_site.annotation.models import Judgment, Pair, Preference, Split
 from feedback_site.core.errors import Conflict, Invalid
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project
@@ -193,7 +193,8 @@ def _iter_pair_judgments(project: Project, include_prelabelled: bool):
     if include_prelabelled:
         condition |= ~Q(prelabel="")
     pairs = (
-        Pair.objects.filter(project=project)
+        # Held-out evaluation prompts (split="eval") never reach training data.
+        Pair.objects.filter(project=project, prompt__split=Split.TRAIN)
         .filter(condition)
         .select_related("prompt", "response_a", "response_b")
         .order_by("id")
