@@ -1,0 +1,176 @@
+"""Pages of the evaluation app: runs and launching, the report, the review list, the adversarial
+suite and the leaderboard. Views stay thin: services do every write."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from feedback_site.annotation.models import Prompt, Split
+from feedback_site.core.errors import Invalid, ServiceError
+from feedback_site.core.permissions import STAFF_ROLES, project_role
+from feedback_site.evaluation import leaderboard as boards
+from feedback_site.evaluation import services
+from feedback_site.evaluation.models import AdversarialPrompt, EvaluationRun, SampleSet
+from feedback_site.projects.views import error_page, project_context, project_page
+from feedback_site.registry.models import ModelKind, ModelVersion
+
+
+def _int_or_none(value):
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"{value!r} is not a version id", code="bad_version") from None
+
+
+def _upload(request) -> bytes:
+    upload = request.FILES.get("file")
+    if upload is not None:
+        return upload.read()
+    text = request.POST.get("jsonl", "")
+    if not text.strip():
+        raise Invalid("choose a JSONL file or paste JSONL text", code="missing_file")
+    return text.encode("utf-8")
+
+
+@project_page(STAFF_ROLES)
+@require_http_methods(["GET", "POST"])
+def project_evaluation(request, project, role):
+    error = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "launch":
+                kind = request.POST.get("kind", "policy")
+                if kind == "reward":
+                    run = services.reward_evaluation_launch(project=project, reward_model=_int_or_none(request.POST.get("reward_model")), actor=request.user)
+                else:
+                    config = {}
+                    for name in ("max_prompts", "max_new_tokens", "seed"):
+                        if request.POST.get(name):
+                            config[name] = int(request.POST[name])
+                    if request.POST.get("temperature"):
+                        config["temperature"] = float(request.POST["temperature"])
+                    run = services.evaluation_launch(
+                        project=project, policy=_int_or_none(request.POST.get("policy")), baseline=_int_or_none(request.POST.get("baseline")),
+                        reward_model=_int_or_none(request.POST.get("reward_model")),
+                        harmlessness_model=_int_or_none(request.POST.get("harmlessness_model")), actor=request.user, config=config,
+                    )
+                messages.success(request, f"Evaluation {run.pk} queued.")
+                return redirect("evaluation-run", run.pk)
+            if action == "eval_prompts":
+                created = services.eval_prompts_import(project=project, actor=request.user, data=_upload(request))
+                messages.success(request, f"{len(created)} evaluation prompts added (held out from training).")
+                return redirect("project-evaluation", project.pk)
+            if action == "heldout_pairs":
+                count = services.heldout_pairs_import(project=project, actor=request.user, data=_upload(request))
+                messages.success(request, f"{count} held-out pairs added.")
+                return redirect("project-evaluation", project.pk)
+            raise Invalid("unknown action", code="bad_action")
+        except ValueError as exc:
+            error = Invalid(str(exc))
+        except ServiceError as exc:
+            error = exc
+    policies = ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).order_by("-number")
+    rewards = ModelVersion.objects.filter(project=project, kind=ModelKind.REWARD).order_by("-number")
+    context = project_context(
+        project, role, error=error, policies=policies, rewards=rewards,
+        runs=EvaluationRun.objects.filter(project=project).select_related("policy", "baseline", "reward_model").order_by("-id")[:100],
+        eval_prompt_count=Prompt.objects.filter(project=project, split=Split.EVAL).exclude(metadata__heldout_pair=True).count(),
+        heldout_pair_count=Prompt.objects.filter(project=project, split=Split.EVAL, metadata__heldout_pair=True).count(),
+        review_count=services.review_queue(project).count(),
+    )
+    return render(request, "evaluation/home.html", context, status=error.status_code if error else 200)
+
+
+@login_required
+@require_GET
+def run_detail(request, run_id: int):
+    try:
+        run = services.evaluation_get(run_id=run_id, actor=request.user)
+    except ServiceError as error:
+        return error_page(request, error)
+    samples = list(run.samples.select_related("adversarial_prompt").order_by("id"))
+    context = project_context(
+        run.project, project_role(request.user, run.project), run=run, results=run.results or {},
+        eval_samples=[s for s in samples if s.sample_set == SampleSet.EVAL],
+        adversarial_samples=[s for s in samples if s.sample_set == SampleSet.ADVERSARIAL],
+        results_json=json.dumps(run.results or {}, indent=2, sort_keys=True)[:20000],
+    )
+    return render(request, "evaluation/run.html", context)
+
+
+@project_page(STAFF_ROLES)
+@require_GET
+def review_list(request, project, role):
+    include = request.GET.get("all") == "1"
+    return render(request, "evaluation/review.html", project_context(
+        project, role, samples=list(services.review_queue(project, include_reviewed=include)[:500]), include_reviewed=include,
+    ))
+
+
+@login_required
+@require_POST
+def sample_review(request, sample_id: int):
+    try:
+        sample = services.sample_review(sample_id=sample_id, actor=request.user, note=request.POST.get("note", ""),
+                                        reviewed=request.POST.get("reviewed", "1") == "1")
+    except ServiceError as error:
+        return error_page(request, error)
+    messages.success(request, "Review recorded.")
+    return redirect("evaluation-review", sample.run.project_id)
+
+
+@project_page(STAFF_ROLES)
+@require_http_methods(["GET", "POST"])
+def adversarial_suite(request, project, role):
+    error = None
+    if request.method == "POST":
+        try:
+            action = request.POST.get("action")
+            if action == "load_shipped":
+                count = services.adversarial_import(project=project, actor=request.user)
+                messages.success(request, f"Shipped suite loaded ({count} prompts).")
+            elif action == "import":
+                count = services.adversarial_import(project=project, actor=request.user, data=_upload(request),
+                                                    replace=request.POST.get("replace") == "1")
+                messages.success(request, f"{count} adversarial prompts imported.")
+            elif action == "edit":
+                prompt = AdversarialPrompt.objects.filter(project=project, pk=_int_or_none(request.POST.get("prompt_id"))).first()
+                if prompt is None:
+                    raise Invalid("no such adversarial prompt", code="bad_prompt")
+                patterns = [line.strip() for line in request.POST.get("flag_patterns", "").splitlines() if line.strip()]
+                services.adversarial_update(prompt=prompt, actor=request.user, text=request.POST.get("text", prompt.text),
+                                            system_prompt=request.POST.get("system_prompt", ""), category=request.POST.get("category", prompt.category),
+                                            flag_patterns=patterns, active=request.POST.get("active") == "1")
+                messages.success(request, f"{prompt.key} saved.")
+            else:
+                raise Invalid("unknown action", code="bad_action")
+            return redirect("evaluation-adversarial", project.pk)
+        except ServiceError as exc:
+            error = exc
+    return render(request, "evaluation/adversarial.html", project_context(
+        project, role, error=error, prompts=AdversarialPrompt.objects.filter(project=project),
+    ), status=error.status_code if error else 200)
+
+
+@project_page(STAFF_ROLES)
+@require_GET
+def project_leaderboard(request, project, role):
+    data = boards.leaderboard(project)
+    charts = {name: boards.chart(board) for name, board in data["boards"].items()}
+    sections = [
+        ("human", "Human comparisons", "Judgments by people on pairs whose two answers come from different policy versions."),
+        ("automated", "Automated comparisons", "Per-prompt outcomes of evaluation runs, judged by reward models."),
+        ("simulated", "Simulated annotators", "Judgments by simulated annotators, kept out of the human board."),
+    ]
+    return render(request, "evaluation/leaderboard.html", project_context(
+        project, role, sections=[{"key": k, "title": t, "help": h, "board": data["boards"][k], "chart": charts[k]} for k, t, h in sections],
+        method=data["method"],
+    ))
