@@ -1,0 +1,151 @@
+"""Simulated annotators: documented preference rules with seeded label noise (Django-free).
+
+AlpacaFarm-style simulated annotators let demos, tests and benchmarks close the RLHF loop without
+people. A simulated annotator scores each of the two responses of a pair with a *rule*, prefers
+the higher score, and then, with probability `noise`, reports the opposite of what the rule
+says (label noise, as real annotators disagree with each other).
+
+Rules (`RULES`), each a pure function of (prompt text, response text) -> score:
+
+* ``ends_with_question``: 1 when the response, stripped of trailing whitespace and closing
+  quotes/brackets, ends with "?" (the answer hands the turn back with a question to the user),
+  else 0. The hidden preference of `benchmarks/closed_loop.py`.
+* ``shorter``: minus the response length in characters (prefers the shorter answer).
+* ``longer``: the response length in characters (prefers the longer answer).
+* ``keyword``: how many times `keyword` occurs in the response, case-insensitively.
+
+The site also offers a reward-model-driven annotator; there the score is a reward model's output
+(computed by a worker with `rlhf.scoring.score_pairs`) and `judge_scores` applies the same noise.
+
+Ties (equal scores) are answered by `tie_policy`: "random" picks a side by a seeded coin (the
+annotator always gives a decisive label, as in AlpacaFarm), "tie" reports a tie.
+
+Reproducibility: every random draw is a pure function of `(seed, key, purpose)` where `key`
+identifies the pair (the site uses the pair id). The same annotator judging the same pair gives
+the same label, whatever order pairs come in and however work is split between processes; the
+number of flipped labels among N pairs is fixed by the seed (see `noise_draw`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+A, B, TIE = "a", "b", "tie"
+
+
+def _strip_end(text: str) -> str:
+    return text.rstrip().rstrip("\"'”’)]*_`").rstrip()
+
+
+def ends_with_question(prompt: str, response: str, keyword: str = "") -> float:
+    return 1.0 if _strip_end(response).endswith("?") else 0.0
+
+
+def shorter(prompt: str, response: str, keyword: str = "") -> float:
+    return -float(len(response.strip()))
+
+
+def longer(prompt: str, response: str, keyword: str = "") -> float:
+    return float(len(response.strip()))
+
+
+def keyword_count(prompt: str, response: str, keyword: str = "") -> float:
+    return float(response.lower().count(keyword.lower())) if keyword else 0.0
+
+
+RULES: dict[str, Callable[[str, str, str], float]] = {
+    "ends_with_question": ends_with_question,
+    "shorter": shorter,
+    "longer": longer,
+    "keyword": keyword_count,
+}
+
+RULE_DESCRIPTIONS: dict[str, str] = {
+    "ends_with_question": "prefers the answer that ends with a question to the user",
+    "shorter": "prefers the shorter answer",
+    "longer": "prefers the longer answer",
+    "keyword": "prefers the answer that uses the keyword more often",
+    "reward_model": "prefers the answer a reward-model version scores higher",
+}
+
+
+def _unit(seed: int, key: Any, purpose: str) -> float:
+    """A uniform number in [0, 1) that depends only on (seed, key, purpose)."""
+    digest = hashlib.sha256(f"{seed}:{key}:{purpose}".encode()).digest()
+    return struct.unpack(">Q", digest[:8])[0] / 2**64
+
+
+@dataclass(frozen=True)
+class SimulatedAnnotator:
+    """A rule plus label noise.
+
+    Attributes:
+        rule: one of `RULES`, or "reward_model" (scores come from outside: use `judge_scores`).
+        noise: probability in [0, 0.5] that a decisive label is flipped (default 0.1).
+        seed: root of every random draw (default 0).
+        keyword: the word the "keyword" rule counts (required there, ignored elsewhere).
+        tie_policy: "random" (a seeded coin picks a side) or "tie" (report a tie) when the two
+            scores are equal (default "random").
+    """
+
+    rule: str = "ends_with_question"
+    noise: float = 0.1
+    seed: int = 0
+    keyword: str = ""
+    tie_policy: Literal["random", "tie"] = "random"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES and self.rule != "reward_model":
+            raise ValueError(f"rule: unknown rule {self.rule!r}; choose one of {', '.join([*RULES, 'reward_model'])}")
+        if isinstance(self.noise, bool) or not isinstance(self.noise, (int, float)) or not 0.0 <= self.noise <= 0.5:
+            raise ValueError(f"noise: must be a probability between 0 and 0.5, got {self.noise!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
+        if self.rule == "keyword" and not (isinstance(self.keyword, str) and self.keyword.strip()):
+            raise ValueError("keyword: the keyword rule needs a non-empty keyword")
+        if self.tie_policy not in ("random", "tie"):
+            raise ValueError(f"tie_policy: must be 'random' or 'tie', got {self.tie_policy!r}")
+
+    @property
+    def description(self) -> str:
+        text = RULE_DESCRIPTIONS[self.rule]
+        if self.rule == "keyword":
+            text += f" ({self.keyword!r})"
+        return f"{text}; flips {self.noise:.0%} of its labels"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def score(self, prompt: str, response: str) -> float:
+        if self.rule == "reward_model":
+            raise ValueError("a reward-model annotator has no rule to score with; pass the model's scores to judge_scores")
+        return RULES[self.rule](prompt, response, self.keyword)
+
+    def noise_draw(self, key: Any) -> float:
+        """The uniform draw that decides whether pair `key`'s label is flipped (flipped when < noise)."""
+        return _unit(self.seed, key, "noise")
+
+    def rule_label(self, score_a: float, score_b: float, key: Any) -> str:
+        """What the rule says, before noise: "a", "b", or for equal scores the tie policy's answer."""
+        if score_a > score_b:
+            return A
+        if score_b > score_a:
+            return B
+        if self.tie_policy == "tie":
+            return TIE
+        return A if _unit(self.seed, key, "tie") < 0.5 else B
+
+    def judge_scores(self, score_a: float, score_b: float, key: Any) -> str:
+        """The reported label for a pair whose two responses scored `score_a` and `score_b`."""
+        label = self.rule_label(score_a, score_b, key)
+        if label != TIE and self.noise_draw(key) < self.noise:
+            return B if label == A else A
+        return label
+
+    def judge(self, prompt: str, response_a: str, response_b: str, key: Any) -> str:
+        """"a", "b" or "tie" for one pair; `key` (e.g. the pair id) seeds its random draws."""
+        return self.judge_scores(self.score(prompt, response_a), self.score(prompt, response_b), key)
