@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "feedback_site.quality",
     "feedback_site.evaluation",
     "feedback_site.safety",
+    "feedback_site.playground",
 ]
 
 MIDDLEWARE = [

@@ -1,17 +1,28 @@
-"""Annotator API: next pair, judgment, skip, lease renewal, own progress."""
+"""Annotator API: next pair, judgment, skip, lease renewal, own progress.
+
+The two hot calls (next, judgment) skip DRF's serializers and renderer: the payload comes ready
+from the service (one SQL statement on PostgreSQL) and is written with `json.dumps`; the request
+body is checked by hand with the same rules and error shape as `JudgmentIn`, which still
+documents the body in the OpenAPI schema. Authentication, CSRF handling for session users and
+the error format stay DRF's (`@api_view`).
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import timezone as dt_timezone
+
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from feedback_site.annotation import selectors, services
 from feedback_site.annotation.models import DisplayChoice, Strength
 from feedback_site.core.api import project_for
 from feedback_site.core.errors import NotFound
-from feedback_site.projects.models import Project
 from feedback_site.core.permissions import ALL_ROLES
 
 
@@ -53,31 +64,100 @@ AssignmentOut = inline_serializer(
 )
 
 
+def _json(data, status_code: int = 200) -> HttpResponse:
+    # Same bytes DRF's JSONRenderer writes (compact, UTF-8), without its content negotiation.
+    return HttpResponse(json.dumps(data, ensure_ascii=False, separators=(",", ":")), status=status_code,
+                        content_type="application/json")
+
+
+def _drf_datetime(value) -> str:
+    # DRF's DateTimeField output (settings.TIME_ZONE is UTC): ISO 8601 with a Z.
+    text = value.astimezone(dt_timezone.utc).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _judgment_out(judgment) -> dict:
+    return {
+        "judgment_id": judgment.pk,
+        "assignment_id": judgment.assignment_id,
+        "choice": judgment.choice,
+        "strength": judgment.strength,
+        "criteria": judgment.criteria,
+        "rationale": judgment.rationale,
+        "time_spent_ms": judgment.time_spent_ms,
+        "created_at": _drf_datetime(judgment.created_at),
+    }
+
+
+_STRENGTHS = set(Strength.values) | {""}
+
+
+def _judgment_in(data) -> dict:
+    """The checks of `JudgmentIn` (which documents the body in the schema), by hand: the hot path
+    skips DRF's serializer machinery. Errors have the serializer's shape: {field: [message]}."""
+    if not hasattr(data, "get"):
+        raise ValidationError({"non_field_errors": ["Invalid data. Expected a dictionary."]})
+    errors: dict[str, list[str]] = {}
+    choice = data.get("choice")
+    if choice is None:
+        errors["choice"] = ["This field is required."]
+    elif choice not in DisplayChoice.values:
+        errors["choice"] = [f'"{choice}" is not a valid choice.']
+    strength = data.get("strength", "")
+    if strength is None or strength not in _STRENGTHS:
+        errors["strength"] = [f'"{strength}" is not a valid choice.']
+    criteria = data.get("criteria", {})
+    if not isinstance(criteria, dict):
+        errors["criteria"] = [f'Expected a dictionary of items but got type "{type(criteria).__name__}".']
+    else:
+        bad = {k: [f'"{v}" is not a valid choice.'] for k, v in criteria.items() if v not in ("left", "right", "tie")}
+        if bad:
+            errors["criteria"] = bad
+    rationale = data.get("rationale", "")
+    if not isinstance(rationale, str):
+        errors["rationale"] = ["Not a valid string."]
+    elif len(rationale) > 10_000:
+        errors["rationale"] = ["Ensure this field has no more than 10000 characters."]
+    time_spent_ms = data.get("time_spent_ms")
+    if time_spent_ms is not None:
+        if isinstance(time_spent_ms, str) and time_spent_ms.strip().lstrip("-").isdigit():
+            time_spent_ms = int(time_spent_ms)
+        if isinstance(time_spent_ms, float) and time_spent_ms.is_integer():
+            time_spent_ms = int(time_spent_ms)
+        if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool):
+            errors["time_spent_ms"] = ["A valid integer is required."]
+        elif not 0 <= time_spent_ms <= 86_400_000:
+            errors["time_spent_ms"] = ["Ensure this value is between 0 and 86400000."]
+    if errors:
+        raise ValidationError(errors)
+    return {"choice": choice, "strength": strength, "criteria": criteria, "rationale": rationale, "time_spent_ms": time_spent_ms}
+
+
 @extend_schema(
     request=None,
-    responses={200: AssignmentOut, 204: OpenApiResponse(description="Nothing left for you in this project.")},
+    responses={
+        200: AssignmentOut,
+        204: OpenApiResponse(description="Nothing left for you in this project."),
+        403: OpenApiResponse(description='You are paused in this project: `{"error": "paused", "detail": "<why>"}`.'),
+    },
     summary="Lease the next pair (or get back the one you hold)",
 )
 @api_view(["POST"])
 def assignment_next(request, project_id: int):
-    # The service checks membership (404 for non-members); checking here too would cost the
-    # hottest call in the product one more query.
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        raise NotFound("No such project.")
-    leased = services.assignment_next(project=project, annotator=request.user)
+    # The service checks that the project exists and the caller is a member (404 otherwise) and
+    # not paused (403 `paused`) in the same statement that looks for their open lease.
+    leased = services.assignment_next(project=project_id, annotator=request.user)
     if leased is None:
-        return Response(status=status.HTTP_204_NO_CONTENT)
-    return Response(selectors.assignment_payload(leased.assignment))
+        return HttpResponse(status=status.HTTP_204_NO_CONTENT)
+    payload = leased.payload if leased.payload is not None else selectors.assignment_payload(leased.assignment)
+    return _json(payload)
 
 
 @extend_schema(request=JudgmentIn, responses={201: JudgmentOut, 200: JudgmentOut}, summary="Submit a judgment (idempotent)")
 @api_view(["POST"])
 def judgment_submit(request, assignment_id: int):
-    data = JudgmentIn(data=request.data)
-    data.is_valid(raise_exception=True)
-    judgment, created = services.judgment_submit(assignment_id=assignment_id, annotator=request.user, **data.validated_data)
-    return Response(JudgmentOut(judgment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    judgment, created = services.judgment_submit(assignment_id=assignment_id, annotator=request.user, **_judgment_in(request.data))
+    return _json(_judgment_out(judgment), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @extend_schema(
@@ -111,3 +191,76 @@ def assignment_renew(request, assignment_id: int):
 def my_progress(request, project_id: int):
     project = project_for(request.user, project_id, ALL_ROLES)
     return Response(selectors.annotator_progress(project=project, annotator=request.user))
+
+
+# ---------------------------------------------------------------------------------------------
+# Gold pairs and pauses (staff)
+# ---------------------------------------------------------------------------------------------
+
+
+class GoldIn(serializers.Serializer):
+    gold = serializers.BooleanField()
+    gold_label = serializers.ChoiceField(choices=["a", "b", "tie", "both_bad"], required=False, allow_blank=True, default="")
+
+
+PairGoldOut = inline_serializer(
+    "PairGold", {"pair_id": serializers.IntegerField(), "is_gold": serializers.BooleanField(), "gold_label": serializers.CharField()}
+)
+PauseOut = inline_serializer(
+    "MemberPause",
+    {"user_id": serializers.IntegerField(), "paused": serializers.BooleanField(),
+     "paused_at": serializers.DateTimeField(allow_null=True), "pause_reason": serializers.CharField()},
+)
+
+
+def _pause_out(membership) -> dict:
+    return {"user_id": membership.user_id, "paused": membership.paused_at is not None,
+            "paused_at": membership.paused_at, "pause_reason": membership.pause_reason}
+
+
+@extend_schema(request=GoldIn, responses={200: PairGoldOut}, summary="Mark a pair as gold with its known label, or unmark it (staff)")
+@api_view(["POST"])
+def pair_gold(request, pair_id: int):
+    from feedback_site.annotation.models import Pair
+
+    pair = Pair.objects.filter(pk=pair_id).first()
+    if pair is None:
+        raise NotFound("No such pair.")
+    # Non-members get 404 (as for projects); members without a staff role get 403.
+    project_for(request.user, pair.project_id, ALL_ROLES)
+    data = GoldIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    pair = services.pair_set_gold(pair=pair, actor=request.user, **data.validated_data)
+    return Response({"pair_id": pair.pk, "is_gold": pair.is_gold, "gold_label": pair.gold_label})
+
+
+class PauseIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+def _member_user(project_id: int, user_id: int):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        raise NotFound("That user is not a member of this project.")
+    return user
+
+
+@extend_schema(request=PauseIn, responses={200: PauseOut}, summary="Pause a member: no new pairs until unpaused (admins)")
+@api_view(["POST"])
+def member_pause(request, project_id: int, user_id: int):
+    project = project_for(request.user, project_id, ALL_ROLES)
+    data = PauseIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    membership = services.membership_pause(project=project, user=_member_user(project_id, user_id),
+                                           reason=data.validated_data["reason"], actor=request.user)
+    return Response(_pause_out(membership))
+
+
+@extend_schema(request=None, responses={200: PauseOut}, summary="Lift a member's pause (admins)")
+@api_view(["POST"])
+def member_unpause(request, project_id: int, user_id: int):
+    project = project_for(request.user, project_id, ALL_ROLES)
+    membership = services.membership_unpause(project=project, user=_member_user(project_id, user_id), actor=request.user)
+    return Response(_pause_out(membership))

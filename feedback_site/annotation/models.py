@@ -20,6 +20,11 @@ class Prompt(models.Model):
     history = models.JSONField(default=list, blank=True, help_text="Earlier turns: [{role, content}, ...].")
     metadata = models.JSONField(default=dict, blank=True)
     split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    # Sanitised HTML of `text` and of each history turn, rendered once so the annotator API does
+    # not run markdown per request. NULL = not rendered yet (rows from bulk_create): the queue
+    # renders and stores it the first time the prompt is shown (see annotation.rendered).
+    text_html = models.TextField(null=True, blank=True, editable=False)
+    history_html = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -46,6 +51,8 @@ class Response(models.Model):
     generation_run = models.ForeignKey("generation.GenerationRun", null=True, blank=True, on_delete=models.PROTECT, related_name="responses")
     sample_index = models.PositiveSmallIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    # Sanitised HTML of `text` (NULL = not rendered yet; filled on first display).
+    text_html = models.TextField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -94,6 +101,8 @@ class Pair(models.Model):
             models.Index(
                 F("project"), F("priority").desc(), F("id"), name="pair_queue_order", condition=Q(is_complete=False)
             ),
+            # Gold pairs are served outside the normal queue (every annotator may get each once).
+            models.Index(fields=["project", "id"], name="pair_gold", condition=Q(is_gold=True)),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(response_a=F("response_b")), name="pair_of_two_responses"),

@@ -11,7 +11,8 @@ from feedback_site.projects.models import GuidelineVersion, Project
 
 
 def _side(response) -> dict:
-    return {"text": response.text, "html": render_markdown(response.text)}
+    html = response.text_html if response.text_html is not None else render_markdown(response.text)
+    return {"text": response.text, "html": html}
 
 
 def assignment_payload(assignment: Assignment) -> dict:
@@ -21,21 +22,23 @@ def assignment_payload(assignment: Assignment) -> dict:
         Pair.objects.select_related("prompt", "response_a", "response_b", "project")
         .only(
             "project__criteria", "project__lease_seconds", "prompt__text", "prompt__system_prompt",
-            "prompt__history", "response_a__text", "response_b__text",
+            "prompt__history", "prompt__text_html", "prompt__history_html", "response_a__text", "response_b__text",
+            "response_a__text_html", "response_b__text_html",
         )
         .get(pk=assignment.pair_id)
     )
     left, right = (pair.response_b, pair.response_a) if assignment.swapped else (pair.response_a, pair.response_b)
     prompt = pair.prompt
+    history_html = prompt.history_html if prompt.history_html is not None else [render_markdown(t["content"]) for t in prompt.history]
     return {
         "assignment_id": assignment.pk,
         "prompt": {
             "text": prompt.text,
-            "html": render_markdown(prompt.text),
+            "html": prompt.text_html if prompt.text_html is not None else render_markdown(prompt.text),
             "system_prompt": prompt.system_prompt,
             "history": [
-                {"role": turn["role"], "content": turn["content"], "html": render_markdown(turn["content"])}
-                for turn in prompt.history
+                {"role": turn["role"], "content": turn["content"], "html": html}
+                for turn, html in zip(prompt.history, history_html)
             ],
         },
         "left": _side(left),

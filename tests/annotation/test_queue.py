@@ -14,7 +14,7 @@ from feedback_site.annotation import services
 from feedback_site.annotation.models import Assignment, AssignmentStatus, Judgment, Pair
 from feedback_site.core.errors import Conflict, Invalid, NotFound
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("queue_path")]
 
 
 def test_next_leases_a_pair_and_a_reload_gets_the_same_one(project, annotator, make_pairs):

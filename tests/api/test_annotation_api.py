@@ -10,8 +10,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from feedback_site.annotation.models import Assignment, Judgment
+from tests.annotation.conftest import queue_path  # noqa: F401  (fixture: SQL and ORM paths)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("queue_path")]
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from rest_framework.authtoken.models import Token
 
 from feedback_site.annotation.models import Pair, PairSource, Prompt, Response
 from feedback_site.core.errors import ServiceError
+from feedback_site.core.rendering import render_markdown
 from feedback_site.projects.models import Membership, Role
 from feedback_site.projects.services import project_create
 
@@ -202,12 +203,15 @@ class Command(BaseCommand):
         answers = [_response_text(rng) for _ in range(min(2 * count, _ANSWER_POOL))]
         for start in range(0, count, batch_size):
             n = min(count, start + batch_size) - start
+            # HTML rendered at creation, as imports and generation runs store it (annotation.rendered).
+            texts = [_prompt_text(rng, start + i) for i in range(n)]
             prompts = Prompt.objects.bulk_create(
-                [Prompt(project=project, text=_prompt_text(rng, start + i), metadata={"seed_load_test": True}) for i in range(n)]
+                [Prompt(project=project, text=text, text_html=render_markdown(text), history_html=[],
+                        metadata={"seed_load_test": True}) for text in texts]
             )
             responses = Response.objects.bulk_create(
                 [
-                    Response(prompt=prompt, text=text, sample_index=k)
+                    Response(prompt=prompt, text=text, text_html=render_markdown(text), sample_index=k)
                     for prompt in prompts
                     for k, text in enumerate(rng.sample(answers, 2))
                 ]
