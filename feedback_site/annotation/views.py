@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from feedback_site.annotation import selectors
+from feedback_site.annotation import selectors, services
 from feedback_site.core.permissions import project_role
 from feedback_site.core.rendering import render_markdown
-from feedback_site.projects.models import Project
+from feedback_site.projects.models import Membership, Project
 
 # Keyboard scheme, shown on the page and in the help panel; annotate.js implements the same keys.
 SHORTCUTS = [
@@ -37,6 +37,11 @@ SHORTCUTS = [
     ("G", "Show or hide the guidelines"),
     ("?", "Show or hide this help"),
 ]
+
+
+def _pause_message(user, project) -> str:
+    reason = Membership.objects.filter(project=project, user_id=user.pk, paused_at__isnull=False).values_list("pause_reason", flat=True).first()
+    return services._paused_message(reason) if reason is not None else ""
 
 
 def _assignment_url(name: str) -> str:
@@ -74,5 +79,8 @@ def annotate(request, project_id: int):
         "shortcuts": SHORTCUTS,
         "criteria": list(project.criteria or []),
         "config": config,
+        # Filled in by the page's first call to next (403 `paused`); rendered here too for a page
+        # without JavaScript.
+        "pause_message": _pause_message(request.user, project),
     }
     return render(request, "annotation/annotate.html", context)

@@ -29,6 +29,8 @@
     errorText: $("an-error-text"),
     retry: $("an-retry"),
     empty: $("an-empty"),
+    paused: $("an-paused"),
+    pausedText: $("an-paused-text"),
     work: $("an-work"),
     convoTitle: $("an-convo-title"),
     system: $("an-system"),
@@ -244,6 +246,7 @@
     els.loading.hidden = mode !== "loading";
     els.error.hidden = mode !== "error";
     els.empty.hidden = mode !== "empty";
+    els.paused.hidden = mode !== "paused";
     els.work.hidden = mode !== "work";
     els.controls.hidden = mode !== "work";
   }
@@ -398,6 +401,13 @@
       }
       if (res.ok && res.data) {
         display(res.data, notice);
+        return;
+      }
+      if (res.status === 403 && res.data && res.data.error === "paused") {
+        // Paused (e.g. low gold accuracy): no new work until an admin lifts it; say why.
+        showView("paused");
+        els.pausedText.textContent = res.data.detail || "";
+        announce(res.data.detail || "You are paused in this project.", "error");
         return;
       }
       if (sessionEnded(res)) { showSessionEnded(); }
