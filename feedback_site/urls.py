@@ -18,6 +18,8 @@ urlpatterns = [
     path("api/v1/", include("feedback_site.core.api_urls")),
     path("api/v1/", include("feedback_site.quality.api_urls")),
     path("api/v1/", include("feedback_site.evaluation.api_urls")),
+    path("api/v1/", include("feedback_site.safety.api_urls")),
+    path("api/v1/", include("feedback_site.playground.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
@@ -28,4 +30,6 @@ urlpatterns = [
     path("", include("feedback_site.training.urls")),
     path("", include("feedback_site.quality.urls")),
     path("", include("feedback_site.evaluation.urls")),
+    path("", include("feedback_site.safety.urls")),
+    path("", include("feedback_site.playground.urls")),
 ]
