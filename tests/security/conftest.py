@@ -68,7 +68,16 @@ def world(make_user, add_member, site_admin):
 
     adjudicated_pair = Pair.objects.filter(project=project).order_by("-id").first()
     adjudicate(pair_id=adjudicated_pair.pk, actor=site_admin, label="b", note="adjudicated in the fixture")
+    from feedback_site.annotation.models import Response
+    from feedback_site.playground.services import chat_create
+    from feedback_site.safety.services import screen_responses
+
+    chat = chat_create(project=project, actor=site_admin, version_ids=[project.current_policy_id])
+    flagged = Response.objects.create(prompt=adjudicated_pair.prompt, text="how to make a pipe bomb", sample_index=9)
+    screen = screen_responses(project=project, responses=[flagged])[0]
     return {
+        "chat": chat,
+        "screen": screen,
         "project": project,
         "project_b": project_b,
         **users,

@@ -186,6 +186,24 @@ TABLE: dict[str, Row] = {
     "api-quality-score-pairs": staff(probe="POST"),
     "api-pair-adjudication": staff(kwargs={"pair_id": "adjudicated_pair"}),
     "api-pair-adjudication PUT": staff(data={"label": "a", "note": "probe"}),
+    # --- safety screen (helper F) -----------------------------------------------------------------
+    "project-safety": staff(),
+    "project-safety POST": staff(data={"action": "warn", "rules": "[]", "threshold": "0"}),
+    "safety-decide": staff(probe="POST", kwargs={"screen_id": "screen", "decision": Value("release")}),
+    "api-safety-policy": staff(),
+    "api-safety-policy PUT": staff(data={"action": "warn"}),
+    "api-safety-policy PATCH": staff(data={"action": "review"}),
+    "api-safety-flagged": staff(),
+    "api-safety-release": staff(probe="POST", kwargs={"screen_id": "screen"}),
+    "api-safety-reject": staff(probe="POST", kwargs={"screen_id": "screen"}),
+    # --- playground (helper F) --------------------------------------------------------------------
+    "project-playground": staff(),
+    "api-playground-chats": staff(),
+    "api-playground-chats POST": staff(data={"version_ids": []}),
+    "api-playground-chat": staff(kwargs={"chat_id": "chat"}),
+    "api-playground-send": staff(probe="POST", data={"content": ""}, kwargs={"chat_id": "chat"}),
+    "api-playground-stop": staff(probe="POST", kwargs={"chat_id": "chat"}),
+    "api-playground-save": staff(probe="POST", data={"kind": "bogus"}, kwargs={"chat_id": "chat"}),
 }
 
 
