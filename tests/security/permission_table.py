@@ -151,6 +151,9 @@ TABLE: dict[str, Row] = {
     "api-judgment": own_assignment(probe="POST", data=JUDGMENT_BODY),
     "api-skip": own_assignment(probe="POST"),
     "api-renew": own_assignment(probe="POST"),
+    "api-pair-gold": staff(probe="POST", data={"gold": True, "gold_label": "a"}),
+    "api-member-pause": admin(probe="POST", data={"reason": "probe"}),
+    "api-member-unpause": admin(probe="POST"),
     # --- generation -----------------------------------------------------------------------------
     "project-generate": staff(),
     "project-generate POST": staff(data={"k": "0"}),
