@@ -132,7 +132,10 @@ def simulation_launch(*, annotator: SimulatedAnnotator, target: int, actor) -> S
 
 def simulation_claim(*, run_id: int) -> SimulationRun | None:
     with transaction.atomic():
-        run = SimulationRun.objects.select_for_update().select_related("annotator", "annotator__user", "annotator__reward_model").filter(pk=run_id).first()
+        run = (
+            SimulationRun.objects.select_for_update(of=("self",))
+            .select_related("annotator", "annotator__user", "annotator__reward_model").filter(pk=run_id).first()
+        )
         if run is None or run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return None
         run.status = JobStatus.RUNNING
