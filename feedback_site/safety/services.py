@@ -238,3 +238,11 @@ def flagged_list(*, project: Project, actor, status: str | None = None):
     elif status not in (None, "", "all"):
         raise Invalid("status must be one of pending, released, rejected, hidden, warn, all", code="bad_status")
     return screens.order_by("-id")
+
+
+def screen_text(*, project_id: int, text: str, score: float | None = None) -> dict:
+    """The decision for any other generated text a person will see (evaluation samples, ...):
+    `{"verdict", "action", "matched_rule", "score"}`. Store it with the text and, when
+    `action` is "hide" or "review", do not show the text unless staff ask for it. The score is
+    the project's classifier score, computed torch-side with `workers.safety_tasks.classifier_scores`."""
+    return decide(policy_for(project_id), text, score)
