@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from feedback_site.annotation import selectors, services
 from feedback_site.annotation.models import DisplayChoice, Strength
 from feedback_site.core.api import project_for
-from feedback_site.core.errors import NotFound
+from feedback_site.core.errors import NotFound, ServiceError
 from feedback_site.core.permissions import ALL_ROLES
 
 
@@ -143,7 +143,7 @@ def _judgment_in(data) -> dict:
     summary="Lease the next pair (or get back the one you hold)",
 )
 @api_view(["POST"])
-def assignment_next(request, project_id: int):
+def _assignment_next_drf(request, project_id: int):
     # The service checks that the project exists and the caller is a member (404 otherwise) and
     # not paused (403 `paused`) in the same statement that looks for their open lease.
     leased = services.assignment_next(project=project_id, annotator=request.user)
@@ -155,8 +155,96 @@ def assignment_next(request, project_id: int):
 
 @extend_schema(request=JudgmentIn, responses={201: JudgmentOut, 200: JudgmentOut}, summary="Submit a judgment (idempotent)")
 @api_view(["POST"])
-def judgment_submit(request, assignment_id: int):
+def _judgment_submit_drf(request, assignment_id: int):
     judgment, created = services.judgment_submit(assignment_id=assignment_id, annotator=request.user, **_judgment_in(request.data))
+    return _json(_judgment_out(judgment), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+# --- The fast lane -----------------------------------------------------------------------------
+# The common case of the two hot calls, an API client with `Authorization: Token <key>` and a JSON
+# (or empty) body on PostgreSQL, is answered without DRF: the token is resolved inside the
+# queue's first SQL statement (no separate authentication query) and errors are written in the
+# same `{"error", "detail"}` format. Everything else (browser sessions with their CSRF check, a
+# missing or malformed header, an unknown token, a form body, SQLite) goes to the DRF views
+# above, which also document both routes in the OpenAPI schema (drf-spectacular reads `cls`).
+
+_TOKEN_PREFIX = "token "
+
+
+def _token_of(request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header[:6].lower() != _TOKEN_PREFIX:
+        return None
+    key = header[6:].strip()
+    if not key or " " in key or len(key) > 40:
+        return None
+    return key
+
+
+def _json_body(request):
+    content_type = request.META.get("CONTENT_TYPE", "")
+    body = request.body
+    if not body:
+        return {}
+    if not content_type.startswith("application/json"):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _error(exc) -> HttpResponse:
+    return _json({"error": exc.code, "detail": exc.message}, exc.status_code)
+
+
+def _fast_lane(drf_view):
+    def decorate(fast):
+        def view(request, **kwargs):
+            token = _token_of(request) if request.method == "POST" and services._fast() else None
+            if token is None:
+                return drf_view(request, **kwargs)
+            response = fast(request, token, **kwargs)
+            return drf_view(request, **kwargs) if response is None else response
+
+        view.csrf_exempt = True  # token-authenticated; session callers go through DRF's CSRF check
+        view.cls = drf_view.cls  # the OpenAPI schema documents the DRF view
+        view.initkwargs = drf_view.initkwargs
+        view.__name__ = fast.__name__
+        view.__doc__ = fast.__doc__
+        return view
+
+    return decorate
+
+
+@_fast_lane(_assignment_next_drf)
+def assignment_next(request, token: str, project_id: int):
+    try:
+        leased = services.assignment_next_for_token(project_id=project_id, token=token)
+    except ServiceError as exc:
+        return _error(exc)
+    if leased is False:
+        return None  # unknown token: DRF answers the 401
+    if leased is None:
+        return HttpResponse(status=status.HTTP_204_NO_CONTENT)
+    return _json(leased.payload)
+
+
+@_fast_lane(_judgment_submit_drf)
+def judgment_submit(request, token: str, assignment_id: int):
+    data = _json_body(request)
+    if data is None:
+        return None  # a body DRF parses differently (form) or refuses (bad JSON): let it answer
+    try:
+        fields = _judgment_in(data)
+        result = services.judgment_submit_for_token(assignment_id=assignment_id, token=token, **fields)
+    except ValidationError as exc:
+        return _json({"error": "invalid", "detail": exc.detail}, status.HTTP_400_BAD_REQUEST)
+    except ServiceError as exc:
+        return _error(exc)
+    if result is False:
+        return None
+    judgment, created = result
     return _json(_judgment_out(judgment), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -43,22 +43,32 @@ _LIVE = (
     "WHERE l.pair_id = p.id AND l.status = 'leased' AND l.expires_at > %(now)s)"
 )
 
+# The caller: either an already authenticated user, or an API token resolved here (so the hot
+# path spends no separate statement on authentication). No row: no such active token.
+_CALLER_GIVEN = "(SELECT %(u)s::integer AS id, %(su)s::boolean AS is_superuser)"
+_CALLER_TOKEN = (
+    "(SELECT u.id, u.is_superuser FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id "
+    "WHERE t.key = %(key)s AND u.is_active)"
+)
+
 _PROJECT_AND_MEMBER = """
-SELECT pr.lease_seconds, pr.criteria, pr.gold_rate, pr.dynamic_overlap,
+SELECT au.id, au.is_superuser, pr.id, pr.lease_seconds, pr.criteria, pr.gold_rate, pr.dynamic_overlap,
        m.role, m.paused_at, m.pause_reason,
        ol.id,
        CASE WHEN pr.gold_rate > 0 THEN (
            SELECT count(*) FROM annotation_assignment a2 JOIN annotation_pair p2 ON p2.id = a2.pair_id
-           WHERE a2.annotator_id = %(u)s AND p2.project_id = pr.id) END
-FROM projects_project pr
-LEFT JOIN projects_membership m ON m.project_id = pr.id AND m.user_id = %(u)s
+           WHERE a2.annotator_id = au.id AND p2.project_id = pr.id) END
+FROM {caller} au
+LEFT JOIN projects_project pr ON pr.id = %(p)s
+LEFT JOIN projects_membership m ON m.project_id = pr.id AND m.user_id = au.id
 LEFT JOIN LATERAL (
     SELECT a.id FROM annotation_assignment a JOIN annotation_pair p ON p.id = a.pair_id
-    WHERE a.annotator_id = %(u)s AND a.status = 'leased' AND a.expires_at > %(now)s AND p.project_id = pr.id
+    WHERE a.annotator_id = au.id AND a.status = 'leased' AND a.expires_at > %(now)s AND p.project_id = pr.id
     ORDER BY a.id LIMIT 1
 ) ol ON true
-WHERE pr.id = %(p)s
 """
+_PROJECT_AND_MEMBER_GIVEN = _PROJECT_AND_MEMBER.format(caller=_CALLER_GIVEN)
+_PROJECT_AND_MEMBER_TOKEN = _PROJECT_AND_MEMBER.format(caller=_CALLER_TOKEN)
 
 _PAYLOAD_COLUMNS = """
 SELECT a.id, a.pair_id, a.swapped, a.expires_at,
@@ -115,7 +125,8 @@ WITH c AS (
 
 @dataclass(frozen=True)
 class NextResult:
-    """`status`: "leased", "resumed", "empty", "no_project" (missing or not a member), "paused"."""
+    """`status`: "leased", "resumed", "empty", "no_project" (missing or not a member), "paused",
+    "unauthenticated" (token given, no active user has it)."""
 
     status: str
     payload: dict | None = None
@@ -124,6 +135,7 @@ class NextResult:
     swapped: bool | None = None
     expires_at: datetime | None = None
     pause_reason: str = ""
+    user_id: int | None = None
 
 
 def gold_turn(user_id: int, given_so_far: int, rate: float) -> bool:
@@ -180,24 +192,33 @@ def _payload(row, criteria, lease_seconds) -> dict:
     }
 
 
-def _leased(status: str, row, criteria, lease_seconds) -> NextResult:
+def _leased(status: str, row, criteria, lease_seconds, user_id: int) -> NextResult:
     return NextResult(status, _payload(row, criteria, lease_seconds), assignment_id=row[0], pair_id=row[1],
-                      swapped=row[2], expires_at=row[3])
+                      swapped=row[2], expires_at=row[3], user_id=user_id)
 
 
-def next_assignment(*, project_id: int, user, now: datetime) -> NextResult:
-    """Call inside a transaction (`services.assignment_next` opens it)."""
-    params = {"p": project_id, "u": user.pk, "now": now}
+def next_assignment(*, project_id: int, now: datetime, user=None, token: str | None = None) -> NextResult:
+    """Call inside a transaction (`services.assignment_next` opens it). The caller is `user`, or
+    the owner of API `token` (status "unauthenticated" when no active user has it)."""
+    params = {"p": project_id, "now": now}
+    if token is not None:
+        params["key"] = token
+        sql = _PROJECT_AND_MEMBER_TOKEN
+    else:
+        params.update(u=user.pk, su=bool(user.is_superuser))
+        sql = _PROJECT_AND_MEMBER_GIVEN
     with connection.cursor() as cursor:
-        cursor.execute(_PROJECT_AND_MEMBER, params)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
-            return NextResult("no_project")
-        lease_seconds, criteria, gold_rate, dynamic, role, paused_at, pause_reason, open_id, given = row
-        if role is None and not user.is_superuser:
-            return NextResult("no_project")
+            return NextResult("unauthenticated")
+        (user_id, is_superuser, found_project, lease_seconds, criteria, gold_rate, dynamic, role, paused_at,
+         pause_reason, open_id, given) = row
+        params["u"] = user_id
+        if found_project is None or (role is None and not is_superuser):
+            return NextResult("no_project", user_id=user_id)
         if paused_at is not None:
-            return NextResult("paused", pause_reason=pause_reason)
+            return NextResult("paused", pause_reason=pause_reason, user_id=user_id)
         if isinstance(criteria, str):
             criteria = json.loads(criteria)
         params["exp"] = now + timedelta(seconds=lease_seconds)
@@ -206,14 +227,14 @@ def next_assignment(*, project_id: int, user, now: datetime) -> NextResult:
             # A reload of the page must show the same pair, not lease a second one.
             params["aid"] = open_id
             cursor.execute(_RESUME, params)
-            return _leased("resumed", cursor.fetchone(), criteria, lease_seconds)
+            return _leased("resumed", cursor.fetchone(), criteria, lease_seconds, user_id)
 
         params["sw"] = _swap_random.random() < 0.5
-        if given is not None and gold_turn(user.pk, given, gold_rate):
+        if given is not None and gold_turn(user_id, given, gold_rate):
             cursor.execute(_GOLD_LEASE, params)
             found = cursor.fetchone()
             if found is not None:
-                return _leased("leased", found, criteria, lease_seconds)
+                return _leased("leased", found, criteria, lease_seconds, user_id)
             # No gold pair left that this annotator has not seen: serve a normal one.
 
         skipped: list[int] = []
@@ -222,16 +243,16 @@ def next_assignment(*, project_id: int, user, now: datetime) -> NextResult:
             cursor.execute(_CANDIDATE, params)
             candidate = cursor.fetchone()
             if candidate is None:
-                return NextResult("empty")
+                return NextResult("empty", user_id=user_id)
             params["pair"] = candidate[0]
             cursor.execute(_LEASE, params)
             found = cursor.fetchone()
             if found is not None:
-                return _leased("leased", found, criteria, lease_seconds)
+                return _leased("leased", found, criteria, lease_seconds, user_id)
             # Filled between our snapshot and our lock (or, for a concurrent request of the same
             # annotator, already leased to them): step over it.
             skipped.append(candidate[0])
-    return NextResult("empty")
+    return NextResult("empty", user_id=user_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,12 +264,12 @@ SELECT a.status, a.swapped, a.expires_at, a.pair_id,
        p.overlap, p.judgment_count, p.is_gold, p.gold_label, p.project_id,
        pr.criteria, pr.dynamic_overlap, pr.gold_min_judged, pr.gold_min_accuracy,
        (SELECT g.id FROM projects_guidelineversion g WHERE g.project_id = p.project_id ORDER BY g.number DESC LIMIT 1),
-       j.id
+       j.id, a.annotator_id
 FROM annotation_assignment a
 JOIN annotation_pair p ON p.id = a.pair_id
 JOIN projects_project pr ON pr.id = p.project_id
 LEFT JOIN annotation_judgment j ON j.assignment_id = a.id
-WHERE a.id = %(aid)s AND a.annotator_id = %(u)s
+WHERE a.id = %(aid)s AND a.annotator_id = {caller}
 FOR UPDATE OF a, p
 """
 
@@ -275,6 +296,12 @@ _PAIR_UPDATE = """, p AS (
 )"""
 
 
+_LOCK_FOR_SUBMIT_GIVEN = _LOCK_FOR_SUBMIT.format(caller="%(u)s")
+_LOCK_FOR_SUBMIT_TOKEN = _LOCK_FOR_SUBMIT.format(
+    caller="(SELECT t.user_id FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id WHERE t.key = %(key)s AND u.is_active)"
+)
+
+
 @dataclass(frozen=True)
 class LockedSubmit:
     status: str
@@ -292,11 +319,17 @@ class LockedSubmit:
     gold_min_accuracy: float
     guideline_id: int | None
     judgment_id: int | None
+    user_id: int
 
 
-def lock_for_submit(*, assignment_id: int, user_id: int) -> LockedSubmit | None:
+def lock_for_submit(*, assignment_id: int, user_id: int | None = None, token: str | None = None) -> LockedSubmit | None:
+    """Lock the caller's assignment and its pair. None: no such assignment of theirs (or, with a
+    token, no active user has that token: the caller tells the two apart)."""
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_FOR_SUBMIT, {"aid": assignment_id, "u": user_id})
+        if token is not None:
+            cursor.execute(_LOCK_FOR_SUBMIT_TOKEN, {"aid": assignment_id, "key": token})
+        else:
+            cursor.execute(_LOCK_FOR_SUBMIT_GIVEN, {"aid": assignment_id, "u": user_id})
         row = cursor.fetchone()
     if row is None:
         return None

@@ -148,24 +148,39 @@ def assignment_next(*, project: Project | int, annotator: AbstractBaseUser, now:
         project_id = project if isinstance(project, int) else project.pk
         with transaction.atomic():
             result = queue_sql.next_assignment(project_id=project_id, user=annotator, now=now)
-        if result.status == "no_project":
-            raise NotFound("No such project.")
-        if result.status == "paused":
-            raise Paused(_paused_message(result.pause_reason))
-        if result.status == "empty":
-            return None
-        assignment = Assignment(
-            id=result.assignment_id, pair_id=result.pair_id, annotator_id=annotator.pk, status=AssignmentStatus.LEASED,
-            swapped=result.swapped, expires_at=result.expires_at,
-        )
-        assignment._state.adding = False
-        assignment._state.db = "default"
-        return LeasedAssignment(assignment, resumed=result.status == "resumed", payload=result.payload)
+        return _leased_from(result, annotator.pk)
     if isinstance(project, int):
         project = Project.objects.filter(pk=project).first()
         if project is None:
             raise NotFound("No such project.")
     return _assignment_next_orm(project=project, annotator=annotator, now=now)
+
+
+def assignment_next_for_token(*, project_id: int, token: str, now: datetime | None = None) -> LeasedAssignment | None | bool:
+    """`assignment_next` for the caller owning API `token`, resolved in the queue's first SQL
+    statement (PostgreSQL only). Returns False when no active user has the token."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        result = queue_sql.next_assignment(project_id=project_id, token=token, now=now)
+    if result.status == "unauthenticated":
+        return False
+    return _leased_from(result, result.user_id)
+
+
+def _leased_from(result, user_id: int) -> LeasedAssignment | None:
+    if result.status == "no_project":
+        raise NotFound("No such project.")
+    if result.status == "paused":
+        raise Paused(_paused_message(result.pause_reason))
+    if result.status == "empty":
+        return None
+    assignment = Assignment(
+        id=result.assignment_id, pair_id=result.pair_id, annotator_id=user_id, status=AssignmentStatus.LEASED,
+        swapped=result.swapped, expires_at=result.expires_at,
+    )
+    assignment._state.adding = False
+    assignment._state.db = "default"
+    return LeasedAssignment(assignment, resumed=result.status == "resumed", payload=result.payload)
 
 
 def _assignment_next_orm(*, project: Project, annotator: AbstractBaseUser, now: datetime) -> LeasedAssignment | None:
@@ -345,14 +360,32 @@ def judgment_submit(
     kwargs = dict(choice=choice, strength=strength, criteria=criteria, rationale=rationale, time_spent_ms=time_spent_ms, now=now)
     with transaction.atomic():
         if _fast():
-            return _judgment_submit_sql(assignment_id=assignment_id, annotator=annotator, **kwargs)
+            return _judgment_submit_sql(assignment_id=assignment_id, annotator_id=annotator.pk, token=None, **kwargs)
         return _judgment_submit_orm(assignment_id=assignment_id, annotator=annotator, **kwargs)
 
 
-def _judgment_submit_sql(*, assignment_id, annotator, choice, strength, criteria, rationale, time_spent_ms, now):
-    locked = queue_sql.lock_for_submit(assignment_id=assignment_id, user_id=annotator.pk)
+def judgment_submit_for_token(*, assignment_id: int, token: str, now: datetime | None = None, **fields) -> tuple[Judgment, bool] | bool:
+    """`judgment_submit` for the caller owning API `token`, resolved in the lock statement
+    (PostgreSQL only). Returns False when no active user has the token."""
+    from feedback_site.core.auth import user_for_token
+
+    now = now or timezone.now()
+    fields.setdefault("criteria", {})
+    with transaction.atomic():
+        try:
+            return _judgment_submit_sql(assignment_id=assignment_id, annotator_id=None, token=token, now=now, **fields)
+        except NotFound:
+            # Not found for this token: a bad token (401) or someone else's / no assignment (404).
+            if user_for_token(token) is None:
+                return False
+            raise
+
+
+def _judgment_submit_sql(*, assignment_id, annotator_id, token, choice, strength="", criteria, rationale="", time_spent_ms=None, now):
+    locked = queue_sql.lock_for_submit(assignment_id=assignment_id, user_id=annotator_id, token=token)
     if locked is None:
         raise NotFound("No such assignment.")
+    annotator_id = locked.user_id
     if locked.judgment_id is not None or locked.status == AssignmentStatus.SUBMITTED:
         # (A judgment committed while we waited for the lock is not in that statement's snapshot.)
         return Judgment.objects.get(assignment_id=assignment_id), False
@@ -377,20 +410,20 @@ def _judgment_submit_sql(*, assignment_id, annotator, choice, strength, criteria
         )
         pair_update = {"count": count, "overlap": overlap, "complete": complete}
     params = {
-        "aid": assignment_id, "pair": locked.pair_id, "u": annotator.pk, "choice": choice, "preferred": preferred,
+        "aid": assignment_id, "pair": locked.pair_id, "u": annotator_id, "choice": choice, "preferred": preferred,
         "swapped": locked.swapped, "strength": strength, "criteria": canonical_criteria, "rationale": rationale,
         "time": time_spent_ms, "guideline": locked.guideline_id, "late": late, "now": now,
     }
     judgment_id = queue_sql.insert_judgment(params=params, pair_update=pair_update)
     judgment = Judgment(
-        id=judgment_id, assignment_id=assignment_id, pair_id=locked.pair_id, annotator_id=annotator.pk, choice=choice,
+        id=judgment_id, assignment_id=assignment_id, pair_id=locked.pair_id, annotator_id=annotator_id, choice=choice,
         preferred=preferred, swapped=locked.swapped, strength=strength, criteria=canonical_criteria, rationale=rationale,
         time_spent_ms=time_spent_ms, guideline_version_id=locked.guideline_id, accepted_after_expiry=late, created_at=now,
     )
     judgment._state.adding = False
     judgment._state.db = "default"
     if locked.is_gold:
-        _check_gold_pause(locked.project_id, annotator, locked.gold_min_judged, locked.gold_min_accuracy)
+        _check_gold_pause(locked.project_id, annotator_id, locked.gold_min_judged, locked.gold_min_accuracy)
     return judgment, True
 
 
@@ -427,7 +460,7 @@ def _judgment_submit_orm(*, assignment_id, annotator, choice, strength, criteria
     assignment.finished_at = now
     assignment.save(update_fields=["status", "finished_at"])
     if pair.is_gold:
-        _check_gold_pause(project.pk, annotator, project.gold_min_judged, project.gold_min_accuracy)
+        _check_gold_pause(project.pk, annotator.pk, project.gold_min_judged, project.gold_min_accuracy)
         return judgment, True
     preferences = [preferred]
     if project.dynamic_overlap and pair.judgment_count == 1:
@@ -458,33 +491,34 @@ def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, now: dat
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_gold_pause(project_id: int, annotator, min_judged: int, min_accuracy: float) -> None:
+def _check_gold_pause(project_id: int, annotator_id: int, min_judged: int, min_accuracy: float) -> None:
     """After a gold judgment, in its transaction: pause the annotator when their gold accuracy is
     below the project's minimum after at least `min_judged` gold pairs."""
     if not min_accuracy or min_accuracy <= 0:
         return
     from feedback_site.annotation.gold import gold_accuracy_of
 
-    correct, judged = gold_accuracy_of(project_id, annotator.pk)
+    correct, judged = gold_accuracy_of(project_id, annotator_id)
     if judged < max(min_judged, 1) or correct / judged >= min_accuracy:
         return
     reason = (
         f"gold accuracy {correct}/{judged} = {correct / judged:.0%} is below the project's minimum of "
         f"{min_accuracy:.0%} (checked after at least {min_judged} gold pairs)"
     )
-    membership_pause(project=project_id, user=annotator, reason=reason, actor=None, automatic=True)
+    membership_pause(project=project_id, user=annotator_id, reason=reason, actor=None, automatic=True)
 
 
 def membership_pause(*, project: Project | int, user, reason: str, actor=None, automatic: bool = False) -> Membership:
     """Pause a member: they get no new pairs (next answers 403 `paused` with the reason). Admins
     may pause by hand (`actor`); the gold check pauses with actor None. Already paused: unchanged."""
     project_id = project if isinstance(project, int) else project.pk
+    user_id = user if isinstance(user, int) else user.pk
     if actor is not None:
         require_role(actor, project_id, {Role.ADMIN})
     if not reason or not reason.strip():
         raise Invalid("a pause needs a reason", code="bad_reason")
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().filter(project_id=project_id, user_id=user.pk).first()
+        membership = Membership.objects.select_for_update().filter(project_id=project_id, user_id=user_id).first()
         if membership is None:
             raise NotFound("That user is not a member of this project.")
         if membership.paused_at is not None:
@@ -494,7 +528,7 @@ def membership_pause(*, project: Project | int, user, reason: str, actor=None, a
         membership.save(update_fields=["paused_at", "pause_reason"])
         audit_record(
             actor=actor, action="membership.pause", target=membership, project=membership.project,
-            details={"user_id": user.pk, "reason": membership.pause_reason, "automatic": automatic},
+            details={"user_id": user_id, "reason": membership.pause_reason, "automatic": automatic},
         )
         return membership
 

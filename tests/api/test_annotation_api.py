@@ -116,3 +116,40 @@ def test_openapi_schema_lists_the_annotator_routes(client, site_admin):
                   "/api/v1/assignments/{assignment_id}/skip", "/api/v1/projects/{project_id}/snapshots/"):
         assert route in paths
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_token_lane_and_drf_lane_agree_on_edge_cases(project, annotator, make_pairs, client_for, queue_path):
+    """The hot calls answer token clients without DRF on PostgreSQL; every other case goes through
+    DRF. Both must give the same answers."""
+    make_pairs(project, 2)
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    response = bad.post(f"/api/v1/projects/{project.pk}/assignments/next")
+    assert response.status_code == 401 and response.json()["error"] == "authentication_failed"
+    assert bad.post("/api/v1/assignments/1/judgment", {"choice": "left"}, format="json").status_code == 401
+    api = client_for(annotator)
+    assignment = api.post(f"/api/v1/projects/{project.pk}/assignments/next").json()["assignment_id"]
+    submit = f"/api/v1/assignments/{assignment}/judgment"
+    broken = api.post(submit, data=b"{not json", content_type="application/json")
+    assert broken.status_code == 400 and broken.json()["error"] == "parse_error"
+    missing = api.post(submit, {}, format="json")
+    assert missing.status_code == 400 and missing.json()["detail"] == {"choice": ["This field is required."]}
+    bad_time = api.post(submit, {"choice": "left", "time_spent_ms": -1}, format="json")
+    assert bad_time.status_code == 400 and "time_spent_ms" in bad_time.json()["detail"]
+    assert api.post(submit, {"choice": "tie", "strength": "much"}, format="json").json()["error"] == "bad_strength"
+    # A form-encoded body (DRF parses it) is accepted too.
+    form = api.post(submit, {"choice": "right", "time_spent_ms": "1500"})
+    assert form.status_code == 201 and form.json()["time_spent_ms"] == 1500
+    assert api.get(submit).status_code == 405
+    assert Judgment.objects.get().choice == "right"
+
+
+def test_session_callers_still_need_the_csrf_token(project, annotator, make_pairs, client):
+    from django.test import Client
+
+    make_pairs(project, 1)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(annotator)
+    refused = strict.post(f"/api/v1/projects/{project.pk}/assignments/next")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    assert Assignment.objects.count() == 0
