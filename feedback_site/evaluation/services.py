@@ -199,7 +199,7 @@ def eval_prompt_ids(project: Project, limit: int) -> list[int]:
     exist to test reward models)."""
     return list(
         Prompt.objects.filter(project=project, split=Split.EVAL)
-        .exclude(metadata__heldout_pair=True)
+        .exclude(metadata__has_key="heldout_pair")
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )

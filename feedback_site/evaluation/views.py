@@ -82,8 +82,8 @@ def project_evaluation(request, project, role):
     context = project_context(
         project, role, error=error, policies=policies, rewards=rewards,
         runs=EvaluationRun.objects.filter(project=project).select_related("policy", "baseline", "reward_model").order_by("-id")[:100],
-        eval_prompt_count=Prompt.objects.filter(project=project, split=Split.EVAL).exclude(metadata__heldout_pair=True).count(),
-        heldout_pair_count=Prompt.objects.filter(project=project, split=Split.EVAL, metadata__heldout_pair=True).count(),
+        eval_prompt_count=Prompt.objects.filter(project=project, split=Split.EVAL).exclude(metadata__has_key="heldout_pair").count(),
+        heldout_pair_count=Prompt.objects.filter(project=project, split=Split.EVAL, metadata__has_key="heldout_pair").count(),
         review_count=services.review_queue(project).count(),
     )
     return render(request, "evaluation/home.html", context, status=error.status_code if error else 200)
