@@ -51,6 +51,7 @@ def start_playground_worker(settings, redis_broker, tmp_path):  # noqa: F811
             "PYTHONUNBUFFERED": "1",
             "RLHF_DEVICE": "cpu",
             "OMP_NUM_THREADS": "1",
+            "PLAYGROUND_TORCH_THREADS": "1",
         }
         log = tmp_path / f"worker-{name}.log"
         process = subprocess.Popen(
