@@ -71,6 +71,25 @@ def krippendorff_alpha(units: Iterable[Sequence[Hashable]], categories: Sequence
     return None if np.isnan(value) else value
 
 
+def agreement_from_counts(matrix) -> float | None:
+    """pairwise_agreement over a units x categories value-count matrix (numpy)."""
+    n = matrix.sum(axis=1)
+    total = float((n * (n - 1)).sum())
+    return float((matrix * (matrix - 1)).sum()) / total if total else None
+
+
+def alpha_from_counts(matrix) -> float | None:
+    """krippendorff_alpha over a units x categories value-count matrix (rows with < 2 values ignored)."""
+    import krippendorff
+    import numpy as np
+
+    matrix = matrix[matrix.sum(axis=1) >= 2]
+    if matrix.shape[0] == 0 or (matrix.sum(axis=0) > 0).sum() < 2:
+        return None
+    value = float(krippendorff.alpha(value_counts=matrix, level_of_measurement="nominal"))
+    return None if np.isnan(value) else value
+
+
 def reliability_to_units(rows: Sequence[Sequence[object]], missing: object = None) -> list[list[object]]:
     """Turns a coders x units reliability matrix (as printed in the literature) into per-unit
     label lists, dropping missing values."""

@@ -111,3 +111,20 @@ def test_dawid_skene_trusts_annotators_who_agree_with_the_rest_over_a_wrong_majo
     # g1's estimated confusion matrix is close to the identity on a and b.
     assert confusion["g1"][0, 0] > 0.9 and confusion["g1"][1, 1] > 0.9
     assert abs(confusion["bad1"][0, 0] - 0.5) < 0.35
+
+
+def test_matrix_forms_equal_the_unit_forms_on_random_data():
+    from feedback_site.quality.selectors import agreement_summary, annotator_agreement_fast
+
+    rng = random.Random(3)
+    rows = []
+    for unit in range(300):
+        for annotator in rng.sample(range(12), rng.randint(1, 4)):
+            rows.append((unit, annotator, rng.choice(stats.LABELS), 20000 + unit // 40))
+    units = stats.group_units((u, a, label) for u, a, label, _ in rows)
+    summary = agreement_summary(rows, bucket="day")
+    assert summary["pairwise_agreement"] == pytest.approx(stats.pairwise_agreement(units.values()))
+    assert summary["krippendorff_alpha"] == pytest.approx(stats.krippendorff_alpha(list(units.values())))
+    assert summary["overlapping_pairs"] == sum(1 for labels in units.values() if len(labels) >= 2)
+    assert sum(b["pairs"] for b in summary["over_time"]) == summary["overlapping_pairs"]
+    assert annotator_agreement_fast(rows) == stats.annotator_agreement((u, a, label) for u, a, label, _ in rows)
