@@ -189,6 +189,11 @@ TABLE: dict[str, Row] = {
     "api-quality-score-pairs": staff(probe="POST"),
     "api-pair-adjudication": staff(kwargs={"pair_id": "adjudicated_pair"}),
     "api-pair-adjudication PUT": staff(data={"label": "a", "note": "probe"}),
+    "project-quality": staff(),
+    "project-quality-score": staff(probe="POST", data={"reward_model": "0"}),
+    "project-my-stats": member(),  # one's own statistics only
+    "project-adjudication": staff(),
+    "project-adjudicate": staff(probe="POST", data={"label": "a", "note": "probe"}),
     # --- safety screen (helper F) -----------------------------------------------------------------
     "project-safety": staff(),
     "project-safety POST": staff(data={"action": "warn", "rules": "[]", "threshold": "0"}),
