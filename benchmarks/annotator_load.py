@@ -35,6 +35,15 @@ Scenarios (`--scenarios`, default both):
   (by Little's law p50 ~ N / throughput), so the p99 target cannot be read from it; it is reported
   for the capacity and the ratio.
 
+Which ratio is the 40% target: the saturation scenario's ratio of request rates. There both
+phases are closed loops of the same N clients with the same request pattern (two requests per
+loop, no think time), so each rate is what the server sustains and the ratio says how much of the
+stack's own ceiling the annotation API keeps. The paced scenario's ratio only compares offered
+loads (both phases mostly wait on think time) and is printed for information. A second reading
+is printed too: server CPU (gunicorn + PostgreSQL) per health request divided by server CPU per
+annotator request, the same ratio as a capacity bound, which other processes on a shared machine
+disturb much less than the rates.
+
 Server configuration (default: gunicorn sync workers, `--workers 2`). The annotation calls are
 CPU-bound: about 70% of their server CPU is Python (Django/DRF), the rest is PostgreSQL, on the
 same 2 cores. Measured on the 2-core machine, more processes than cores did not add capacity but
@@ -654,7 +663,10 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
         annot_rate = annotate.requests / annotate.elapsed
         judged = sum(1 for _ in annotate.judgments) - annotate.repeats
         ratio = annot_rate / health_rate if health_rate else 0.0
-        w(f"   annotator requests/s {annot_rate:.1f} / health requests/s {health_rate:.1f} = ratio {ratio:.0%}")
+        saturated = not sc["think_ms"]
+        w(f"   annotator requests/s {annot_rate:.1f} / health requests/s {health_rate:.1f} = ratio {ratio:.0%}"
+          + ("  <- the target reading (both phases closed-loop, same clients, same request pattern)" if saturated
+             else "  (offered load with think time: not a capacity figure; see the saturation scenario)"))
         w(f"   judgments/s {judged / annotate.elapsed:.1f} ({judged} judgments in {annotate.elapsed:.1f} s"
           + (f"; queue empty after {annotate.queue_empty_after:.1f} s" if annotate.queue_empty_after else "") + ")")
         for phase in (health, annotate):
@@ -666,6 +678,18 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
               f"gunicorn {c['gunicorn'] / phase.elapsed:.2f}, PostgreSQL {c['postgres'] / phase.elapsed:.2f}, "
               f"client {c['client'] / phase.elapsed:.2f}, other processes {rest / phase.elapsed:.2f} cores; "
               f"server CPU per request {per_request:.1f} ms")
+        cpu_per = []
+        for phase in (health, annotate):
+            c = phase.cpu
+            cpu_per.append((c["gunicorn"] + c["postgres"]) / phase.requests if phase.requests else float("nan"))
+        cpu_ratio = cpu_per[0] / cpu_per[1] if cpu_per[1] else float("nan")
+        others = max((phase.cpu["machine_busy"] - phase.cpu["client"] - phase.cpu["gunicorn"] - phase.cpu["postgres"]) / phase.elapsed
+                     for phase in (health, annotate))
+        w(f"   server CPU per health request / per annotator request = {cpu_ratio:.0%} (the same ratio as a capacity "
+          f"bound, independent of what else runs on the machine)")
+        if others > 0.5:
+            w(f"   NOTE: other processes used up to {others:.2f} of {machine['cpus']} cores during this scenario; "
+              f"latencies and rates above are pessimistic for a dedicated machine")
         w(f"   database: over-assigned pairs {checks['over_assigned_pairs']} (over-judged {checks['over_judged_pairs']}, "
           f"same annotator twice {checks['same_annotator_twice']}), lost judgments {checks['lost_judgments']}, "
           f"duplicated {checks['duplicated_judgments']}, counter mismatches {checks['counter_mismatch_pairs']}; "
@@ -682,11 +706,13 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
             "lost == 0": checks["lost_judgments"] + checks["duplicated_judgments"] == 0,
             "p99 next <= 100 ms": p99s["next"] <= 0.100,
             "p99 judgment <= 100 ms": p99s["judgment"] <= 0.100,
-            "ratio >= 40%": ratio >= 0.40,
         }
+        if saturated:
+            targets["ratio >= 40%"] = ratio >= 0.40
         w("   targets: " + ", ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, ok in targets.items()))
         entry.update({
             "health_per_second": health_rate, "annotator_per_second": annot_rate, "ratio": ratio,
+            "cpu_ratio": cpu_ratio, "other_processes_cores": others,
             "judgments": judged, "judgments_per_second": judged / annotate.elapsed, "errors": errors,
             "elapsed_s": {"health": health.elapsed, "annotate": annotate.elapsed},
             "queue_empty_after_s": annotate.queue_empty_after, "cpu": {"health": health.cpu, "annotate": annotate.cpu},
