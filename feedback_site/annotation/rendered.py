@@ -11,11 +11,15 @@ yet"; an empty text renders to "".
 
 from __future__ import annotations
 
+import logging
+
 from django.db import connection, transaction
 
 from feedback_site.core.rendering import render_markdown
 
+logger = logging.getLogger(__name__)
 _BATCH = 2000
+_FILL_AFTER_COMMIT = 20_000
 
 
 def render_history(history) -> list[str]:
@@ -33,8 +37,9 @@ def fill_rows(*, prompts: list[tuple[int, str, list]] = (), responses: list[tupl
         Response.objects.filter(pk=pk).update(text_html=render_markdown(text))
 
 
-def fill_project_html(project_id: int | None = None) -> int:
-    """Render every not-yet-rendered prompt and response (of one project, or all). Returns rows filled."""
+def fill_project_html(project_id: int | None = None, limit: int | None = None) -> int:
+    """Render not-yet-rendered prompts and responses (of one project, or all; at most about
+    `limit` rows of each). Returns rows filled."""
     from feedback_site.annotation.models import Prompt, Response
 
     filled = 0
@@ -43,14 +48,15 @@ def fill_project_html(project_id: int | None = None) -> int:
     if project_id is not None:
         prompts = prompts.filter(project_id=project_id)
         responses = responses.filter(prompt__project_id=project_id)
-    while True:
+    while limit is None or filled < limit:
         batch = list(prompts.order_by("id").values_list("id", "text", "history")[:_BATCH])
         if not batch:
             break
         rows = [Prompt(id=pk, text_html=render_markdown(text), history_html=render_history(history)) for pk, text, history in batch]
         Prompt.objects.bulk_update(rows, ["text_html", "history_html"], batch_size=500)
         filled += len(rows)
-    while True:
+    done_prompts = filled
+    while limit is None or filled - done_prompts < limit:
         batch = list(responses.order_by("id").values_list("id", "text")[:_BATCH])
         if not batch:
             break
@@ -67,10 +73,16 @@ def pairs_created(project_id: int) -> None:
     a sequential scan)."""
 
     def after_commit():
-        fill_project_html(project_id)
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE annotation_pair")
-                cursor.execute("ANALYZE annotation_assignment")
+        # Bounded so a huge import does not hold its request for long: rows past the bound are
+        # rendered by the queue the first time they are shown. Both steps are optimisations: a
+        # failure is logged, never reported as a failed import (the import has committed).
+        try:
+            fill_project_html(project_id, limit=_FILL_AFTER_COMMIT)
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("ANALYZE annotation_pair")
+                    cursor.execute("ANALYZE annotation_assignment")
+        except Exception:  # noqa: BLE001
+            logger.exception("after-import rendering or ANALYZE failed for project %s", project_id)
 
     transaction.on_commit(after_commit)
