@@ -40,7 +40,8 @@ Three kinds of file are understood:
     ``response_a`` and ``response_b`` (required, non-empty, different strings) and ``preferred``
     (``"a"``, ``"b"``, ``"tie"`` or ``null``/absent for "not judged yet"). CSV files take the columns
     ``prompt``/``text``, ``response_a``, ``response_b`` and optionally ``system_prompt`` and
-    ``preferred`` (an empty cell means not judged); other columns go to ``metadata``.
+    ``preferred`` (an empty cell means not judged); other columns go to ``metadata``. In JSON Lines,
+    ``"gold": true`` marks a gold pair: ``preferred`` is then required and is its known answer.
 
 ``parse_hh_rlhf``
     Anthropic HH-RLHF JSON Lines: ``{"chosen": "\\n\\nHuman: ...\\n\\nAssistant: ...", "rejected":
@@ -78,6 +79,7 @@ import math
 import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any, Literal
@@ -211,6 +213,9 @@ class PairRecord:
     response_b: str
     preferred: Preferred | None = None
     metadata: dict[str, Any] = _dc_field(default_factory=dict, hash=False)
+    # A gold pair (JSON Lines `"gold": true`): `preferred` is its known answer, used to measure
+    # annotators; it is mixed into their queues instead of being kept as a pre-label.
+    gold: bool = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -516,7 +521,7 @@ def _iter_jsonl(data: bytes, limits: ImportLimits) -> Iterator[tuple[int, dict[s
 # --------------------------------------------------------------------------------------------------
 
 _PROMPT_FIELDS = frozenset({"prompt", "text", "system", "system_prompt", "history", "messages", "metadata", "id"})
-_PAIR_FIELDS = _PROMPT_FIELDS | {"response_a", "response_b", "preferred"}
+_PAIR_FIELDS = _PROMPT_FIELDS | {"response_a", "response_b", "preferred", "gold"}
 _HH_FIELDS = frozenset({"chosen", "rejected"})
 _FIELD_HINTS = {
     "chosen": "HH-RLHF files with 'chosen'/'rejected' conversations use the HH-RLHF import",
@@ -884,7 +889,14 @@ def parse_pairs(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMIT
                         raise ImportFileError("missing required field", line=line, field=name)
                     responses.append(_text(obj[name], name, line, limits))
                 preferred = _preferred(obj.get("preferred"), line)
-                yield _pair(line, prompt, responses[0], responses[1], preferred, metadata)
+                gold = obj.get("gold")
+                if gold is not None and not isinstance(gold, bool):
+                    raise ImportFileError(f"must be true, false or null, got {_type_name(gold)}", line=line, field="gold")
+                if gold and preferred is None:
+                    raise ImportFileError("a gold pair needs its known answer in 'preferred' ('a', 'b' or 'tie')",
+                                          line=line, field="preferred")
+                record = _pair(line, prompt, responses[0], responses[1], preferred, metadata)
+                yield dataclasses.replace(record, gold=True) if gold else record
 
         return list(jsonl())
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from feedback_site.annotation.models import Pair, PairSource, Prompt, Response
+from feedback_site.annotation.rendered import pairs_created
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Forbidden, Invalid, NotFound
 from feedback_site.core.permissions import STAFF_ROLES, can_create_projects, require_role
@@ -193,6 +194,7 @@ def import_file(
         )
         if kind == ImportKind.PROMPTS:
             Prompt.objects.bulk_create([_prompt_row(project, batch, r) for r in records], batch_size=2000)
+            pairs_created(project.pk)  # renders the prompts' HTML after commit
             return ImportResult(batch=batch, prompts=len(records), pairs=0)
 
         prompts = Prompt.objects.bulk_create([_prompt_row(project, batch, r.prompt) for r in records], batch_size=2000)
@@ -208,6 +210,10 @@ def import_file(
         for i, (prompt, record) in enumerate(zip(prompts, records)):
             labelled = record.preferred is not None
             queued = queue_for_annotation if queue_for_annotation is not None else not labelled
+            gold = getattr(record, "gold", False)
+            if gold:
+                # Gold pairs are served outside the normal queue (annotation.services).
+                queued = False
             pairs.append(
                 Pair(
                     project=project,
@@ -216,12 +222,16 @@ def import_file(
                     response_b=responses[2 * i + 1],
                     overlap=project.overlap if queued else 0,
                     is_complete=not queued,
-                    prelabel=record.preferred or "",
+                    prelabel="" if gold else (record.preferred or ""),
+                    is_gold=gold,
+                    gold_label=record.preferred if gold else "",
                     source=PairSource.IMPORTED,
                     import_batch=batch,
                 )
             )
         Pair.objects.bulk_create(pairs, batch_size=4000)
+        # After commit: render the new rows' HTML once and refresh the queue's planner statistics.
+        pairs_created(project.pk)
         batch.queued_for_annotation = any(p.overlap > 0 for p in pairs)
         batch.save(update_fields=["queued_for_annotation"])
         return ImportResult(batch=batch, prompts=len(prompts), pairs=len(pairs))
