@@ -218,6 +218,10 @@ def generation_complete(
                     )
                 )
         Pair.objects.bulk_create(pairs, batch_size=4000)
+        # After commit: render the new responses' HTML once and refresh the queue's planner statistics.
+        from feedback_site.annotation.rendered import pairs_created
+
+        pairs_created(run.project_id)
         from feedback_site.safety.services import screen_responses
 
         scores = {
