@@ -13,5 +13,6 @@ urlpatterns = [
     path("projects/<int:project_id>/members/add/", views.member_add, name="project-member-add"),
     path("projects/<int:project_id>/members/<int:user_id>/role/", views.member_role, name="project-member-role"),
     path("projects/<int:project_id>/members/<int:user_id>/remove/", views.member_remove, name="project-member-remove"),
+    path("projects/<int:project_id>/members/<int:user_id>/unpause/", views.member_unpause, name="project-member-unpause"),
     path("projects/<int:project_id>/imports/", views.project_imports, name="project-imports"),
 ]

@@ -270,6 +270,21 @@ def member_remove(request, project, role, user_id: int):
     return redirect("project-members", project.pk)
 
 
+@project_page(ADMIN_ONLY)
+@require_POST
+def member_unpause(request, project, role, user_id: int):
+    """Lift a pause (e.g. low gold accuracy); the annotator gets work again."""
+    from feedback_site.annotation.services import membership_unpause
+
+    try:
+        user = _member_user(project, user_id)
+        membership_unpause(project=project, user=user, actor=request.user)
+    except ServiceError as error:
+        return _members_page(request, project, role, error=error, status=error.status_code)
+    messages.success(request, f"{user.username} is no longer paused and gets new pairs again.")
+    return redirect("project-members", project.pk)
+
+
 # ------------------------------------------------------------------------------------------------
 # Imports
 # ------------------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ TABLE: dict[str, Row] = {
     "project-member-add": admin(probe="POST"),
     "project-member-role": admin(probe="POST"),
     "project-member-remove": admin(probe="POST"),
+    "project-member-unpause": admin(probe="POST"),
     "project-imports": staff(),
     "project-imports POST": staff(),
     # --- projects (API) -----------------------------------------------------------------------
