@@ -295,3 +295,41 @@ def test_concurrent_annotators_get_each_gold_pair_at_most_once(make_project, mak
     per_user_gold = Judgment.objects.filter(pair__in=gold_ids).values_list("annotator_id", "pair_id")
     assert len(per_user_gold) == len(set(per_user_gold)) > 0
     assert all(p.judgment_count == 0 for p in Pair.objects.filter(pk__in=gold_ids))
+
+
+def test_ready_pairs_import_marks_gold_pairs(project, annotator, site_admin, django_capture_on_commit_callbacks):
+    import json
+
+    from feedback_site.core.errors import Invalid as ServiceInvalid
+    from feedback_site.projects.services import import_file
+
+    lines = [
+        {"prompt": "2+2?", "response_a": "4", "response_b": "5", "preferred": "a", "gold": True},
+        {"prompt": "Capital of France?", "response_a": "Lyon", "response_b": "Paris"},
+    ]
+    data = "\n".join(json.dumps(x) for x in lines).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        import_file(project=project, actor=site_admin, kind="pairs", filename="p.jsonl", data=data)
+    gold = Pair.objects.get(prompt__text="2+2?")
+    normal = Pair.objects.get(prompt__text="Capital of France?")
+    assert (gold.is_gold, gold.gold_label, gold.is_complete, gold.prelabel) == (True, "a", True, "")
+    assert (normal.is_gold, normal.is_complete) == (False, False)
+    # The stored HTML was rendered when the import committed (no rendering per request).
+    assert gold.response_a.text_html == "<p>4</p>\n" and gold.prompt.text_html == "<p>2+2?</p>\n"
+    # A gold pair without its answer is refused with the line, and nothing is stored.
+    bad = json.dumps({"prompt": "x", "response_a": "1", "response_b": "2", "gold": True}).encode()
+    with pytest.raises(ServiceInvalid) as raised:
+        import_file(project=project, actor=site_admin, kind="pairs", filename="bad.jsonl", data=bad)
+    assert "line 1" in raised.value.message and "preferred" in raised.value.message
+    assert Pair.objects.count() == 2
+
+
+def test_members_page_shows_paused_annotators_and_unpauses(project, annotator, site_admin, client):
+    services.membership_pause(project=project, user=annotator, reason="gold accuracy 2/10 = 20%", actor=site_admin)
+    client.force_login(site_admin)
+    page = client.get(f"/projects/{project.pk}/members/").content.decode()
+    assert "paused" in page and "gold accuracy 2/10 = 20%" in page and "Unpause" in page
+    response = client.post(f"/projects/{project.pk}/members/{annotator.pk}/unpause/")
+    assert response.status_code == 302
+    assert Membership.objects.get(project=project, user=annotator).paused_at is None
+    assert "Unpause" not in client.get(f"/projects/{project.pk}/members/").content.decode()

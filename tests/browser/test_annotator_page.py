@@ -338,3 +338,22 @@ def test_time_spent_excludes_hidden_tab_time(page, login, make_project, member, 
     judgment = Judgment.objects.get(annotator=user)
     assert judgment.choice == "both_bad" and judgment.preferred == "both_bad" and judgment.strength == ""
     assert 0 < judgment.time_spent_ms < 1_500
+
+
+def test_paused_annotator_sees_why_and_gets_no_pair(page, login, make_project, member, make_pairs, site_admin):
+    project = make_project("Paused")
+    user = member(project, "paused-one")
+    make_pairs(project, 2)
+    services.membership_pause(project=project, user=user, reason="gold accuracy 1/10 = 10% is below 70%", actor=site_admin)
+
+    login(page, "paused-one", page_path(project))
+    page.wait_for_function("document.getElementById('annotate').dataset.mode === 'paused'")
+    expect(page.locator("#an-paused")).to_be_visible()
+    expect(page.locator("#an-paused-text")).to_contain_text("gold accuracy 1/10 = 10% is below 70%")
+    expect(page.locator("#an-work")).to_be_hidden()
+    assert not Assignment.objects.filter(annotator=user).exists()
+
+    # After an admin lifts the pause, a reload gets work again.
+    services.membership_unpause(project=project, user=user, actor=site_admin)
+    page.reload()
+    wait_for_pair(page)
