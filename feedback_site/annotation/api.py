@@ -45,7 +45,12 @@ class JudgmentOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-_side = inline_serializer("Side", {"text": serializers.CharField(), "html": serializers.CharField()})
+_side = inline_serializer(
+    "Side",
+    {"text": serializers.CharField(), "html": serializers.CharField(),
+     # Set when the safety screen says "blur with a warning": {"action": "warn", "reason": ...}.
+     "safety_flag": serializers.DictField(allow_null=True)},
+)
 AssignmentOut = inline_serializer(
     "Assignment",
     {

@@ -31,6 +31,7 @@ from django.db import connection
 
 from feedback_site.annotation.rendered import fill_rows, render_history
 from feedback_site.core.rendering import render_markdown
+from feedback_site.safety.selectors import warn_flag
 
 _swap_random = random.SystemRandom()
 _MAX_CANDIDATES = 50
@@ -73,12 +74,14 @@ _PROJECT_AND_MEMBER_TOKEN = _PROJECT_AND_MEMBER.format(caller=_CALLER_TOKEN)
 _PAYLOAD_COLUMNS = """
 SELECT a.id, a.pair_id, a.swapped, a.expires_at,
        q.id, q.text, q.text_html, q.system_prompt, q.history, q.history_html,
-       ra.id, ra.text, ra.text_html, rb.id, rb.text, rb.text_html
+       ra.id, ra.text, ra.text_html, rb.id, rb.text, rb.text_html, sa.matched_rule, sb.matched_rule
 FROM a
 JOIN annotation_pair p ON p.id = a.pair_id
 JOIN annotation_prompt q ON q.id = p.prompt_id
 JOIN annotation_response ra ON ra.id = p.response_a_id
 JOIN annotation_response rb ON rb.id = p.response_b_id
+LEFT JOIN safety_safetyscreen sa ON sa.response_id = ra.id AND sa.verdict = 'flagged' AND sa.action = 'warn'
+LEFT JOIN safety_safetyscreen sb ON sb.response_id = rb.id AND sb.verdict = 'flagged' AND sb.action = 'warn'
 """
 
 _RESUME = (
@@ -153,7 +156,7 @@ def gold_turn(user_id: int, given_so_far: int, rate: float) -> bool:
 
 def _payload(row, criteria, lease_seconds) -> dict:
     (aid, _pair_id, swapped, expires_at, q_id, q_text, q_html, q_system, q_history, q_history_html,
-     ra_id, ra_text, ra_html, rb_id, rb_text, rb_html) = row
+     ra_id, ra_text, ra_html, rb_id, rb_text, rb_html, sa_rule, sb_rule) = row
     # Django reads jsonb as text (it decodes JSONField values itself); so do we.
     if isinstance(q_history, str):
         q_history = json.loads(q_history)
@@ -172,7 +175,9 @@ def _payload(row, criteria, lease_seconds) -> dict:
         missing_responses.append((rb_id, rb_text))
     if missing_prompts or missing_responses:
         fill_rows(prompts=missing_prompts, responses=missing_responses)
-    left, right = ((rb_text, rb_html), (ra_text, ra_html)) if swapped else ((ra_text, ra_html), (rb_text, rb_html))
+    # The safety screen's "blur with a warning" flag (feedback_site.safety): None unless flagged.
+    flag_a, flag_b = warn_flag(sa_rule), warn_flag(sb_rule)
+    left, right = ((rb_text, rb_html, flag_b), (ra_text, ra_html, flag_a)) if swapped else ((ra_text, ra_html, flag_a), (rb_text, rb_html, flag_b))
     return {
         "assignment_id": aid,
         "prompt": {
@@ -184,8 +189,8 @@ def _payload(row, criteria, lease_seconds) -> dict:
                 for turn, html in zip(q_history, q_history_html)
             ],
         },
-        "left": {"text": left[0], "html": left[1]},
-        "right": {"text": right[0], "html": right[1]},
+        "left": {"text": left[0], "html": left[1], "safety_flag": left[2]},
+        "right": {"text": right[0], "html": right[1], "safety_flag": right[2]},
         "criteria": list(criteria or []),
         "expires_at": expires_at.isoformat(),
         "lease_seconds": lease_seconds,

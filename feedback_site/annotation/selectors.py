@@ -8,11 +8,13 @@ from django.db.models.functions import Greatest
 from feedback_site.annotation.models import Assignment, AssignmentStatus, Judgment, Pair
 from feedback_site.core.rendering import render_markdown
 from feedback_site.projects.models import GuidelineVersion, Project
+from feedback_site.safety.selectors import safety_flags
 
 
-def _side(response) -> dict:
+def _side(response, flags: dict) -> dict:
     html = response.text_html if response.text_html is not None else render_markdown(response.text)
-    return {"text": response.text, "html": html}
+    # The safety screen's "blur with a warning" flag (feedback_site.safety): None unless flagged.
+    return {"text": response.text, "html": html, "safety_flag": flags.get(response.pk)}
 
 
 def assignment_payload(assignment: Assignment) -> dict:
@@ -28,6 +30,7 @@ def assignment_payload(assignment: Assignment) -> dict:
         .get(pk=assignment.pair_id)
     )
     left, right = (pair.response_b, pair.response_a) if assignment.swapped else (pair.response_a, pair.response_b)
+    flags = safety_flags([pair.response_a_id, pair.response_b_id])
     prompt = pair.prompt
     history_html = prompt.history_html if prompt.history_html is not None else [render_markdown(t["content"]) for t in prompt.history]
     return {
@@ -41,8 +44,8 @@ def assignment_payload(assignment: Assignment) -> dict:
                 for turn, html in zip(prompt.history, history_html)
             ],
         },
-        "left": _side(left),
-        "right": _side(right),
+        "left": _side(left, flags),
+        "right": _side(right, flags),
         "criteria": list(pair.project.criteria or []),
         "expires_at": assignment.expires_at.isoformat(),
         "lease_seconds": pair.project.lease_seconds,

@@ -22,6 +22,13 @@ def safety_flags(response_ids: Iterable[int]) -> dict[int, dict]:
     }
 
 
+def warn_flag(matched_rule: str | None) -> dict | None:
+    """The annotator-payload flag from a joined screen row's matched_rule (None: not flagged/warn)."""
+    if matched_rule is None:
+        return None
+    return {"action": "warn", "reason": _reason(matched_rule)}
+
+
 def safety_flag(response_id: int) -> dict | None:
     """The flag of one response for the annotator page, or None (show normally)."""
     return safety_flags([response_id]).get(response_id)

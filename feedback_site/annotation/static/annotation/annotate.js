@@ -423,6 +423,29 @@
     announce(message + " Press Enter or the button to try again.", "error");
   }
 
+  // The safety screen's "blur with a warning" policy (feedback_site.safety): a flagged response
+  // stays blurred behind a warning until the annotator clicks the warning or the text.
+  function applySafetyFlag(side, body, data) {
+    var pane = $("an-pane-" + side);
+    var old = pane.querySelector(".an-safety-warning");
+    if (old) old.parentNode.removeChild(old);
+    body.classList.remove("an-blurred");
+    var flag = data && data.safety_flag;
+    if (!flag) return;
+    var warning = document.createElement("button");
+    warning.type = "button";
+    warning.className = "an-safety-warning";
+    warning.textContent = (flag.reason || "This response was flagged by the safety screen.") + " Click to show it.";
+    body.classList.add("an-blurred");
+    function reveal() {
+      body.classList.remove("an-blurred");
+      if (warning.parentNode) warning.parentNode.removeChild(warning);
+    }
+    warning.addEventListener("click", reveal);
+    body.addEventListener("click", reveal, { once: true });
+    pane.insertBefore(warning, body);
+  }
+
   function display(payload, notice) {
     state.assignment = payload;
     // Exposed for support and tests: which assignment the page is showing.
@@ -430,6 +453,8 @@
     renderConversation(payload.prompt || {});
     setSafeHtml(els.left, payload.left && payload.left.html);
     setSafeHtml(els.right, payload.right && payload.right.html);
+    applySafetyFlag("left", els.left, payload.left);
+    applySafetyFlag("right", els.right, payload.right);
     els.leftMeta.textContent = lengthNote(els.left);
     els.rightMeta.textContent = lengthNote(els.right);
     var criteria = Array.isArray(payload.criteria) ? payload.criteria : [];
