@@ -52,7 +52,7 @@ def start_worker(log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PLAYGROUND_TORCH_THREADS": os.environ.get("PLAYGROUND_TORCH_THREADS", "1")}
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "playground", "-n", "bench-pg@%h",
-         "--concurrency", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+         "--concurrency", "1", "--without-gossip", "--without-mingle", "--purge", "--loglevel", "INFO"],
         cwd=REPO, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
 
@@ -156,6 +156,11 @@ def main() -> int:
         model.save_pretrained(adapter_dir)
         del model
 
+    # Answers left open by an interrupted earlier run would be picked up first and distort the
+    # cold timings: close them (their tasks then do nothing) and start workers with --purge.
+    from feedback_site.playground.models import OPEN_STATUSES, ChatMessage, MessageStatus
+
+    ChatMessage.objects.filter(status__in=OPEN_STATUSES).update(status=MessageStatus.CANCELLED)
     user_model = get_user_model()
     admin, _ = user_model.objects.get_or_create(username="bench-playground", defaults={"is_superuser": True, "is_staff": True})
     project = project_create(creator=admin, name=f"Playground benchmark {datetime.now():%H%M%S}", base_policy_uri=BUILTIN_SMOLLM2)
