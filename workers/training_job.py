@@ -97,15 +97,24 @@ def run_training(run_id: int) -> None:
         base_path = resolve_model_path(run.parent.artifact_uri, artifacts)
         reward_path = resolve_model_path(run.reward_model.artifact_uri, artifacts) if run.reward_model else None
         control.log(f"{run.method} on snapshot {run.snapshot.number} from {run.parent}")
-        result = train(
-            run.method,
-            data_path=data_path,
-            base_model_path=base_path,
-            out_dir=run_dir(run_id),
-            config=run.config,
-            control=control,
-            reward_model_path=reward_path,
-        )
+        if int((run.config or {}).get("num_processes", 1)) > 1:
+            # N devices: `accelerate launch` runs `python -m rlhf train` in N processes; progress
+            # and cancel still go through `control`. One device: in this process, as always.
+            from rlhf.training.launch import run_distributed
+
+            result = run_distributed(
+                run.method, data_path, base_path, run_dir(run_id), run.config, control, reward_model_path=reward_path
+            )
+        else:
+            result = train(
+                run.method,
+                data_path=data_path,
+                base_model_path=base_path,
+                out_dir=run_dir(run_id),
+                config=run.config,
+                control=control,
+                reward_model_path=reward_path,
+            )
         services.training_succeed(
             run_id=run_id,
             artifact_dir=str(result.artifact_dir),

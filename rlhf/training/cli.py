@@ -19,18 +19,33 @@ from rlhf.training import METHODS, METHODS_NEEDING_REWARD, config_from_dict
 
 
 class _TerminalControl:
-    """Prints progress at most every `interval_s` seconds (and every log line); Ctrl-C asks for a stop."""
+    """Prints progress at most every `interval_s` seconds (and every log line); Ctrl-C asks for a stop.
 
-    def __init__(self, interval_s: float = 2.0) -> None:
+    With `json_lines`, each report and log line is one JSON object per line on stdout
+    (`{"event": "report", "step": ..., "total": ..., "metrics": {...}}` / `{"event": "log",
+    "message": ...}`), which is how a worker follows a run it launched with `accelerate launch`.
+    In a multi-process run only rank 0 prints.
+    """
+
+    def __init__(self, interval_s: float = 2.0, json_lines: bool = False) -> None:
         self.interval_s = interval_s
+        self.json_lines = json_lines
         self._last = 0.0
         self.stop_requested = False
+        from rlhf.training.common import is_main_process
+
+        self.quiet = not is_main_process()
 
     def report(self, step: int, total: int, metrics: dict[str, Any] | None = None) -> None:
+        if self.quiet:
+            return
         now = time.monotonic()
         if step > 1 and step < total and now - self._last < self.interval_s:
             return
         self._last = now
+        if self.json_lines:
+            print(json.dumps({"event": "report", "step": step, "total": total, "metrics": metrics or {}}), flush=True)
+            return
         shown = " ".join(
             f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
             for key, value in (metrics or {}).items()
@@ -38,6 +53,11 @@ class _TerminalControl:
         print(f"[{step}/{total}] {shown}", flush=True)
 
     def log(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.json_lines:
+            print(json.dumps({"event": "log", "message": message}), flush=True)
+            return
         print(message, flush=True)
 
     def should_stop(self) -> bool:
@@ -58,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="FIELD=JSON", help="override one field, e.g. --set beta=0.2"
     )
     parser.add_argument("--reward-model", type=Path, help="reward-model artifact folder (ppo, rloo, grpo)")
+    parser.add_argument(
+        "--json-progress", action="store_true", help="progress and log lines as JSON objects, one per line"
+    )
     return parser
 
 
@@ -94,7 +117,7 @@ def cli(argv: list[str]) -> int:
     from rlhf.training import train
     from rlhf.training.common import TrainingDiverged
 
-    control = _TerminalControl()
+    control = _TerminalControl(json_lines=args.json_progress)
     previous_handler = signal.getsignal(signal.SIGINT)
 
     def on_interrupt(signum: int, frame: Any) -> None:
@@ -125,5 +148,10 @@ def cli(argv: list[str]) -> int:
     finally:
         signal.signal(signal.SIGINT, previous_handler)
     summary = {"artifact": str(result.artifact_dir), "final_step": result.final_step, "metrics": result.metrics}
-    print(json.dumps(summary, indent=2))
+    if control.quiet:
+        return 0
+    if args.json_progress:
+        print(json.dumps({"event": "done", **summary}), flush=True)
+    else:
+        print(json.dumps(summary, indent=2))
     return 0

@@ -187,7 +187,7 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
 
     parent = materialize_parent(run.base_model, run.work_dir)
     tokenizer = load_tokenizer(parent)
-    device = choose_device(config)
+    device = choose_device(config, parent)
     args = TRLDPOConfig(
         **hf_training_arguments(config, run, device),
         max_length=config.max_length,
@@ -207,7 +207,9 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
     model = load_causal_lm(parent)
     # Full fine-tuning: the reference is a frozen copy of the parent. LoRA: None, and TRL runs the
     # same weights with the adapter disabled, which is exactly the parent.
-    ref_model = None if config.use_lora else load_causal_lm(parent)
+    # Under bf16 mixed precision the frozen reference is held in bf16 outright: it is never
+    # updated, so it needs no float32 master copy, and autocast then has nothing to cast.
+    ref_model = None if config.use_lora else load_causal_lm(parent, dtype=_bf16() if device.bf16 else None)
     callback = make_progress_callback(control)
     trainer = DPOTrainer(
         model=model,
@@ -245,6 +247,12 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
         model_kind="policy",
         extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
     )
+
+
+def _bf16() -> Any:
+    import torch
+
+    return torch.bfloat16
 
 
 def _is_metric(key: str, value: Any) -> bool:
