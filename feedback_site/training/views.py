@@ -304,6 +304,5 @@ def project_models(request, project, role):
     versions = list(versions.order_by("kind", "-number"))
     for version in versions:
         version.key_metrics = _key_metrics(version)
-        version.training_run = getattr(version, "produced_by", None)
     context = project_context(project, role, versions=versions, kind=kind, counts=counts, kinds=ModelKind.choices)
     return render(request, "training/models.html", context)
