@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "feedback_site.evaluation",
     "feedback_site.safety",
     "feedback_site.playground",
+    "feedback_site.demonstrations",
     "feedback_site.loop",
 ]
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("feedback_site.evaluation.api_urls")),
     path("api/v1/", include("feedback_site.safety.api_urls")),
     path("api/v1/", include("feedback_site.playground.api_urls")),
+    path("api/v1/", include("feedback_site.demonstrations.api_urls")),
     path("api/v1/", include("feedback_site.loop.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
