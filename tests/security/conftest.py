@@ -75,8 +75,17 @@ def world(make_user, add_member, site_admin):
     chat = chat_create(project=project, actor=site_admin, version_ids=[project.current_policy_id])
     flagged = Response.objects.create(prompt=adjudicated_pair.prompt, text="how to make a pipe bomb", sample_index=9)
     screen = screen_responses(project=project, responses=[flagged])[0]
+    from feedback_site.demonstrations import services as demo_services
+
+    demo_services.tasks_create(project=project, actor=site_admin, mode="write", overlap=1)
+    other_demo = demo_services.next_task(project=project, annotator=users["ann_a2"])
+    demo_services.submit(assignment_id=other_demo.pk, annotator=users["ann_a2"], text="ann_a2 writes this")
+    demo_snapshot, _ = demo_services.snapshot_create(project=project, actor=site_admin)
+    demo_assignment = demo_services.next_task(project=project, annotator=users["ann_a"])
     return {
         "chat": chat,
+        "demo_assignment": demo_assignment,
+        "demo_snapshot": demo_snapshot,
         "screen": screen,
         "project": project,
         "project_b": project_b,

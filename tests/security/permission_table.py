@@ -213,6 +213,14 @@ TABLE: dict[str, Row] = {
     "api-playground-send": staff(probe="POST", data={"content": ""}, kwargs={"chat_id": "chat"}),
     "api-playground-stop": staff(probe="POST", kwargs={"chat_id": "chat"}),
     "api-playground-save": staff(probe="POST", data={"kind": "bogus"}, kwargs={"chat_id": "chat"}),
+    # --- demonstrations (helper F) -----------------------------------------------------------------
+    "api-demo-tasks": staff(probe="POST", data={"mode": "bogus"}),
+    "api-demo-next": member(probe="POST"),
+    "api-demo-submit": own_assignment(probe="POST", data={"text": ""}, kwargs={"assignment_id": "demo_assignment"}),
+    "api-demo-skip": own_assignment(probe="POST", kwargs={"assignment_id": "demo_assignment"}),
+    "api-demo-snapshots": staff(),
+    "api-demo-snapshots POST": staff(),
+    "api-demo-snapshot-download": staff(kwargs={"snapshot_id": "demo_snapshot"}),
 }
 
 
