@@ -203,11 +203,24 @@ CACHES = {
 LOGIN_THROTTLE_FAILURES = env.get_int("FEEDBACK_LOGIN_THROTTLE_FAILURES", 5)
 LOGIN_THROTTLE_WINDOW = env.get_int("FEEDBACK_LOGIN_THROTTLE_WINDOW", 15 * 60)
 
+# LOG_FORMAT=json (the production default) writes one JSON object per line with the Celery task
+# id and the training/generation run id of each line (feedback_site/core/logs.py).
+LOG_FORMAT = env.get("LOG_FORMAT", "json" if PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "feedback_site.core.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "feedback_site.core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
