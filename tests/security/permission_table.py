@@ -113,6 +113,9 @@ TABLE: dict[str, Row] = {
     "api-token POST": any_user(),  # makes a new token for the caller
     "health": public(),
     "api-health": public(),
+    # Site admins only: component health with a worker ping, and the operations page.
+    "api-health-details": row(LOGIN, DENIED, DENIED, DENIED, DENIED),
+    "ops-dashboard": row(LOGIN, DENIED, DENIED, DENIED, DENIED),
     "admin:index": nobody(),
     # The schema and API docs describe routes, not data; they are public on purpose.
     "api-schema": public(),

@@ -156,3 +156,31 @@ def test_every_route_answers_as_declared(persona, world):
         if got != expected:
             mismatches.append(f"{method} {url} ({key}): expected {expected}, got {got} [{response.status_code}]")
     assert not mismatches, f"as {persona}:\n" + "\n".join(mismatches)
+
+
+def test_annotators_never_see_other_annotators_or_other_projects(world):
+    """Every GET an annotator of A may make: nothing in it names another annotator, shows their
+    rationale, or mentions project B."""
+    client = _client("ann_a", world)
+    routes = {key: (route, kwargs) for key, route, kwargs in all_routes()}
+    leaks = []
+    seen = 0
+    for key, row in TABLE.items():
+        name = split_key(key)[0]
+        if probe_method(key) != "GET" or name not in routes or row.expected("ann_a") != "OK" or name.startswith("api-schema"):
+            continue
+        if name in ("api-docs", "api-redoc", "login", "logout"):
+            continue
+        url = _url(name, *routes[name], row, world)
+        body = client.get(url).content.decode(errors="replace")
+        seen += 1
+        for secret in ("ann_a2", "secret rationale of ann_a2", "victim", "Project B", "staff_a", "admin_a"):
+            if secret in body:
+                leaks.append(f"{url} ({name}) shows {secret!r}")
+    # The assignment the annotator holds, through the API, says nothing about who else judged it.
+    leased = client.post(f"/api/v1/projects/{world['project'].pk}/assignments/next").content.decode()
+    for secret in ("ann_a2", "secret rationale", "annotator", "model_version", "response_a", "response_b"):
+        if secret in leased:
+            leaks.append(f"assignments/next shows {secret!r}")
+    assert seen >= 5
+    assert not leaks, "\n".join(leaks)
