@@ -85,12 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads for both runs (default: torch's choice)")
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("FEEDBACK_ARTIFACTS_DIR", "/tmp/rlhf-cache")))
     parser.add_argument("--json-out", type=Path, default=REPO / "benchmarks" / "results" / "generation_throughput.json")
     args = parser.parse_args(argv)
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from rlhf.generation import SamplingConfig, iter_generate, memory_batch_limit
     from rlhf.models import BUILTIN_SMOLLM2, load_policy, make_tiny_model, pick_device, resolve_model_path
 
@@ -130,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     loop_s, loop_tokens, loop_texts = run(1)
     same = sum(a == b for a, b in zip(batched_texts, loop_texts))
     batched_tps, loop_tps = batched_tokens / batched_s, loop_tokens / loop_s
-    prompt_lengths = [len(tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True)) for c in conversations]
+    prompt_lengths = [
+        len(tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+        for c in conversations
+    ]
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),
