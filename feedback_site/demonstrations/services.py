@@ -144,19 +144,20 @@ def _own_assignment(assignment_id: int, annotator) -> DemonstrationAssignment:
 
 
 def submit(*, assignment_id: int, annotator, text: str, time_spent_ms=None, now: datetime | None = None) -> tuple[Demonstration, bool]:
-    """Store the demonstration; returns (demonstration, created). A repeat returns the first."""
-    if not isinstance(text, str) or not text.strip():
-        raise Invalid("text must be a non-empty response", code="bad_text")
-    if len(text) > MAX_TEXT_CHARS:
-        raise Invalid(f"text is longer than {MAX_TEXT_CHARS} characters", code="bad_text")
-    if time_spent_ms is not None and (isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) or not 0 <= time_spent_ms <= 86_400_000):
-        raise Invalid("time_spent_ms must be an integer between 0 and 86400000", code="bad_time_spent_ms")
+    """Store the demonstration; returns (demonstration, created). A repeat returns the first.
+    Ownership is checked before the body, so a stranger learns nothing from validation errors."""
     now = now or timezone.now()
     with transaction.atomic():
         assignment = _own_assignment(assignment_id, annotator)
         existing = Demonstration.objects.filter(assignment=assignment).first()
         if existing is not None:
             return existing, False
+        if not isinstance(text, str) or not text.strip():
+            raise Invalid("text must be a non-empty response", code="bad_text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise Invalid(f"text is longer than {MAX_TEXT_CHARS} characters", code="bad_text")
+        if time_spent_ms is not None and (isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) or not 0 <= time_spent_ms <= 86_400_000):
+            raise Invalid("time_spent_ms must be an integer between 0 and 86400000", code="bad_time_spent_ms")
         if assignment.status == DemoAssignmentStatus.SKIPPED:
             raise Conflict("You skipped this task.", code="skipped")
         task = DemonstrationTask.objects.select_for_update().get(pk=assignment.task_id)
