@@ -34,5 +34,6 @@ urlpatterns = [
     path("", include("feedback_site.evaluation.urls")),
     path("", include("feedback_site.safety.urls")),
     path("", include("feedback_site.playground.urls")),
+    path("", include("feedback_site.demonstrations.urls")),
     path("", include("feedback_site.loop.urls")),
 ]

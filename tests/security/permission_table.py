@@ -217,6 +217,7 @@ TABLE: dict[str, Row] = {
     "api-playground-stop": staff(probe="POST", kwargs={"chat_id": "chat"}),
     "api-playground-save": staff(probe="POST", data={"kind": "bogus"}, kwargs={"chat_id": "chat"}),
     # --- demonstrations (helper F) -----------------------------------------------------------------
+    "demonstrate": member(),
     "api-demo-tasks": staff(probe="POST", data={"mode": "bogus"}),
     "api-demo-next": member(probe="POST"),
     "api-demo-submit": own_assignment(probe="POST", data={"text": ""}, kwargs={"assignment_id": "demo_assignment"}),
