@@ -10,6 +10,9 @@ Rules (`RULES`), each a pure function of (prompt text, response text) -> score:
 * ``ends_with_question``: 1 when the response, stripped of trailing whitespace and closing
   quotes/brackets, ends with "?" (the answer hands the turn back with a question to the user),
   else 0. The hidden preference of `benchmarks/closed_loop.py`.
+* ``asks_question``: 1 when the response contains a question mark (it asks the user something,
+  anywhere; robust to answers cut off at a token limit), else 0. The hidden preference of
+  `benchmarks/closed_loop.py` by default.
 * ``shorter``: minus the response length in characters (prefers the shorter answer).
 * ``longer``: the response length in characters (prefers the longer answer).
 * ``keyword``: how many times `keyword` occurs in the response, case-insensitively.
@@ -45,6 +48,10 @@ def ends_with_question(prompt: str, response: str, keyword: str = "") -> float:
     return 1.0 if _strip_end(response).endswith("?") else 0.0
 
 
+def asks_question(prompt: str, response: str, keyword: str = "") -> float:
+    return 1.0 if "?" in response else 0.0
+
+
 def shorter(prompt: str, response: str, keyword: str = "") -> float:
     return -float(len(response.strip()))
 
@@ -59,6 +66,7 @@ def keyword_count(prompt: str, response: str, keyword: str = "") -> float:
 
 RULES: dict[str, Callable[[str, str, str], float]] = {
     "ends_with_question": ends_with_question,
+    "asks_question": asks_question,
     "shorter": shorter,
     "longer": longer,
     "keyword": keyword_count,
@@ -66,6 +74,7 @@ RULES: dict[str, Callable[[str, str, str], float]] = {
 
 RULE_DESCRIPTIONS: dict[str, str] = {
     "ends_with_question": "prefers the answer that ends with a question to the user",
+    "asks_question": "prefers the answer that asks the user a question",
     "shorter": "prefers the shorter answer",
     "longer": "prefers the longer answer",
     "keyword": "prefers the answer that uses the keyword more often",

@@ -19,6 +19,7 @@ from django.db.models import Q
 
 class SimulatedRule(models.TextChoices):
     ENDS_WITH_QUESTION = "ends_with_question", "Prefers the answer that ends with a question to the user"
+    ASKS_QUESTION = "asks_question", "Prefers the answer that asks the user a question"
     SHORTER = "shorter", "Prefers the shorter answer"
     LONGER = "longer", "Prefers the longer answer"
     KEYWORD = "keyword", "Prefers the answer that uses a keyword more often"

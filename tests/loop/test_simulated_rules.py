@@ -17,6 +17,7 @@ def test_rules_without_noise_give_the_expected_labels():
     assert annotator.judge("p", STATEMENT, QUESTION, key=2) == "b"
     # closing quotes and whitespace after the question mark still count
     assert annotator.judge("p", 'He asked "why?"\n', STATEMENT, key=3) == "a"
+    assert SimulatedAnnotator(rule="asks_question", noise=0.0).judge("p", STATEMENT, "Which one? Here it is.", key=8) == "b"
     assert SimulatedAnnotator(rule="shorter", noise=0.0).judge("p", "short", "a longer answer", key=4) == "a"
     assert SimulatedAnnotator(rule="longer", noise=0.0).judge("p", "short", "a longer answer", key=5) == "b"
     keyword = SimulatedAnnotator(rule="keyword", keyword="Please", noise=0.0)
