@@ -157,20 +157,34 @@ def main(argv=None) -> int:
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--db-name", default="helperb_bench_quality")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--reuse-db", action="store_true", help="measure on the database a --keep-db run left (no seeding)")
     parser.add_argument("--json-out")
     args = parser.parse_args(argv)
 
     base = args.pg_url.rsplit("/", 1)[0]
-    _admin(args.pg_url, f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
-    _admin(args.pg_url, f'CREATE DATABASE "{args.db_name}"')
+    if not args.reuse_db:
+        _admin(args.pg_url, f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
+        _admin(args.pg_url, f'CREATE DATABASE "{args.db_name}"')
     try:
         _setup_django(f"{base}/{args.db_name}")
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        start = time.perf_counter()
-        project, admin, someone, n = _seed(args.judgments, args.annotators, args.seed)
-        print(f"seeded {n:,} judgments in {time.perf_counter() - start:.1f}s", flush=True)
+        if args.reuse_db:
+            from django.contrib.auth import get_user_model
+
+            from feedback_site.annotation.models import Judgment
+            from feedback_site.projects.models import Project
+
+            project = Project.objects.get(name="Quality bench")
+            admin = get_user_model().objects.get(username="bench-admin")
+            someone = get_user_model().objects.get(username="ann000")
+            n = Judgment.objects.filter(pair__project=project).count()
+            print(f"reusing {n:,} judgments", flush=True)
+        else:
+            start = time.perf_counter()
+            project, admin, someone, n = _seed(args.judgments, args.annotators, args.seed)
+            print(f"seeded {n:,} judgments in {time.perf_counter() - start:.1f}s", flush=True)
 
         from django.test import Client
 
@@ -202,7 +216,7 @@ def main(argv=None) -> int:
 
         connections.close_all()
     finally:
-        if not args.keep_db:
+        if not (args.keep_db or args.reuse_db):
             _admin(args.pg_url, f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
     return 0
 
