@@ -44,6 +44,11 @@ def test_rule_annotator_without_noise_labels_every_pair_by_its_rule(project, sta
         assert judgments[pair.pk].preferred == (Preference.A if i % 2 == 0 else Preference.B)
     # the click was recorded as a person's would be: left/right as shown, mapped back to A/B
     assert {j.choice for j in judgments.values()} <= {"left", "right"}
+    # human statistics (quality selectors) leave it out
+    from feedback_site.quality.selectors import annotator_rows, human_judgments
+
+    assert not human_judgments(project).filter(annotator=sim.user).exists()
+    assert sim.user_id not in {row["annotator_id"] for row in annotator_rows(project)}
     # done: a second delivery of the same task changes nothing
     assert services.simulation_execute(run_id=run.pk) is None
     assert Judgment.objects.filter(annotator=sim.user).count() == 8
