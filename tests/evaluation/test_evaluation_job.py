@@ -161,3 +161,19 @@ def test_evaluation_is_queued_after_a_training_run_registers_a_version(eval_proj
     # Judged by a reward model other than the one PPO optimised against.
     assert evaluation.reward_model == eval_project["rm2"] and evaluation.notes == []
     assert ("generation.evaluate", evaluation.pk) in _no_broker
+
+
+def test_launch_from_the_page_and_refusals_shown_there(eval_project, site_admin, client, _no_broker):
+    project, base, child = eval_project["project"], eval_project["base"], eval_project["child"]
+    client.force_login(site_admin)
+    url = reverse("project-evaluation", args=[project.pk])
+    response = client.post(url, {"action": "launch", "kind": "policy", "policy": child.pk, "baseline": base.pk, "max_new_tokens": "8"})
+    run = EvaluationRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("evaluation-run", args=[run.pk])
+    assert run.config["max_new_tokens"] == 8 and run.trigger == "manual" and _no_broker == [("generation.evaluate", run.pk)]
+    response = client.post(url, {"action": "launch", "kind": "policy", "policy": child.pk, "baseline": child.pk})
+    assert response.status_code == 400 and b"different versions" in response.content
+    response = client.post(url, {"action": "eval_prompts", "jsonl": '{"prompt": "Another held-out prompt"}'})
+    assert response.status_code == 302
+    page = client.get(url)
+    assert b"4 held-out evaluation prompts" in page.content and f"v{child.number} vs v{base.number}".encode() in page.content
