@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
@@ -42,7 +43,7 @@ def _body(request, serializer_class):
     return dict(data.validated_data)
 
 
-@extend_schema(request=TasksIn, summary="Queue demonstration tasks (write an ideal response, or correct a shown one)")
+@extend_schema(responses=OpenApiTypes.OBJECT, request=TasksIn, summary="Queue demonstration tasks (write an ideal response, or correct a shown one)")
 @api_view(["POST"])
 def tasks_create(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -50,7 +51,7 @@ def tasks_create(request, project_id: int):
     return Response({"created": created}, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(request=None, summary="Lease the next demonstration task (204 when none is left)")
+@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Lease the next demonstration task (204 when none is left)")
 @api_view(["POST"])
 def next_task(request, project_id: int):
     project = project_for(request.user, project_id, ALL_ROLES)
@@ -60,7 +61,7 @@ def next_task(request, project_id: int):
     return Response(services.payload(assignment))
 
 
-@extend_schema(request=SubmitIn, summary="Submit a demonstration (idempotent)")
+@extend_schema(responses=OpenApiTypes.OBJECT, request=SubmitIn, summary="Submit a demonstration (idempotent)")
 @api_view(["POST"])
 def submit(request, assignment_id: int):
     demo, created = services.submit(assignment_id=assignment_id, annotator=request.user, **_body(request, SubmitIn))
@@ -68,15 +69,15 @@ def submit(request, assignment_id: int):
                     status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-@extend_schema(request=None, summary="Skip a demonstration task")
+@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Skip a demonstration task")
 @api_view(["POST"])
 def skip(request, assignment_id: int):
     assignment = services.skip(assignment_id=assignment_id, annotator=request.user)
     return Response({"assignment_id": assignment.pk, "status": assignment.status})
 
 
-@extend_schema(methods=["GET"], summary="Demonstration snapshots (staff)")
-@extend_schema(methods=["POST"], request=None, summary="Freeze the demonstrations into a snapshot (TRL SFT JSONL)")
+@extend_schema(responses=OpenApiTypes.OBJECT, methods=["GET"], summary="Demonstration snapshots (staff)")
+@extend_schema(responses=OpenApiTypes.OBJECT, methods=["POST"], request=None, summary="Freeze the demonstrations into a snapshot (TRL SFT JSONL)")
 @api_view(["GET", "POST"])
 def snapshots(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -86,7 +87,7 @@ def snapshots(request, project_id: int):
     return Response([_snapshot_out(s) for s in DemonstrationSnapshot.objects.filter(project=project)[:200]])
 
 
-@extend_schema(summary="Download a demonstration snapshot (JSONL, one {\"messages\": [...]} per line)")
+@extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY}, summary="Download a demonstration snapshot (JSONL, one {\"messages\": [...]} per line)")
 @api_view(["GET"])
 def snapshot_download(request, snapshot_id: int):
     snapshot = DemonstrationSnapshot.objects.filter(pk=snapshot_id).first()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
@@ -92,8 +93,8 @@ def _reject_unknown(request, serializer_class) -> None:
         raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", code="bad_field")
 
 
-@extend_schema(methods=["GET"], summary="Recent playground chats of a project (staff)")
-@extend_schema(methods=["POST"], request=ChatIn, summary="Start a chat with one version, or two side by side")
+@extend_schema(responses=OpenApiTypes.OBJECT, methods=["GET"], summary="Recent playground chats of a project (staff)")
+@extend_schema(responses=OpenApiTypes.OBJECT, methods=["POST"], request=ChatIn, summary="Start a chat with one version, or two side by side")
 @api_view(["GET", "POST"])
 def chat_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -108,14 +109,14 @@ def chat_list(request, project_id: int):
                       "version_ids": [c.version_for(lane).pk for lane in c.lanes()]} for c in chats])
 
 
-@extend_schema(summary="A chat with every message; poll it while answers stream (?reveal=1 shows withheld text)")
+@extend_schema(responses=OpenApiTypes.OBJECT, summary="A chat with every message; poll it while answers stream (?reveal=1 shows withheld text)")
 @api_view(["GET"])
 def chat_detail(request, chat_id: int):
     chat = services.chat_get(chat_id=chat_id, actor=request.user)
     return Response(chat_data(chat, reveal=request.query_params.get("reveal") == "1"))
 
 
-@extend_schema(request=MessageIn, summary="Send a message (to both versions side by side); answers stream")
+@extend_schema(responses=OpenApiTypes.OBJECT, request=MessageIn, summary="Send a message (to both versions side by side); answers stream")
 @api_view(["POST"])
 def message_send(request, chat_id: int):
     chat = services.chat_get(chat_id=chat_id, actor=request.user)
@@ -128,14 +129,14 @@ def message_send(request, chat_id: int):
     return Response({"answers": [message_data(a) for a in answers]}, status=status.HTTP_202_ACCEPTED)
 
 
-@extend_schema(request=None, summary="Stop the answers being generated")
+@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Stop the answers being generated")
 @api_view(["POST"])
 def message_stop(request, chat_id: int):
     chat = services.chat_get(chat_id=chat_id, actor=request.user)
     return Response({"stopping": services.message_stop(chat=chat, actor=request.user)})
 
 
-@extend_schema(request=SaveIn, summary="Save the conversation as an evaluation or red-team prompt")
+@extend_schema(responses=OpenApiTypes.OBJECT, request=SaveIn, summary="Save the conversation as an evaluation or red-team prompt")
 @api_view(["POST"])
 def chat_save(request, chat_id: int):
     chat = services.chat_get(chat_id=chat_id, actor=request.user)
