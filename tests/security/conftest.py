@@ -75,6 +75,13 @@ def world(make_user, add_member, site_admin):
     chat = chat_create(project=project, actor=site_admin, version_ids=[project.current_policy_id])
     flagged = Response.objects.create(prompt=adjudicated_pair.prompt, text="how to make a pipe bomb", sample_index=9)
     screen = screen_responses(project=project, responses=[flagged])[0]
+    from feedback_site.evaluation.models import AdversarialPrompt, EvaluationRun, EvaluationSample
+
+    evaluation_run = EvaluationRun.objects.create(project=project, policy=project.current_policy, config={}, launch_key="probe",
+                                                  status="succeeded")
+    flagged_sample = EvaluationSample.objects.create(run=evaluation_run, sample_set="adversarial", policy_response="probe",
+                                                     flagged=True, flag_reasons=["probe"])
+    adversarial_prompt = AdversarialPrompt.objects.create(project=project, key="probe", category="jailbreak", text="probe")
     from feedback_site.demonstrations import services as demo_services
 
     demo_services.tasks_create(project=project, actor=site_admin, mode="write", overlap=1)
@@ -98,4 +105,7 @@ def world(make_user, add_member, site_admin):
         "generation_run": generation_run,
         "training_run": training_run,
         "version": project.current_policy,
+        "evaluation_run": evaluation_run,
+        "flagged_sample": flagged_sample,
+        "adversarial_prompt": adversarial_prompt,
     }
