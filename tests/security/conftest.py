@@ -89,7 +89,23 @@ def world(make_user, add_member, site_admin):
     demo_services.submit(assignment_id=other_demo.pk, annotator=users["ann_a2"], text="ann_a2 writes this")
     demo_snapshot, _ = demo_services.snapshot_create(project=project, actor=site_admin)
     demo_assignment = demo_services.next_task(project=project, annotator=users["ann_a"])
+    from feedback_site.loop.models import Campaign, Round, Stage
+    from feedback_site.loop.services import round_config, simulated_annotator_create
+
+    simulated = simulated_annotator_create(project=project, actor=site_admin, name="Probe bot", rule="shorter")
+    from feedback_site.registry.models import ModelKind
+    from feedback_site.registry.services import version_register
+
+    probe_policy = version_register(project=project, kind=ModelKind.POLICY, name="probe policy", artifact_uri="/nonexistent/probe",
+                                    base_model="probe")
+    campaign = Campaign.objects.create(project=project, name="probe", version_x=project.current_policy, version_y=probe_policy,
+                                       prompt_ids=[], status="annotating")
+    loop_round = Round.objects.create(project=project, number=1, config=round_config({}), policy=project.current_policy,
+                                      stage=Stage.DONE, created_by=site_admin)
     return {
+        "simulated_annotator": simulated,
+        "campaign": campaign,
+        "loop_round": loop_round,
         "chat": chat,
         "demo_assignment": demo_assignment,
         "demo_snapshot": demo_snapshot,

@@ -255,6 +255,23 @@ TABLE: dict[str, Row] = {
     "api-demo-snapshots": staff(),
     "api-demo-snapshots POST": staff(),
     "api-demo-snapshot-download": staff(kwargs={"snapshot_id": "demo_snapshot"}),
+    # --- closed loop (helper D2): simulated annotators, blind campaigns, rounds -------------------
+    "project-loop": staff(),
+    "project-loop POST": staff(data={"action": "bogus"}),
+    "loop-campaign": staff(kwargs={"campaign_id": "campaign"}),
+    "loop-round": staff(kwargs={"round_id": "loop_round"}),
+    "loop-round POST": staff(data={"action": "bogus"}, kwargs={"round_id": "loop_round"}),
+    "api-simulated-annotators": staff(),
+    "api-simulated-annotators POST": staff(data={"name": "probe", "rule": "bogus"}),
+    "api-simulation-create": staff(probe="POST", data={"target": 0}, kwargs={"annotator_id": "simulated_annotator"}),
+    "api-campaigns": staff(),
+    "api-campaigns POST": staff(data={"version_x_id": 0, "version_y_id": 0}),
+    "api-campaign": staff(kwargs={"campaign_id": "campaign"}),
+    "api-rounds": staff(),
+    "api-rounds POST": staff(data={"config": {"method": "bogus"}}),
+    "api-round": staff(kwargs={"round_id": "loop_round"}),
+    "api-round-advance": staff(probe="POST", kwargs={"round_id": "loop_round"}),
+    "api-round-decide": staff(probe="POST", data={"promote": False}, kwargs={"round_id": "loop_round"}),
 }
 
 
