@@ -49,7 +49,14 @@ def advance_round(round_id: int) -> str:
     from feedback_site.loop.models import Stage
     from feedback_site.loop.services import round_advance
 
-    rnd = round_advance(round_id=round_id)
+    try:
+        rnd = round_advance(round_id=round_id)
+    except Exception:
+        # A transient error (database restart, broker hiccup) must not end the driver chain:
+        # log it and look again later. Stage failures are recorded on the round by the service.
+        log.exception("advancing round %s failed; retrying in %ss", round_id, SLOW_TICK_SECONDS)
+        app.send_task("loop.advance_round", args=[round_id], countdown=SLOW_TICK_SECONDS)
+        return "error"
     if rnd is None or rnd.is_terminal:
         return rnd.stage if rnd is not None else "missing"
     waiting_for_people = (rnd.stage == Stage.ANNOTATE and rnd.simulated_annotator_id is None) or rnd.stage == Stage.PROMOTE
