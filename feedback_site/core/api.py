@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 
 from django.contrib.auth import get_user_model
@@ -16,31 +15,20 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from feedback_site.core import accounts
-from feedback_site.core.errors import Forbidden, NotFound, ServiceError
+from feedback_site.core.errors import Forbidden, NotFound, ServiceError, storage_error_message
 from feedback_site.core.permissions import require_role
 from feedback_site.projects.models import Project
 
 log = logging.getLogger(__name__)
 
 
-# Storage failures (a full, read-only or unmounted artifact folder) are the operator's to fix, not
-# the caller's: answer 503 naming the problem instead of a bare 500.
-_STORAGE_ERRNOS = {errno.ENOSPC: "is full", errno.EDQUOT: "is over its quota", errno.EROFS: "is read-only",
-                   errno.EACCES: "is not writable", errno.EPERM: "is not writable"}
-
-
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         return Response({"error": exc.code, "detail": exc.message}, status=exc.status_code)
-    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+    message = storage_error_message(exc)
+    if message is not None:
         log.error("storage failure: %s", exc)
-        where = f" ({exc.filename})" if exc.filename else ""
-        return Response(
-            {"error": "storage_unavailable",
-             "detail": f"The artifact folder{where} {_STORAGE_ERRNOS[exc.errno]}: {exc.strerror}. Nothing was saved; "
-                       "ask an operator to free or fix the storage, then try again."},
-            status=503,
-        )
+        return Response({"error": "storage_unavailable", "detail": message}, status=503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "error" not in response.data:
         detail = response.data.get("detail", response.data)

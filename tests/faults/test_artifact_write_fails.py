@@ -131,3 +131,17 @@ def test_snapshot_into_a_broken_folder_is_a_clear_503(kind, phrase, toy, site_ad
                  if p.name != "filler" and (p.is_file() or p.parent.name.startswith("project-"))]
     assert leftovers == [], leftovers
     assert not TrainingRun.objects.exists()
+
+
+def test_snapshot_page_into_a_read_only_folder_is_a_clear_503(toy, site_admin, settings, broken_folder):
+    project, first = toy
+    from feedback_site.annotation.models import Pair
+
+    Pair.objects.filter(project=project).update(prelabel="b")
+    settings.ARTIFACTS_DIR = broken_folder("readonly")
+    client = Client()
+    client.force_login(site_admin)
+    response = client.post(f"/projects/{project.pk}/snapshots/", {"aggregation": "majority"})
+    assert response.status_code == 503
+    assert b"Storage unavailable" in response.content and b"Nothing was saved" in response.content
+    assert list(Snapshot.objects.filter(project=project)) == [first]
