@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: a full or read-only artifact folder is a 503 page.
+    "feedback_site.core.middleware.StorageErrorMiddleware",
 ]
 
 ROOT_URLCONF = "feedback_site.urls"
