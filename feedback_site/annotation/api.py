@@ -106,10 +106,10 @@ def _judgment_in(data) -> dict:
     choice = data.get("choice")
     if choice is None:
         errors["choice"] = ["This field is required."]
-    elif choice not in DisplayChoice.values:
+    elif not isinstance(choice, str) or choice not in DisplayChoice.values:
         errors["choice"] = [f'"{choice}" is not a valid choice.']
     strength = data.get("strength", "")
-    if strength is None or strength not in _STRENGTHS:
+    if not isinstance(strength, str) or strength not in _STRENGTHS:
         errors["strength"] = [f'"{strength}" is not a valid choice.']
     criteria = data.get("criteria", {})
     if not isinstance(criteria, dict):

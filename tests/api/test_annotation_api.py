@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -137,6 +138,9 @@ def test_token_lane_and_drf_lane_agree_on_edge_cases(project, annotator, make_pa
     bad_time = api.post(submit, {"choice": "left", "time_spent_ms": -1}, format="json")
     assert bad_time.status_code == 400 and "time_spent_ms" in bad_time.json()["detail"]
     assert api.post(submit, {"choice": "tie", "strength": "much"}, format="json").json()["error"] == "bad_strength"
+    for body in ([1, 2], "left", {"choice": ["left"]}, {"choice": "left", "strength": {"x": 1}}, {"choice": "left", "criteria": [1]}):
+        odd = api.post(submit, data=json.dumps(body), content_type="application/json")
+        assert odd.status_code == 400 and odd.json()["error"] == "invalid", body
     # A form-encoded body (DRF parses it) is accepted too.
     form = api.post(submit, {"choice": "right", "time_spent_ms": "1500"})
     assert form.status_code == 201 and form.json()["time_spent_ms"] == 1500
