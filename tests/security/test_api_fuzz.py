@@ -1,5 +1,6 @@
 """Property-based fuzzing of the whole REST API from its OpenAPI schema (schemathesis), in
-process against the WSGI app, as an authenticated staff user: no input may cause a 5xx.
+process against the WSGI app, as an authenticated site admin: no input may cause a 5xx (a 503
+whose JSON body describes the service's state, e.g. `queue_unavailable`, is an answer, not a crash).
 
 Path ids are pointed at real objects half of the time (a project with pairs, a snapshot, runs, a
 model version, an assignment), so the generated bodies reach the services instead of stopping at
