@@ -138,3 +138,14 @@ def test_my_statistics_show_only_my_own_figures(client, project, scenario):
         assert other not in page and other not in str(mine)
     # another annotator's statistics are not reachable
     assert client.get(f"/api/v1/projects/{project.pk}/quality/").status_code == 403
+
+
+def test_score_button_explains_why_nothing_was_queued(client, project, ml_staff):
+    from feedback_site.registry.models import ModelVersion
+
+    client.force_login(ml_staff)
+    page = client.get(f"/projects/{project.pk}/quality/").content.decode()
+    assert "Off for this project" in page
+    policy = ModelVersion.objects.filter(project=project).first()
+    response = client.post(f"/projects/{project.pk}/quality/score-pairs/", {"reward_model": policy.pk}, follow=True)
+    assert response.status_code == 200 and "uncertainty first" in response.content.decode()

@@ -159,3 +159,21 @@ def test_api_takes_rule_and_options(client, project, people, make_pairs, site_ad
     assert body["aggregation"] == "dawid_skene" and body["options"]["exclude_paused"] is True
     bad = client.post(url, {"aggregation": "median"}, content_type="application/json")
     assert bad.status_code == 400
+
+
+def test_snapshot_page_takes_rule_and_exclusions(client, project, people, make_pairs, site_admin):
+    from feedback_site.snapshots.models import Snapshot
+
+    u = people("x", "robot", simulated=("robot",))
+    (pair,) = make_pairs(project, 1, overlap=2)
+    bulk_judge([dict(pair=pair, user=u["x"], preferred="a"), dict(pair=pair, user=u["robot"], preferred="b")])
+    client.force_login(site_admin)
+    page = client.get(f"/projects/{project.pk}/snapshots/").content.decode()
+    assert "Dawid–Skene" in page and 'name="exclude_too_fast"' in page
+    response = client.post(f"/projects/{project.pk}/snapshots/", {"aggregation": "gold_weighted", "exclude_paused": "on"})
+    assert response.status_code == 302
+    snapshot = Snapshot.objects.get(project=project)
+    assert snapshot.aggregation == "gold_weighted"
+    assert snapshot.options["exclude_paused"] is True and snapshot.options["include_simulated"] is False
+    assert snapshot.excluded_judgment_count == 1 and snapshot.preference_count == 1
+    assert "Weighted by gold accuracy" in client.get(f"/projects/{project.pk}/snapshots/").content.decode()
