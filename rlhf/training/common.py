@@ -882,7 +882,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_model_weights(model: Any, target: Path, *, base_model: Path) -> None:
+def full_state_dict(trainer: Trainer) -> dict[str, Any] | None:
+    """Under FSDP the weights are sharded across processes: gather the full state dict (a collective
+    call, so every rank must make it; rank 0 receives the tensors). None when not sharded.
+
+    Untested on real GPUs in this repository's CI (no multi-GPU machine); DDP is tested on CPU.
+    """
+    if not getattr(trainer, "is_fsdp_enabled", False):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.model_wrapped)
+
+
+def save_model_weights(model: Any, target: Path, *, base_model: Path, state_dict: dict[str, Any] | None = None) -> None:
     """Save a trained model: the adapter alone for PEFT models (pointing at `base_model`), else all weights.
 
     PEFT records the base it was loaded from in `adapter_config.json`; after a merged parent or a
@@ -891,13 +902,13 @@ def save_model_weights(model: Any, target: Path, *, base_model: Path) -> None:
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
-        model.save_pretrained(target)
+        model.save_pretrained(target, state_dict=state_dict)
         config_path = target / "adapter_config.json"
         adapter_config = json.loads(config_path.read_text())
         adapter_config["base_model_name_or_path"] = str(base_model)
         config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     else:
-        model.save_pretrained(target)
+        model.save_pretrained(target, state_dict=state_dict)
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from rlhf.training.common import (
     TrainResult,
     check,
     choose_device,
+    full_state_dict,
     hf_training_arguments,
     last_train_metrics,
     load_causal_lm,
@@ -238,8 +239,9 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
             f"accuracy {metrics.get('eval_rewards/accuracies', float('nan')):.3f}"
         )
     model = trainer.model
+    state_dict = full_state_dict(trainer)  # every rank, before rank 0 writes (FSDP only)
     return run.write_final(
-        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
+        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model, state_dict=state_dict),
         tokenizer=tokenizer,
         final_step=final_step,
         metrics=metrics,

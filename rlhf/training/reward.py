@@ -35,6 +35,7 @@ from rlhf.training.common import (
     adapter_base,
     check,
     choose_device,
+    full_state_dict,
     hf_training_arguments,
     is_adapter_dir,
     last_train_metrics,
@@ -171,8 +172,9 @@ def _train(run: RunDir, config: RewardConfig, control: RunControl) -> TrainResul
         control.log(
             f"held-out accuracy {held['accuracy']:.3f}, margin {held['margin']:.3f}, ties {held['tie_fraction']:.3f}"
         )
+    state_dict = full_state_dict(trainer)  # every rank, before rank 0 writes (FSDP only)
     return run.write_final(
-        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
+        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model, state_dict=state_dict),
         tokenizer=tokenizer,
         final_step=final_step,
         metrics=metrics,
