@@ -114,7 +114,7 @@ def pair_adjudication(request, pair_id: int):
 
 
 class ScoreIn(serializers.Serializer):
-    reward_model = serializers.IntegerField(help_text="Id of a reward-model version of this project.")
+    reward_model = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="Id of a reward-model version of this project.")
 
 
 @extend_schema(request=ScoreIn, responses={202: OpenApiTypes.OBJECT},
