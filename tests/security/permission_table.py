@@ -131,7 +131,8 @@ TABLE: dict[str, Row] = {
     "project-member-add": admin(probe="POST"),
     "project-member-role": admin(probe="POST"),
     "project-member-remove": admin(probe="POST"),
-    "project-member-unpause": admin(probe="POST"),
+    # ann_a2, not the victim: an earlier probe of the same persona may have removed the victim.
+    "project-member-unpause": admin(probe="POST", kwargs={"user_id": "ann_a2"}),
     "project-imports": staff(),
     "project-imports POST": staff(),
     # --- projects (API) -----------------------------------------------------------------------
@@ -156,8 +157,8 @@ TABLE: dict[str, Row] = {
     "api-skip": own_assignment(probe="POST"),
     "api-renew": own_assignment(probe="POST"),
     "api-pair-gold": staff(probe="POST", data={"gold": True, "gold_label": "a"}),
-    "api-member-pause": admin(probe="POST", data={"reason": "probe"}),
-    "api-member-unpause": admin(probe="POST"),
+    "api-member-pause": admin(probe="POST", data={"reason": "probe"}, kwargs={"user_id": "ann_a2"}),
+    "api-member-unpause": admin(probe="POST", kwargs={"user_id": "ann_a2"}),
     # --- generation -----------------------------------------------------------------------------
     "project-generate": staff(),
     "project-generate POST": staff(data={"k": "0"}),
