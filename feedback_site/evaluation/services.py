@@ -373,6 +373,10 @@ def evaluation_launch(
         raise Invalid("policy and baseline must be different versions", code="same_version")
     reward_model = _version(project, reward_model, ModelKind.REWARD, "reward model")
     harmlessness_model = _version(project, harmlessness_model, ModelKind.REWARD, "harmlessness model")
+    if harmlessness_model is None and trigger != EvaluationTrigger.MANUAL:
+        # Automatic runs keep the harmlessness model staff last chose for this project.
+        last = EvaluationRun.objects.filter(project=project, harmlessness_model__isnull=False).order_by("-id").first()
+        harmlessness_model = last.harmlessness_model if last is not None else None
     notes: list[str] = []
     if reward_model is None:
         reward_model, notes = choose_judge(project, policy)

@@ -155,7 +155,11 @@ def test_evaluation_is_queued_after_a_training_run_registers_a_version(eval_proj
                            base_model="b", parent=base, snapshot=snapshot)
     run = TrainingRun.objects.create(project=project, method="ppo", snapshot=snapshot, parent=base, reward_model=rm1, config={},
                                      config_hash="x", launch_key="k", status=TrainingStatus.SUCCEEDED, output_version=out)
+    # Staff chose a harmlessness model once; automatic runs keep using it.
+    EvaluationRun.objects.create(project=project, policy=base, config={}, launch_key="earlier", status="succeeded",
+                                 harmlessness_model=eval_project["rm1"])
     evaluation = services.evaluation_after_training(training_run_id=run.pk)
+    assert evaluation.harmlessness_model == eval_project["rm1"]
     assert evaluation is not None and evaluation.trigger == "training" and evaluation.training_run == run
     assert evaluation.policy == out and evaluation.baseline == base
     # Judged by a reward model other than the one PPO optimised against.
