@@ -208,6 +208,31 @@ def _normalise_comparisons(comparisons: Iterable) -> list[Comparison]:
     return out
 
 
+def _mm(
+    wins: np.ndarray, games: np.ndarray, prior: float, max_iter: int, tol: float, start: np.ndarray | None = None
+) -> tuple[np.ndarray, int, bool]:
+    """Hunter's MM iterations on a wins vector and a symmetric games matrix; strengths, iterations, converged."""
+    k = len(wins)
+    p = np.ones(k) if start is None else start.copy()
+    for iteration in range(1, max_iter + 1):
+        denom = (games / (p[:, None] + p[None, :])).sum(axis=1) + prior / (p + 1.0)
+        numer = wins + prior / 2.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = np.where(denom > 0, numer / denom, 1.0)
+        new = np.maximum(new, 1e-300)
+        if prior == 0:
+            new = new / math.exp(float(np.mean(np.log(new))))
+        # Ratings are relative, so convergence is judged on the centred log-strengths: with a small
+        # prior the overall scale (fixed only by the phantom's few virtual games) drifts slowly
+        # while the ratios are long settled.
+        log_new, log_old = np.log(new), np.log(p)
+        change = float(np.max(np.abs((log_new - log_new.mean()) - (log_old - log_old.mean()))))
+        p = new
+        if change < tol:
+            return p, iteration, True
+    return p, max_iter, False
+
+
 def bradley_terry(
     comparisons: Iterable,
     *,
@@ -251,22 +276,7 @@ def bradley_terry(
         games[j, i] += 1
     if prior < 0:
         raise ValueError("prior must be >= 0")
-    p = np.ones(k)
-    converged = False
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
-        denom = (games / (p[:, None] + p[None, :])).sum(axis=1) + prior / (p + 1.0)
-        numer = wins + prior / 2.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(denom > 0, numer / denom, 1.0)
-        new = np.maximum(new, 1e-300)
-        if prior == 0:
-            new = new / math.exp(float(np.mean(np.log(new))))
-        change = float(np.max(np.abs(np.log(new) - np.log(p))))
-        p = new
-        if change < tol:
-            converged = True
-            break
+    p, iterations, converged = _mm(wins, games, prior, max_iter, tol)
     p = p / math.exp(float(np.mean(np.log(p))))
     strengths = {item: float(p[index[item]]) for item in order}
     ratings = {item: ELO_BASE + ELO_SCALE * math.log10(value) for item, value in strengths.items()}
@@ -296,12 +306,25 @@ def bradley_terry_bootstrap(
     if not data:
         return {"fit": fit, "intervals": {}, "n_resamples": 0, "confidence": confidence, "n": 0}
     rng = np.random.default_rng(seed)
+    index = {item: i for i, item in enumerate(fit.items)}
+    first = np.array([index[a] for a, _, _ in data])
+    second = np.array([index[b] for _, b, _ in data])
+    outcome = np.array([o for _, _, o in data], dtype=float)
+    k = len(fit.items)
+    start = np.array([fit.strengths[item] for item in fit.items])
     samples: dict[Hashable, list[float]] = {item: [] for item in fit.items}
     for _ in range(n_resamples):
-        picked = [data[i] for i in rng.integers(0, len(data), size=len(data))]
-        resampled = bradley_terry(picked, items=fit.items, prior=prior, max_iter=2000, tol=1e-8)
-        for item in fit.items:
-            samples[item].append(resampled.ratings[item])
+        picked = rng.integers(0, len(data), size=len(data))
+        a, b, o = first[picked], second[picked], outcome[picked]
+        wins = np.bincount(a, weights=o, minlength=k) + np.bincount(b, weights=1.0 - o, minlength=k)
+        games = np.zeros((k, k))
+        np.add.at(games, (a, b), 1.0)
+        games = games + games.T
+        # Warm start from the full fit: a resample's optimum is close to it.
+        p, _, _ = _mm(wins, games, prior, 2000, 1e-7, start=start)
+        p = p / math.exp(float(np.mean(np.log(p))))
+        for item, i in index.items():
+            samples[item].append(ELO_BASE + ELO_SCALE * math.log10(float(p[i])))
     alpha = (1 - confidence) / 2
     intervals = {}
     for item, values in samples.items():
