@@ -37,6 +37,7 @@ Usage
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -120,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--lora", dest="lora", action="store_true", default=True, help="train a LoRA adapter + the score head (default)")
     mode.add_argument("--full", dest="lora", action="store_false", help="full fine-tune")
+    mode.add_argument("--top-layers", type=int, default=None, metavar="N",
+                      help="full fine-tune of the top N layers + head only (lower layers frozen; cheapest on CPU)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4 with LoRA, 2e-5 full)")
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step (default 8)")
@@ -132,11 +135,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("RLHF_CACHE_DIR", "/tmp/rlhf-cache")),
                         help="where the builtin base model is converted once (default /tmp/rlhf-cache)")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's, one per core); 1 is faster on a CPU shared with other jobs")
+    args = parser.parse_args(argv)
+    if args.top_layers is not None:
+        args.lora = False
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from rlhf.models import resolve_model_path
     from rlhf.training import config_from_dict, train
     from rlhf.training.reward import RewardModelScorer, encode_conversation, evaluate_pairs
@@ -157,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     write_jsonl(eval_records, args.out_dir / "data" / "eval.jsonl")
 
     base = resolve_model_path(BASE_MODEL, args.cache_dir)
-    lr = args.lr if args.lr is not None else (2e-4 if args.lora else 2e-5)
+    lr = args.lr if args.lr is not None else (2e-4 if args.lora else 5e-5 if args.top_layers else 2e-5)
     config = config_from_dict(
         "reward",
         {
@@ -167,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
             "max_length": args.max_length,
             "warmup_ratio": args.warmup_ratio,
             "use_lora": args.lora,
+            "train_top_layers": args.top_layers,
             "lora_r": args.lora_r,
             "lora_alpha": 2 * args.lora_r,
             "eval_fraction": 0.0,  # we evaluate on the separate 500-pair file
@@ -195,7 +208,8 @@ def main(argv: list[str] | None = None) -> dict:
         def should_stop(self):
             return False
 
-    print(f"training on {len(train_records)} pairs ({'LoRA' if args.lora else 'full'}, lr {lr}, "
+    mode_name = "lora" if args.lora else ("full" if args.top_layers is None else f"top-{args.top_layers}-layers")
+    print(f"training on {len(train_records)} pairs ({mode_name}, lr {lr}, "
           f"max_length {args.max_length}, epochs {args.epochs})", flush=True)
     t0 = time.monotonic()
     result = train("reward", data_path, base, args.out_dir / "run", config, control=Printer())
@@ -208,7 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
     # Order does not change the accuracy; sorting by length only reduces padding in the batches.
     lengths = [len(encode_conversation(scorer.tokenizer, r["prompt"] + r["chosen"], eval_max_length)) for r in eval_records]
     ordered = [r for _, r in sorted(zip(lengths, eval_records, strict=True), key=lambda item: item[0])]
-    metrics = evaluate_pairs(scorer, ordered)
+    with _scoring_precision(scorer) as eval_precision:
+        metrics = evaluate_pairs(scorer, ordered)
     eval_s = time.monotonic() - t0
 
     subset = bool(args.limit_train and args.limit_train < full_sizes[0]) or bool(args.limit_eval and args.limit_eval < full_sizes[1])
@@ -223,12 +238,14 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_pairs": len(eval_records),
         "eval_pairs_available": full_sizes[1],
         "base_model": BASE_MODEL,
-        "mode": "lora" if args.lora else "full",
+        "mode": mode_name,
+        "train_precision": "bf16 autocast" if _train_bf16(config, base) else "fp32",
         "learning_rate": lr,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "eval_max_length": eval_max_length,
+        "eval_precision": eval_precision,
         "final_step": result.final_step,
         "train_metrics_last_step": result.metrics,
         "eval_accuracy_strict": metrics["accuracy"],
@@ -248,6 +265,43 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+@contextlib.contextmanager
+def _scoring_precision(scorer):  # noqa: ANN001
+    """bf16 autocast for the backbone on CPUs with native bf16 (about 2x faster), the scalar head in
+    float32 so rewards are not rounded to bf16 (which would create ties, and ties count as wrong)."""
+    import torch
+
+    from rlhf.training.common import cpu_has_native_bf16
+
+    if _cuda() or not cpu_has_native_bf16():
+        yield "fp32"
+        return
+
+    class Float32Head(torch.nn.Module):
+        def __init__(self, head):  # noqa: ANN001
+            super().__init__()
+            self.head = head
+
+        def forward(self, hidden):  # noqa: ANN001
+            with torch.autocast("cpu", enabled=False):
+                return self.head(hidden.float())
+
+    model = scorer.model
+    head = model.score
+    model.score = Float32Head(head)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            yield "bf16 autocast backbone, fp32 head"
+    finally:
+        model.score = head
+
+
+def _train_bf16(config, base) -> bool:  # noqa: ANN001
+    from rlhf.training.common import choose_device
+
+    return choose_device(config, base).bf16
+
+
 def _cuda() -> bool:
     import torch
 
@@ -262,7 +316,9 @@ def print_table(r: dict) -> None:
         ("eval pairs", f"{r['eval_pairs']} of {r['eval_pairs_available']} ({r['eval_file']})"),
         ("model / mode", f"{r['base_model']} / {r['mode']}, lr {r['learning_rate']}, batch {r['batch_size']}, "
                          f"epochs {r['epochs']}, steps {r['final_step']}"),
+        ("train precision", r.get("train_precision", "")),
         ("max_length (train / eval)", f"{r['max_length']} / {r['eval_max_length']} (last tokens kept)"),
+        ("eval precision", r.get("eval_precision", "")),
         ("strict accuracy", f"{r['eval_accuracy_strict']:.4f}  (target >= {r['target_accuracy']:.2f})"),
         ("tie fraction", f"{r['eval_tie_fraction']:.4f}"),
         ("mean margin", f"{r['eval_margin']:.4f}"),

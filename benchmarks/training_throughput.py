@@ -29,23 +29,33 @@ What it measures
                 Target: tokens/s ratio >= 1.5 on the 2-core CPU.
 
 Where our speed comes from (CPU)
-    Nothing in the training math differs; the differences are TRL's defaults, which suit a GPU:
+    Nothing in the training math differs; the differences are defaults and how the work is done:
 
     * `gradient_checkpointing` defaults to True in TRL's configs: every forward is run twice (once
       more in the backward pass), about +30-40% compute. Our configs default it to off
-      (`BaseTrainConfig.gradient_checkpointing`), which is right for short sequences on CPU.
-    * `bf16` defaults to True in TRL's configs even on CPU, so the Trainer wraps the model in CPU
-      bf16 autocast. On CPUs without native bf16 matmuls (no AMX / AVX512-BF16) that is emulated and
-      every layer casts weights and activations back and forth; our `precision="auto"` trains in
-      float32 on CPU and uses bf16 only on CUDA devices that support it.
+      (`BaseTrainConfig.gradient_checkpointing`), which is right for short sequences and small models.
+    * Precision. TRL's configs default to bf16 autocast (plain needs use_cpu=True for it on a CPU).
+      Ours (`precision="auto"`) also trains in bf16 autocast where that is faster: on CUDA with bf16
+      and on CPUs with native bf16 matmuls (AVX512-BF16 / AMX) for models of >= 100 MB, such as
+      SmolLM2-135M; elsewhere float32 (emulated bf16 is slower). So on the dev VM (AMD EPYC with
+      AVX512-BF16) both train in bf16 autocast; on a CPU without it ours trains in float32.
+    * DPO reference model: ours holds the frozen reference in bf16 weights when training in bf16
+      (no float32 copy, nothing for autocast to cast each step); plain TRL loads it in float32.
     * Our reward trainer hands TRL pre-tokenized ids (and keeps the ends of long conversations
       instead of dropping them); that affects data preparation, which is not timed here.
-    * No padding-free or length-grouped batching is used by either implementation, and both use
-      torch's default thread count (one per core); these are not sources of the difference.
+    * Not used by either: padding-free batching (needs flash-attention kernels to keep packed
+      sequences apart; a GPU feature), length-grouped batches (the data here all lie in 192..250
+      tokens, so padding is small), and DPO `precompute_ref_log_probs` (for one epoch it does the
+      same reference forward passes, only earlier; it pays off from the second epoch on).
 
-    What would raise the ratio further (not done): padding-free batching (`padding_free=True` with
-    flash-attention-style kernels, mostly a GPU win), length-grouped batches, and for DPO
-    `precompute_ref_log_probs=True` (the reference forward is then done once up front).
+GPU figures (when CUDA is present)
+    Each run also reports model FLOPs utilisation and hardware FLOPs utilisation:
+    MFU = tokens/s x (6N [+ 2N for DPO's reference forward]) / peak bf16 FLOP/s,
+    HFU = the same with the FLOPs actually executed (+ 2N per token for the recomputed forward when
+    gradient checkpointing is on), N = the model's parameter count without embeddings. Peak: a
+    table of known GPUs (H100/H200 989 TFLOP/s dense bf16, A100 312, L4 121, ...) or
+    `--peak-tflops`. On a CPU these fields are null: no such figure was measured for the README
+    on the dev VM (no GPU was lent to this work).
 
 How to read the output
     A table per method with tokens/s, peak RSS, steps, trained tokens and timed seconds for ours
@@ -157,7 +167,9 @@ def run_ours(method: str, data: Path, base: Path, steps: int, work: Path) -> dic
         {"batch_size": BATCH_SIZE, "max_length": MAX_LENGTH, "max_steps": steps, "eval_fraction": 0.0, "save_steps": 10_000},
     )
     train(method, data, base, work / "run", config, control=Control())
-    return {"config": config.to_dict(), **clock.summary()}
+    from rlhf.training.common import choose_device
+
+    return {"config": config.to_dict(), "bf16": choose_device(config, base).bf16, **clock.summary()}
 
 
 def run_plain(method: str, data: Path, base: Path, steps: int, work: Path) -> dict:
@@ -203,6 +215,55 @@ def run_plain(method: str, data: Path, base: Path, steps: int, work: Path) -> di
     return {"config": {k: v for k, v in settings.items() if v is not None or k == "padding_free"}, **clock.summary()}
 
 
+GPU_PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak per GPU, vendor data sheets
+    "H200": 989.0,
+    "H100 NVL": 835.0,
+    "H100 PCIe": 756.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10": 125.0,
+}
+
+
+def peak_tflops(gpu_name: str | None, override: float | None) -> float | None:
+    if override:
+        return override
+    if not gpu_name:
+        return None
+    for key, value in GPU_PEAK_BF16_TFLOPS.items():  # most specific names first
+        if key in gpu_name:
+            return value
+    return None
+
+
+def non_embedding_params(base: Path) -> int:
+    """Parameter count without the token embeddings (tied to the LM head in SmolLM2), from config.json."""
+    config = json.loads((Path(base) / "config.json").read_text())
+    h, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
+    heads, kv = config["num_attention_heads"], config.get("num_key_value_heads", config["num_attention_heads"])
+    head_dim = config.get("head_dim") or h // heads
+    attention = h * heads * head_dim * 2 + h * kv * head_dim * 2
+    mlp = 3 * h * inter
+    return layers * (attention + mlp + 2 * h) + h
+
+
+def flops_utilisation(method: str, run: dict, params: int, peak: float | None) -> dict:
+    """MFU / HFU of one run (None without a known peak, i.e. on a CPU)."""
+    if not peak or "tokens_per_s" not in run:
+        return {"mfu": None, "hfu": None}
+    model_flops_per_token = 6 * params + (2 * params if method == "dpo" else 0)
+    cfg = run.get("config", {})
+    recompute = bool(cfg.get("gradient_checkpointing") or cfg.get("activation_checkpointing"))
+    hardware_flops_per_token = model_flops_per_token + (2 * params if recompute else 0)
+    return {
+        "mfu": run["tokens_per_s"] * model_flops_per_token / (peak * 1e12),
+        "hfu": run["tokens_per_s"] * hardware_flops_per_token / (peak * 1e12),
+        "peak_tflops": peak,
+    }
+
+
 def child_main(method: str, impl: str, data: Path, base: Path, steps: int, json_path: Path) -> None:
     import torch
 
@@ -214,6 +275,9 @@ def child_main(method: str, impl: str, data: Path, base: Path, steps: int, json_
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+    if torch.cuda.is_available():
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        result["gpu"] = torch.cuda.get_device_name(0)
     result["torch_threads"] = torch.get_num_threads()
     json_path.write_text(json.dumps(result, default=str))
 
@@ -230,6 +294,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=["dpo", "reward"], default=["dpo", "reward"])
     parser.add_argument("--json-out", type=Path, default=RESULTS_DIR / "training_throughput.json")
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("RLHF_CACHE_DIR", "/tmp/rlhf-cache")))
+    parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak bf16 TFLOP/s for MFU (default: known-GPU table)")
     parser.add_argument("--_child", nargs=5, metavar=("METHOD", "IMPL", "DATA", "BASE", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -243,7 +308,7 @@ def main() -> None:
     from reward_hh import machine_info
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    data = RESULTS_DIR / "throughput_data.jsonl"
+    data = RESULTS_DIR / f"throughput_data_{'_'.join(args.methods)}.jsonl"
     data_info = prepare_data(args.steps, args.cache_dir, data)
     print(f"data: {data_info['pairs']} pairs, mean {data_info['mean_tokens_per_sequence']:.0f} tokens per sequence", flush=True)
 
@@ -278,6 +343,11 @@ def main() -> None:
         "runs": runs,
         "ratios": {},
     }
+    params = non_embedding_params(Path(data_info["base"]))
+    report["non_embedding_params"] = params
+    for method, pair in runs.items():
+        for run in pair.values():
+            run.update(flops_utilisation(method, run, params, peak_tflops(run.get("gpu"), args.peak_tflops)))
     for method, pair in runs.items():
         ours, plain = pair.get("ours", {}), pair.get("plain", {})
         if "tokens_per_s" in ours and "tokens_per_s" in plain:
@@ -308,11 +378,15 @@ def print_table(report: dict) -> None:
                 continue
             cfg = r.get("config", {})
             if impl == "ours":
-                settings = f"gradient_checkpointing={cfg.get('gradient_checkpointing')}, precision={cfg.get('precision')}"
+                settings = (f"gradient_checkpointing={cfg.get('gradient_checkpointing')}, precision={cfg.get('precision')}"
+                            f" (bf16={r.get('bf16')})")
             else:
                 settings = ", ".join(f"{k}={v}" for k, v in cfg.items() if k in ("bf16", "gradient_checkpointing", "activation_checkpointing"))
             print(f"{method:8} {impl:6} {r['tokens_per_s']:9.1f} {r['s_per_step']:7.2f} {r['timed_tokens']:10.0f} "
                   f"{r['peak_rss_mb']:12.0f}  {settings}")
+            if r.get("mfu") is not None:
+                print(f"{'':15} MFU {100 * r['mfu']:.1f}%  HFU {100 * r['hfu']:.1f}%  (peak {r['peak_tflops']} TFLOP/s, "
+                      f"{r.get('gpu')}, peak CUDA memory {r.get('peak_cuda_mb', 0):.0f} MB)")
     print("-" * len(header) + "-" * 30)
     for method, ratio in report["ratios"].items():
         verdict = "meets" if ratio["tokens_per_s_ours_over_plain"] >= 1.5 else "BELOW"
