@@ -21,7 +21,8 @@ class SnapshotOut(serializers.ModelSerializer):
         model = Snapshot
         fields = ["id", "project_id", "number", "content_hash", "aggregation", "include_prelabelled", "pair_count",
                   "preference_count", "judgment_count", "dropped_count", "files", "note", "created_at",
-                  "options", "excluded_judgment_count", "adjudicated_count"]
+                  "options", "excluded_judgment_count", "adjudicated_count",
+                  "status", "progress_done", "progress_total", "error", "finished_at"]
 
 
 class SnapshotIn(serializers.Serializer):
@@ -41,16 +42,17 @@ class SnapshotIn(serializers.Serializer):
 
 
 @extend_schema(methods=["GET"], responses=SnapshotOut(many=True), summary="Snapshots of a project")
-@extend_schema(methods=["POST"], request=SnapshotIn, responses={201: SnapshotOut, 200: SnapshotOut},
-               summary="Freeze current judgments (200 with the existing snapshot when nothing changed)")
+@extend_schema(methods=["POST"], request=SnapshotIn, responses={202: SnapshotOut},
+               summary="Freeze current judgments: queues a background build and answers 202 with the pending "
+                       "snapshot; poll GET /snapshots/<id> for status and progress (503 if the queue is down)")
 @api_view(["GET", "POST"])
 def snapshot_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
     if request.method == "POST":
         data = SnapshotIn(data=request.data)
         data.is_valid(raise_exception=True)
-        snapshot, created = services.snapshot_create(project=project, actor=request.user, **data.validated_data)
-        return Response(SnapshotOut(snapshot).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        snapshot = services.snapshot_start(project=project, actor=request.user, **data.validated_data)
+        return Response(SnapshotOut(snapshot).data, status=status.HTTP_202_ACCEPTED)
     return Response(SnapshotOut(Snapshot.objects.filter(project=project), many=True).data)
 
 

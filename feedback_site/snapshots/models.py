@@ -6,10 +6,28 @@ from django.conf import settings
 from django.db import models
 
 
+class SnapshotStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class Snapshot(models.Model):
+    """A snapshot made from the page or API is built by a background job (`snapshots.build`):
+    the row exists at once with status pending, then running with progress, then ready (files,
+    counts and content hash set) or failed (error set, no files). Synchronous creation through
+    `services.snapshot_create` makes a ready row directly."""
+
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="snapshots")
     number = models.PositiveIntegerField()
-    content_hash = models.CharField(max_length=64, help_text="sha256 of the preferences file followed by the raw judgments file.")
+    content_hash = models.CharField(max_length=64, blank=True, default="",
+                                    help_text="sha256 over the data files and the rule; empty until the snapshot is ready.")
+    status = models.CharField(max_length=10, choices=SnapshotStatus.choices, default=SnapshotStatus.READY)
+    progress_done = models.PositiveBigIntegerField(default=0, help_text="Pairs written so far.")
+    progress_total = models.PositiveBigIntegerField(default=0, help_text="Pairs to write.")
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     aggregation = models.CharField(max_length=40)
     options = models.JSONField(
         default=dict, blank=True,
@@ -20,11 +38,11 @@ class Snapshot(models.Model):
     )
     adjudicated_count = models.PositiveIntegerField(default=0, help_text="Pairs whose outcome is an adjudicated label.")
     include_prelabelled = models.BooleanField(default=True)
-    artifact_dir = models.CharField(max_length=1000)
-    pair_count = models.PositiveIntegerField()
-    preference_count = models.PositiveIntegerField()
-    judgment_count = models.PositiveIntegerField()
-    dropped_count = models.PositiveIntegerField(help_text="Pairs with judgments but no chosen/rejected outcome.")
+    artifact_dir = models.CharField(max_length=1000, blank=True, default="")
+    pair_count = models.PositiveIntegerField(default=0)
+    preference_count = models.PositiveIntegerField(default=0)
+    judgment_count = models.PositiveIntegerField(default=0)
+    dropped_count = models.PositiveIntegerField(default=0, help_text="Pairs with judgments but no chosen/rejected outcome.")
     files = models.JSONField(default=dict, help_text="File name -> sha256.")
     note = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -35,4 +53,8 @@ class Snapshot(models.Model):
         constraints = [models.UniqueConstraint(fields=["project", "number"], name="one_snapshot_number")]
 
     def __str__(self) -> str:
-        return f"snapshot {self.number} of {self.project} ({self.content_hash[:12]})"
+        return f"snapshot {self.number} of {self.project} ({self.content_hash[:12] or self.status})"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == SnapshotStatus.READY

@@ -36,25 +36,32 @@ the same judgments under the same rule always give the same hash.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Max, Q
 
 from feedback_site.annotation.models import Judgment, Pair, Preference, Split
-from feedback_site.core.errors import Conflict, Invalid
+from django.utils import timezone
+
+from feedback_site.core.errors import Conflict, Invalid, ServiceError
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project
-from feedback_site.snapshots.models import Snapshot
+from feedback_site.snapshots.models import Snapshot, SnapshotStatus
+
+log = logging.getLogger(__name__)
 
 AGGREGATION_RULES = ("majority", "gold_weighted", "dawid_skene")
 DEFAULT_OPTIONS = {
@@ -189,13 +196,9 @@ def _plan(project: Project, aggregation: str, options: dict) -> _Plan:
 def _iter_pair_judgments(project: Project, include_prelabelled: bool):
     """Yields (pair, [judgments]) in pair id order with two streaming queries merged, so memory
     stays flat however many judgments the project has."""
-    condition = Q(judgment_count__gt=0) | Q(adjudication__isnull=False)
-    if include_prelabelled:
-        condition |= ~Q(prelabel="")
     pairs = (
         # Held-out evaluation prompts (split="eval") never reach training data.
-        Pair.objects.filter(project=project, prompt__split=Split.TRAIN)
-        .filter(condition)
+        _pairs_to_write(project, include_prelabelled)
         .select_related("prompt", "response_a", "response_b")
         .order_by("id")
         .iterator(chunk_size=2000)
@@ -216,7 +219,28 @@ def _iter_pair_judgments(project: Project, include_prelabelled: bool):
         yield pair, mine
 
 
-def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelled: bool) -> _Counts:
+class _HashingWriter:
+    """A UTF-8 text sink that hashes the bytes as it writes them (one pass, bounded memory)."""
+
+    def __init__(self, path: Path):
+        self.handle = path.open("wb", buffering=1 << 20)
+        self.digest = hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.digest.update(data)
+        self.handle.write(data)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelled: bool, progress=None) -> tuple[_Counts, dict]:
+    """Streams pairs and judgments into the data files; returns the counts and each JSONL
+    file's sha256 (computed while writing). `progress(done)` is called as pairs are written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -225,13 +249,15 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
     counts = _Counts()
     buffer: list[dict] = []
     with (
-        (folder / "preferences.jsonl").open("w", encoding="utf-8") as prefs,
-        (folder / "pairs.jsonl").open("w", encoding="utf-8") as pairs_out,
-        (folder / "judgments.jsonl").open("w", encoding="utf-8") as raw,
+        _HashingWriter(folder / "preferences.jsonl") as prefs,
+        _HashingWriter(folder / "pairs.jsonl") as pairs_out,
+        _HashingWriter(folder / "judgments.jsonl") as raw,
         pq.ParquetWriter(folder / "preferences.parquet", schema) as parquet,
     ):
         for pair, judgments in _iter_pair_judgments(project, include_prelabelled):
             counts.pairs += 1
+            if progress is not None:
+                progress(counts.pairs)
             counts.judgments += len(judgments)
             reasons = {j.pk: plan.excluded(j) for j in judgments}
             used = [j for j in judgments if not reasons[j.pk]]
@@ -289,7 +315,9 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
                 buffer.clear()
         if buffer:
             parquet.write_table(pa.Table.from_pylist(buffer, schema=schema))
-    return counts
+    hashes = {"preferences.jsonl": prefs.digest.hexdigest(), "pairs.jsonl": pairs_out.digest.hexdigest(),
+              "judgments.jsonl": raw.digest.hexdigest()}
+    return counts, hashes
 
 
 def _sha256(path: Path) -> str:
@@ -314,35 +342,54 @@ def _content_hash(folder: Path, aggregation: str, options: dict) -> str:
     return digest.hexdigest()
 
 
-def snapshot_create(
-    *, project: Project, actor, aggregation: str = "majority", include_prelabelled: bool = True, note: str = "",
-    options: dict | None = None,
-) -> tuple[Snapshot, bool]:
-    """Freeze the project's current judgments. Returns (snapshot, created); an identical
-    snapshot (same content hash) is returned instead of a duplicate."""
+def _validate(project: Project, actor, aggregation: str, note: str, options: dict | None) -> dict:
     require_role(actor, project, STAFF_ROLES)
     if aggregation not in AGGREGATION_RULES:
         raise Invalid(f"aggregation must be one of {', '.join(AGGREGATION_RULES)}", code="bad_aggregation")
     if len(note) > 500:
         raise Invalid("note must be at most 500 characters", code="bad_note")
-    options = normalise_options(options)
+    return normalise_options(options)
+
+
+def _pairs_to_write(project: Project, include_prelabelled: bool):
+    condition = Q(judgment_count__gt=0) | Q(adjudication__isnull=False)
+    if include_prelabelled:
+        condition |= ~Q(prelabel="")
+    return Pair.objects.filter(project=project, prompt__split=Split.TRAIN).filter(condition)
+
+
+@dataclass
+class _Built:
+    content_hash: str
+    counts: _Counts
+    files: dict
+    folder: Path
+
+
+def _build(project: Project, aggregation: str, options: dict, include_prelabelled: bool, progress=None) -> _Built:
+    """Writes the files into a temporary folder next to the final one and renames it into place
+    at the end; on any failure the temporary folder is removed, so a content-hash folder is
+    either complete or absent."""
     root = Path(settings.ARTIFACTS_DIR) / "snapshots" / f"project-{project.pk}"
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
         # One consistent view of pairs and judgments while annotators keep submitting. Only
         # possible when this call opens the transaction (inside an outer one the level is fixed).
+        # SQLite has no such view (and an IMMEDIATE transaction would hold its write lock for the
+        # whole export), so there the reads run in autocommit mode.
         consistent_view = connection.vendor == "postgresql" and not connection.in_atomic_block
-        with transaction.atomic():
+        with transaction.atomic() if connection.vendor == "postgresql" else contextlib.nullcontext():
             if consistent_view:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             plan = _plan(project, aggregation, options)
-            counts = _write_files(project, work, plan, include_prelabelled)
+            counts, files = _write_files(project, work, plan, include_prelabelled, progress)
         if counts.pairs == 0:
             raise Invalid("there are no judged or pre-labelled pairs to snapshot yet", code="empty")
         content_hash = _content_hash(work, aggregation, options)
-        files = {name: _sha256(work / name) for name in (*DATA_FILES, "preferences.parquet")}
+        files["preferences.parquet"] = _sha256(work / "preferences.parquet")
+        files = {name: files[name] for name in (*DATA_FILES, "preferences.parquet")}
         final = root / content_hash
         manifest = {
             "project_id": project.pk,
@@ -367,34 +414,166 @@ def snapshot_create(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    return _Built(content_hash, counts, files, final)
+
+
+def _check_storage(project: Project) -> None:
+    """Fail fast, before anything is recorded or queued, when the snapshot folder cannot be
+    written (read-only, full): the OSError becomes the usual storage 503 (StorageErrorMiddleware
+    and the API's handler) instead of a job that can only fail later."""
+    root = Path(settings.ARTIFACTS_DIR) / "snapshots" / f"project-{project.pk}"
+    root.mkdir(parents=True, exist_ok=True)
+    probe = Path(tempfile.mkdtemp(prefix=".probe-", dir=root))
+    try:
+        with (probe / "probe").open("wb") as handle:
+            handle.write(b"\0" * (256 << 10))  # room for at least a small snapshot
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def _result_fields(built: _Built) -> dict:
+    return {
+        "content_hash": built.content_hash,
+        "excluded_judgment_count": built.counts.excluded,
+        "adjudicated_count": built.counts.adjudicated,
+        "artifact_dir": str(built.folder),
+        "pair_count": built.counts.pairs,
+        "preference_count": built.counts.preferences,
+        "judgment_count": built.counts.judgments,
+        "dropped_count": built.counts.dropped,
+        "files": built.files,
+    }
+
+
+def _next_number(project: Project) -> int:
+    """Call inside a transaction: locks the project row so two snapshots never share a number."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    return (Snapshot.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+
+
+def snapshot_create(
+    *, project: Project, actor, aggregation: str = "majority", include_prelabelled: bool = True, note: str = "",
+    options: dict | None = None,
+) -> tuple[Snapshot, bool]:
+    """Freeze the project's current judgments now, in this process (tests, the closed loop,
+    scripts). Returns (snapshot, created); an identical ready snapshot (same content hash) is
+    returned instead of a duplicate. Pages and the API use `snapshot_start` instead."""
+    options = _validate(project, actor, aggregation, note, options)
+    built = _build(project, aggregation, options, include_prelabelled)
 
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        number = _next_number(project)
         existing = Snapshot.objects.filter(
-            project=project, content_hash=content_hash, aggregation=aggregation, include_prelabelled=include_prelabelled
+            project=project, content_hash=built.content_hash, aggregation=aggregation,
+            include_prelabelled=include_prelabelled, status=SnapshotStatus.READY,
         ).first()
         if existing is not None:
             return existing, False
-        number = (Snapshot.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
         snapshot = Snapshot.objects.create(
-            project=project,
-            number=number,
-            content_hash=content_hash,
-            aggregation=aggregation,
-            options=options,
-            excluded_judgment_count=counts.excluded,
-            adjudicated_count=counts.adjudicated,
-            include_prelabelled=include_prelabelled,
-            artifact_dir=str(final),
-            pair_count=counts.pairs,
-            preference_count=counts.preferences,
-            judgment_count=counts.judgments,
-            dropped_count=counts.dropped,
-            files=files,
-            note=note,
-            created_by=actor,
+            project=project, number=number, aggregation=aggregation, options=options,
+            include_prelabelled=include_prelabelled, note=note, created_by=actor,
+            status=SnapshotStatus.READY, progress_done=built.counts.pairs, progress_total=built.counts.pairs,
+            finished_at=timezone.now(), **_result_fields(built),
         )
         return snapshot, True
+
+
+BUILD_TASK = "snapshots.build"
+
+
+def snapshot_start(
+    *, project: Project, actor, aggregation: str = "majority", include_prelabelled: bool = True, note: str = "",
+    options: dict | None = None,
+) -> Snapshot:
+    """Validate, record a pending snapshot and queue its build (`snapshots.build`, default
+    queue). Answers at once whatever the project's size; the job reports progress on the row.
+    If the queue is unavailable the row is removed again and QueueUnavailable (503) raised."""
+    from feedback_site.core.queue import enqueue
+
+    options = _validate(project, actor, aggregation, note, options)
+    _check_storage(project)
+    if not _pairs_to_write(project, include_prelabelled).exists():
+        raise Invalid("there are no judged or pre-labelled pairs to snapshot yet", code="empty")
+    with transaction.atomic():
+        snapshot = Snapshot.objects.create(
+            project=project, number=_next_number(project), aggregation=aggregation, options=options,
+            include_prelabelled=include_prelabelled, note=note, created_by=actor, status=SnapshotStatus.PENDING,
+        )
+    try:
+        enqueue(BUILD_TASK, snapshot.pk)
+    except Exception:
+        Snapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.PENDING).delete()
+        raise
+    return snapshot
+
+
+class _ProgressReporter:
+    """Writes progress to the snapshot row at most every `interval` seconds. On PostgreSQL the
+    export reads inside one REPEATABLE READ READ ONLY transaction, so progress goes through a
+    second, autocommit connection that other requests see at once."""
+
+    def __init__(self, snapshot_id: int, interval: float = 1.0):
+        self.snapshot_id, self.interval, self.last = snapshot_id, interval, 0.0
+        self.conn = connections.create_connection("default") if connection.vendor == "postgresql" else None
+
+    def _write(self, done: int) -> None:
+        table = connection.ops.quote_name(Snapshot._meta.db_table)
+        conn = self.conn or connection
+        with conn.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET progress_done = %s WHERE id = %s", [done, self.snapshot_id])
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self._write(done)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def snapshot_build(snapshot_id: int, *, progress_interval: float = 1.0) -> Snapshot | None:
+    """The body of the `snapshots.build` job. Idempotent: a ready or failed snapshot is left as
+    it is; a pending or running one (e.g. redelivered after a worker died) is built from the
+    start. Any error marks the snapshot failed with a message; no files are left behind and the
+    content hash stays empty."""
+    snapshot = Snapshot.objects.filter(pk=snapshot_id).select_related("project").first()
+    if snapshot is None:
+        log.warning("snapshot %s is gone; nothing to build", snapshot_id)
+        return None
+    if snapshot.status in (SnapshotStatus.READY, SnapshotStatus.FAILED):
+        return snapshot
+    project = snapshot.project
+    total = _pairs_to_write(project, snapshot.include_prelabelled).count()
+    Snapshot.objects.filter(pk=snapshot.pk).update(status=SnapshotStatus.RUNNING, progress_done=0, progress_total=total, error="")
+    reporter = _ProgressReporter(snapshot.pk, progress_interval)
+    try:
+        built = _build(project, snapshot.aggregation, snapshot.options, snapshot.include_prelabelled, reporter)
+    except Exception as error:  # noqa: BLE001 - every failure is recorded on the row
+        message = error.message if isinstance(error, ServiceError) else f"{error.__class__.__name__}: {error}"
+        log.warning("snapshot %s failed: %s", snapshot.pk, message, exc_info=not isinstance(error, ServiceError))
+        Snapshot.objects.filter(pk=snapshot.pk).update(status=SnapshotStatus.FAILED, error=message[:2000], finished_at=timezone.now())
+        snapshot.refresh_from_db()
+        return snapshot
+    finally:
+        reporter.close()
+    with transaction.atomic():
+        same = Snapshot.objects.filter(
+            project=project, content_hash=built.content_hash, aggregation=snapshot.aggregation,
+            include_prelabelled=snapshot.include_prelabelled, status=SnapshotStatus.READY,
+        ).exclude(pk=snapshot.pk).order_by("number").first()
+        note = snapshot.note
+        if same is not None and not note:
+            note = f"same content as snapshot {same.number}"
+        Snapshot.objects.filter(pk=snapshot.pk).update(
+            status=SnapshotStatus.READY, progress_done=built.counts.pairs, progress_total=built.counts.pairs,
+            finished_at=timezone.now(), note=note, **_result_fields(built),
+        )
+    snapshot.refresh_from_db()
+    return snapshot
 
 
 DOWNLOADS = {
@@ -407,6 +586,9 @@ DOWNLOADS = {
 
 def snapshot_file(snapshot: Snapshot, kind: str) -> tuple[Path, str]:
     """The path of one of the snapshot's files after checking it still has its recorded hash."""
+    if snapshot.status != SnapshotStatus.READY:
+        raise Conflict(f"snapshot {snapshot.number} is {snapshot.status}; its files exist once it is ready",
+                       code="snapshot_not_ready")
     if kind not in DOWNLOADS:
         raise Invalid(f"file must be one of {', '.join(DOWNLOADS)}", code="bad_format")
     name, content_type = DOWNLOADS[kind]

@@ -68,16 +68,12 @@ def project_snapshots(request, project, role):
     if request.method == "POST":
         form = SnapshotForm(request.POST)
         if form.is_valid():
-            result = run_service(form, lambda: services.snapshot_create(project=project, actor=request.user, **form.service_kwargs()))
-            if result is not None:
-                snapshot, created = result
-                if created:
-                    messages.success(
-                        request,
-                        f"Snapshot {snapshot.number} created: {snapshot.preference_count:,} preferences from {snapshot.pair_count:,} pairs.",
-                    )
-                else:
-                    messages.info(request, f"Nothing changed since snapshot {snapshot.number} (same content hash); no new snapshot was made.")
+            snapshot = run_service(form, lambda: services.snapshot_start(project=project, actor=request.user, **form.service_kwargs()))
+            if snapshot is not None:
+                messages.success(
+                    request,
+                    f"Snapshot {snapshot.number} is being built in the background; its progress shows below.",
+                )
                 return redirect("project-snapshots", project.pk)
         status = form_status(form)
     else:

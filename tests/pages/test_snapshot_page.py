@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from feedback_site.annotation.services import assignment_next, judgment_submit
 from feedback_site.snapshots.models import Snapshot
+from feedback_site.snapshots.services import snapshot_build
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +30,16 @@ def test_create_snapshot_and_download_every_file(login, ml_staff, annotator, pro
     url = reverse("project-snapshots", args=[project.pk])
     response = client.post(url, {"aggregation": "majority", "include_prelabelled": "on", "note": "round <1>"})
     assert response.status_code == 302
-    snapshot = Snapshot.objects.get(project=project)
+    pending = Snapshot.objects.get(project=project)
+    assert pending.status == "pending"
+    html = client.get(url).content.decode()
+    assert "Snapshot 1 is being built in the background" in html and "Pending" in html
+    snapshot = snapshot_build(pending.pk)  # what the `snapshots.build` job does, run in-process
     assert (snapshot.number, snapshot.pair_count, snapshot.preference_count, snapshot.judgment_count) == (1, 3, 3, 3)
     assert snapshot.note == "round <1>" and snapshot.created_by == ml_staff
 
     html = client.get(url).content.decode()
-    assert "Snapshot 1 created: 3 preferences from 3 pairs." in html
+    assert "Ready" in html
     assert snapshot.content_hash[:12] in html
     assert "round &lt;1&gt;" in html
 
@@ -61,9 +66,13 @@ def test_same_judgments_give_no_second_snapshot(login, site_admin, annotator, pr
     client = login(site_admin)
     url = reverse("project-snapshots", args=[project.pk])
     assert client.post(url, {"aggregation": "majority", "include_prelabelled": "on"}).status_code == 302
-    response = client.post(url, {"aggregation": "majority", "include_prelabelled": "on"}, follow=True)
-    assert "Nothing changed since snapshot 1" in response.content.decode()
-    assert Snapshot.objects.filter(project=project).count() == 1
+    first = snapshot_build(Snapshot.objects.get(project=project).pk)
+    assert client.post(url, {"aggregation": "majority", "include_prelabelled": "on"}).status_code == 302
+    second = snapshot_build(Snapshot.objects.get(project=project, number=2).pk)
+    # Built in the background, so the hash is known only at the end: the second snapshot says it
+    # is the same as the first and shares its folder (no second copy of the files).
+    assert second.content_hash == first.content_hash and second.artifact_dir == first.artifact_dir
+    assert "same content as snapshot 1" in client.get(url).content.decode()
 
 
 def test_empty_project_explains_why_400(login, site_admin, project):

@@ -154,9 +154,17 @@ def test_api_takes_rule_and_options(client, project, people, make_pairs, site_ad
     client.force_login(site_admin)
     url = f"/api/v1/projects/{project.pk}/snapshots/"
     made = client.post(url, {"aggregation": "dawid_skene", "exclude_paused": True}, content_type="application/json")
-    assert made.status_code == 201, made.content
+    assert made.status_code == 202, made.content
     body = made.json()
     assert body["aggregation"] == "dawid_skene" and body["options"]["exclude_paused"] is True
+    assert body["status"] == "pending" and body["content_hash"] == ""
+    # The worker's job, run here in-process (tests/snapshots/test_background_build.py runs it
+    # through a real worker).
+    from feedback_site.snapshots.services import snapshot_build
+
+    assert snapshot_build(body["id"]).status == "ready"
+    ready = client.get(f"/api/v1/snapshots/{body['id']}/").json()
+    assert ready["status"] == "ready" and ready["preference_count"] == 1 and len(ready["content_hash"]) == 64
     bad = client.post(url, {"aggregation": "median"}, content_type="application/json")
     assert bad.status_code == 400
 
@@ -172,7 +180,9 @@ def test_snapshot_page_takes_rule_and_exclusions(client, project, people, make_p
     assert "Dawid–Skene" in page and 'name="exclude_too_fast"' in page
     response = client.post(f"/projects/{project.pk}/snapshots/", {"aggregation": "gold_weighted", "exclude_paused": "on"})
     assert response.status_code == 302
-    snapshot = Snapshot.objects.get(project=project)
+    from feedback_site.snapshots.services import snapshot_build
+
+    snapshot = snapshot_build(Snapshot.objects.get(project=project).pk)  # the worker's job, in-process
     assert snapshot.aggregation == "gold_weighted"
     assert snapshot.options["exclude_paused"] is True and snapshot.options["include_simulated"] is False
     assert snapshot.excluded_judgment_count == 1 and snapshot.preference_count == 1
