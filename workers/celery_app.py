@@ -22,7 +22,7 @@ if settings.CELERY_BROKER_URL.startswith("filesystem"):
     for sub in ("out", "processed", "control"):
         (settings.CELERY_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 
-app = Celery("feedback", include=["workers.tasks", "workers.quality_tasks", "workers.evaluation_tasks", "workers.playground_tasks", "workers.loop_tasks"])
+app = Celery("feedback", include=["workers.tasks", "workers.quality_tasks", "workers.evaluation_tasks", "workers.playground_tasks", "workers.loop_tasks", "workers.snapshot_tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_routes={
