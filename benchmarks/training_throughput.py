@@ -65,6 +65,11 @@ How to read the output
 Usage
     .venv/bin/python benchmarks/training_throughput.py --steps 2            # smoke, a few minutes
     .venv/bin/python benchmarks/training_throughput.py --steps 6 --methods dpo reward
+    .venv/bin/python benchmarks/training_throughput.py --steps 3 --methods reward --concurrent   # shared CPU
+
+On a machine shared with other jobs, sequential runs see different background load and their
+ratio mostly measures that; `--concurrent` runs ours and plain side by side so both timed windows
+see the same load (each gets about half of what is left).
 """
 
 from __future__ import annotations
@@ -294,6 +299,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=["dpo", "reward"], default=["dpo", "reward"])
     parser.add_argument("--json-out", type=Path, default=RESULTS_DIR / "training_throughput.json")
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("RLHF_CACHE_DIR", "/tmp/rlhf-cache")))
+    parser.add_argument("--concurrent", action="store_true",
+                        help="run ours and plain side by side (same background load; for shared machines)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak bf16 TFLOP/s for MFU (default: known-GPU table)")
     parser.add_argument("--_child", nargs=5, metavar=("METHOD", "IMPL", "DATA", "BASE", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -314,22 +321,30 @@ def main() -> None:
 
     runs: dict[str, dict[str, dict]] = {}
     for method in args.methods:
-        for impl in ("ours", "plain"):
-            out = RESULTS_DIR / f".throughput_{method}_{impl}.json"
-            out.unlink(missing_ok=True)
-            print(f"running {method} / {impl} ({args.steps} steps) ...", flush=True)
-            t0 = time.monotonic()
-            proc = subprocess.run(
-                [sys.executable, __file__, "--steps", str(args.steps), "--_child", method, impl, str(data), data_info["base"], str(out)],
-                capture_output=True, text=True,
-            )
-            if proc.returncode != 0 or not out.is_file():
-                print(proc.stdout[-3000:], proc.stderr[-5000:], sep="\n")
-                runs.setdefault(method, {})[impl] = {"error": f"exit {proc.returncode}"}
-                continue
-            runs.setdefault(method, {})[impl] = json.loads(out.read_text())
-            out.unlink()
-            print(f"  done in {time.monotonic() - t0:.0f} s", flush=True)
+        # Sequential (default): ours, then plain, each alone. --concurrent: both at once, so that on
+        # a machine shared with other jobs both see the same background load during their timed steps.
+        batches = [("ours", "plain")] if args.concurrent else [("ours",), ("plain",)]
+        for batch in batches:
+            started = {}
+            for impl in batch:
+                out = RESULTS_DIR / f".throughput_{method}_{impl}_{os.getpid()}.json"
+                out.unlink(missing_ok=True)
+                print(f"running {method} / {impl} ({args.steps} steps) ...", flush=True)
+                proc = subprocess.Popen(
+                    [sys.executable, __file__, "--steps", str(args.steps), "--_child", method, impl, str(data),
+                     data_info["base"], str(out)],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                )
+                started[impl] = (proc, out, time.monotonic())
+            for impl, (proc, out, t0) in started.items():
+                stdout, stderr = proc.communicate()
+                if proc.returncode != 0 or not out.is_file():
+                    print(stdout[-3000:], stderr[-5000:], sep="\n")
+                    runs.setdefault(method, {})[impl] = {"error": f"exit {proc.returncode}"}
+                    continue
+                runs.setdefault(method, {})[impl] = json.loads(out.read_text())
+                out.unlink()
+                print(f"  {impl} done in {time.monotonic() - t0:.0f} s", flush=True)
 
     report = {
         "benchmark": "training_throughput",
@@ -338,6 +353,7 @@ def main() -> None:
         "batch_size": BATCH_SIZE,
         "max_length": MAX_LENGTH,
         "steps": args.steps,
+        "concurrent": args.concurrent,
         "data": data_info,
         "machine": machine_info(),
         "runs": runs,
@@ -364,7 +380,8 @@ def main() -> None:
 def print_table(report: dict) -> None:
     m = report["machine"]
     print(f"\ntraining throughput, {report['model']}, batch {report['batch_size']}, max_length {report['max_length']}, "
-          f"{report['steps']} steps (step 1 untimed), mean {report['data']['mean_tokens_per_sequence']:.0f} tokens/sequence")
+          f"{report['steps']} steps (step 1 untimed), mean {report['data']['mean_tokens_per_sequence']:.0f} tokens/sequence"
+          + (", ours and plain run side by side" if report.get("concurrent") else ""))
     print(f"machine: {m['nproc']} CPUs, {m['cpu_model']}, torch {m['torch']}, {report['date_utc']}")
     header = f"{'method':8} {'impl':6} {'tokens/s':>9} {'s/step':>7} {'timed tok':>10} {'peak RSS MB':>12}  settings"
     print("-" * len(header) + "-" * 30)
