@@ -29,6 +29,17 @@ Files, written once under ARTIFACTS/snapshots/project-<id>/<content hash>/:
   pairs.jsonl                              every included pair with its texts and outcome
   judgments.jsonl                          raw judgments, annotators pseudonymised per project
   manifest.json                            counts, rule, hashes
+Building: `snapshot_start` (pages, API) records a pending row and queues `snapshots.build`
+(workers/snapshot_tasks.py, default queue), answering at once; `snapshot_build` is the job: it
+streams pairs and judgments with server-side cursors (pairs in id order merged with judgments
+ordered by pair, so no per-pair query and no full list in memory), aggregates each pair as it
+goes, writes the JSONL files (hashed while written) and Parquet row groups into a `.building-*`
+folder, writes progress through a second connection, and renames the folder into place at the
+end; any error marks the row failed with the message and removes the folder. `snapshot_create`
+does the same build in the calling process (tests, the closed loop). Memory: bounded by the
+chunk sizes, except that Dawid–Skene's EM holds (pair, annotator, label) triples of all used
+judgments (about 100 bytes each) and the plan holds adjudications and per-annotator maps.
+
 The content hash is sha256 over the three data files (preferences.jsonl, pairs.jsonl,
 judgments.jsonl, in that order) followed by the canonical JSON of the rule and its options, so
 the same judgments under the same rule always give the same hash.
