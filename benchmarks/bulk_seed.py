@@ -86,19 +86,24 @@ def seed_pairs(db_url: str, project_id: int, pairs: int, *, judged_overlap: int 
             ).fetchone()[0]
             if annotators < judged_overlap:
                 raise SystemExit(f"{judged_overlap} judgments per pair need at least as many annotators (have {annotators})")
+            # The annotator ids as a constant array parameter: an aggregate in the query would be
+            # re-evaluated per row by a nested loop while the new pairs have no statistics yet.
+            ann = [row[0] for row in conn.execute(
+                "SELECT user_id FROM projects_membership WHERE project_id = %s AND role = 'annotator' ORDER BY user_id",
+                [project_id])]
+            conn.execute("ANALYZE annotation_pair")
             t = time.perf_counter()
             conn.execute(
-                """WITH ann AS (SELECT array_agg(user_id ORDER BY user_id) AS a FROM projects_membership
-                                WHERE project_id = %(p)s AND role = 'annotator'),
-                        ranked AS (SELECT pr.id, row_number() OVER (ORDER BY pr.id) - 1 AS r FROM annotation_pair pr
+                """WITH ranked AS (SELECT pr.id, row_number() OVER (ORDER BY pr.id) - 1 AS r FROM annotation_pair pr
                                    JOIN annotation_prompt p ON p.id = pr.prompt_id
                                    WHERE pr.project_id = %(p)s AND p.id > %(first)s)
                    INSERT INTO annotation_assignment (pair_id, annotator_id, status, swapped, leased_at, expires_at, finished_at)
-                   SELECT ranked.id, ann.a[((ranked.r * %(k)s + k) %% cardinality(ann.a)) + 1], 'submitted',
+                   SELECT ranked.id, (%(ann)s::int[])[((ranked.r * %(k)s + k) %% %(n_ann)s) + 1], 'submitted',
                           (ranked.r + k) %% 2 = 1, now(), now() + interval '10 minutes', now()
-                   FROM ranked, ann, generate_series(0, %(k)s - 1) AS k""",
-                {"p": project_id, "first": first_prompt, "k": judged_overlap},
+                   FROM ranked, generate_series(0, %(k)s - 1) AS k""",
+                {"p": project_id, "first": first_prompt, "k": judged_overlap, "ann": ann, "n_ann": len(ann)},
             )
+            conn.execute("ANALYZE annotation_assignment")
             timings["assignments_s"] = time.perf_counter() - t
             t = time.perf_counter()
             cur = conn.execute(
