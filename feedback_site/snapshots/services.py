@@ -421,7 +421,14 @@ def _build(project: Project, aggregation: str, options: dict, include_prelabelle
         if final.exists():
             shutil.rmtree(work)
         else:
-            os.replace(work, final)
+            try:
+                os.replace(work, final)
+            except OSError:
+                # Another build of the same content (a redelivered job) renamed its folder first:
+                # the content is identical by hash, so keep that one.
+                if not (final / "manifest.json").exists():
+                    raise
+                shutil.rmtree(work)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
