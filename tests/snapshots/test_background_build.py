@@ -149,21 +149,21 @@ def test_a_build_that_fails_half_way_is_marked_failed_and_leaves_no_files(
 def test_broker_down_is_a_503_and_records_nothing(judged, site_admin, monkeypatch):
     from workers.celery_app import app
 
-    def reset_pools():
-        if app._pool is not None:
-            app._pool.force_close_all()
+    def forget_pools():
+        # Only forget them: kombu's process-wide registry hands the same (open) pools back when
+        # the real broker URL is used again, so they must not be closed here.
         app._pool = None
         app.amqp._producer_pool = None
 
     # Celery reads CELERY_BROKER_URL from the environment first; nothing listens on port 1.
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
-    reset_pools()
+    forget_pools()
     try:
         answer = _api(site_admin).post(f"/api/v1/projects/{judged.pk}/snapshots/", data=json.dumps({}),
                                        content_type="application/json")
     finally:
         monkeypatch.undo()
-        reset_pools()
+        forget_pools()
     assert answer.status_code == 503, answer.content
     assert answer.json()["error"] == "queue_unavailable" and "nothing was started" in answer.json()["detail"]
     assert not Snapshot.objects.filter(project=judged).exists()
