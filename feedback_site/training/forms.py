@@ -29,7 +29,7 @@ from django import forms
 from feedback_site.core.errors import Invalid, ServiceError
 from feedback_site.projects.forms import ServiceErrorForm
 from feedback_site.registry.models import ModelKind, ModelVersion
-from feedback_site.snapshots.models import Snapshot
+from feedback_site.snapshots.models import Snapshot, SnapshotStatus
 from feedback_site.training.models import NEEDS_REWARD_MODEL, Method
 
 METHOD_SUMMARIES = {
@@ -321,7 +321,7 @@ class TrainingLaunchForm(ServiceErrorForm):
         super().__init__(*args, **kwargs)
         self.project = project
         self.spec = config_spec()
-        snapshots = Snapshot.objects.filter(project=project).order_by("-number")
+        snapshots = Snapshot.objects.filter(project=project, status=SnapshotStatus.READY).order_by("-number")
         self.fields["snapshot"].queryset = snapshots
         self.fields["snapshot"].initial = snapshots.values_list("pk", flat=True).first()
         policies = ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).order_by("-number")

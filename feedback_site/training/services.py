@@ -84,6 +84,9 @@ def training_launch(
     full_config = validate_training_config(method, config)
     if snapshot.project_id != project.pk:
         raise Invalid("the snapshot belongs to another project", code="bad_snapshot")
+    if not snapshot.is_ready:
+        # A snapshot still building (or failed) has no files to train on yet.
+        raise Invalid(f"snapshot {snapshot.number} is {snapshot.status}, not ready", code="bad_snapshot")
     parent = parent or project.current_policy
     if parent is None or parent.project_id != project.pk or parent.kind != ModelKind.POLICY:
         raise Invalid("parent must be a policy version of this project", code="bad_parent")

@@ -24,11 +24,11 @@ class Command(BaseCommand):
         from feedback_site.registry import artifacts
         from feedback_site.registry.models import ModelVersion
         from feedback_site.registry.services import version_artifact_path
-        from feedback_site.snapshots.models import Snapshot
+        from feedback_site.snapshots.models import Snapshot, SnapshotStatus
         from feedback_site.snapshots.services import DOWNLOADS, snapshot_file
 
         problems: list[str] = []
-        snapshots = Snapshot.objects.order_by("project_id", "number")
+        snapshots = Snapshot.objects.filter(status=SnapshotStatus.READY).order_by("project_id", "number")
         versions = ModelVersion.objects.order_by("project_id", "kind", "number")
         if project is not None:
             snapshots, versions = snapshots.filter(project_id=project), versions.filter(project_id=project)
