@@ -228,4 +228,20 @@ def snapshot_create(*, project: Project, actor) -> tuple[DemonstrationSnapshot, 
 
 
 def snapshot_file(snapshot: DemonstrationSnapshot) -> Path:
-    return Path(settings.ARTIFACTS_DIR) / snapshot.path
+    """The snapshot's JSONL after checking it still has its recorded hash (the file's sha256 is
+    the snapshot's content hash), so a download or an SFT run never reads a changed file."""
+    path = Path(settings.ARTIFACTS_DIR) / snapshot.path
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        digest = None
+    if digest is None or digest.hexdigest() != snapshot.content_hash:
+        raise Conflict(
+            f"demonstration snapshot {snapshot.number}'s file {snapshot.path} is missing or does not match its "
+            "recorded hash; restore it from backup",
+            code="corrupt_snapshot",
+        )
+    return path
