@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from feedback_site.demonstrations.services import snapshot_file as demonstration_snapshot_file
 from feedback_site.snapshots.services import snapshot_file
 from feedback_site.training import services
 
@@ -23,6 +24,15 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 REPORT_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 2.0
+
+
+def data_file(run) -> Path:
+    """The JSONL the run trains on, its hash checked: SFT reads the demonstration snapshot
+    (`{"messages": [...]}` per line), every other method the preference snapshot."""
+    if run.demonstration_snapshot_id is not None:
+        return demonstration_snapshot_file(run.demonstration_snapshot)
+    path, _ = snapshot_file(run.snapshot, "jsonl")
+    return path
 
 
 def run_dir(run_id: int) -> Path:
@@ -92,11 +102,11 @@ def run_training(run_id: int) -> None:
     heartbeat.start()
     control = _DatabaseControl(run_id)
     try:
-        data_path, _ = snapshot_file(run.snapshot, "jsonl")
+        data_path = data_file(run)
         artifacts = Path(settings.ARTIFACTS_DIR)
         base_path = resolve_model_path(run.parent.artifact_uri, artifacts)
         reward_path = resolve_model_path(run.reward_model.artifact_uri, artifacts) if run.reward_model else None
-        control.log(f"{run.method} on snapshot {run.snapshot.number} from {run.parent}")
+        control.log(f"{run.method} on {run.data_label} from {run.parent}")
         if int((run.config or {}).get("num_processes", 1)) > 1:
             # N devices: `accelerate launch` runs `python -m rlhf train` in N processes; progress
             # and cancel still go through `control`. One device: in this process, as always.

@@ -16,18 +16,24 @@ from feedback_site.registry.models import ModelVersion, PolicyPointerChange
 
 class VersionOut(serializers.ModelSerializer):
     training_run_id = serializers.SerializerMethodField()
+    demonstration_snapshot_id = serializers.SerializerMethodField()
     is_current = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
         fields = [
             "id", "project_id", "kind", "number", "name", "status", "artifact_uri", "artifact_sha256", "base_model",
-            "parent_id", "snapshot_id", "training_run_id", "config_hash", "code_version", "metrics", "created_at", "is_current",
+            "parent_id", "snapshot_id", "demonstration_snapshot_id", "training_run_id", "config_hash", "code_version", "metrics", "created_at", "is_current",
         ]
 
     def get_training_run_id(self, version) -> int | None:
         run = version.training_run
         return run.pk if run else None
+
+    def get_demonstration_snapshot_id(self, version) -> int | None:
+        """SFT versions have no preference snapshot; their data is the run's demonstration snapshot."""
+        run = version.training_run
+        return run.demonstration_snapshot_id if run else None
 
     def get_is_current(self, version) -> bool:
         return version.project.current_policy_id == version.pk

@@ -153,6 +153,11 @@ def version_record(version: ModelVersion) -> dict:
         "parent_id": version.parent_id,
         "snapshot_id": version.snapshot_id,
         "snapshot_content_hash": version.snapshot.content_hash if version.snapshot_id else None,
+        # An SFT version trained on demonstrations, not on a preference snapshot.
+        "demonstration_snapshot_id": run.demonstration_snapshot_id if run else None,
+        "demonstration_snapshot_content_hash": (
+            run.demonstration_snapshot.content_hash if run and run.demonstration_snapshot_id else None
+        ),
         "training_run_id": run.pk if run else None,
         "config_hash": version.config_hash,
         "code_version": version.code_version,

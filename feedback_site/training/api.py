@@ -1,4 +1,7 @@
-"""Staff API for training runs: launch (config validated before queueing), progress, metrics, cancel."""
+"""Staff API for training runs: launch (config validated before queueing), progress, metrics, cancel.
+
+A launch names its data by method: `snapshot_id` (a preference snapshot) for reward, dpo, ppo,
+rloo and grpo; `demonstration_snapshot_id` for sft."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from rest_framework.response import Response
 from feedback_site.core.api import project_for
 from feedback_site.core.errors import Invalid
 from feedback_site.core.permissions import STAFF_ROLES
+from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.snapshots.models import Snapshot
 from feedback_site.training import services
@@ -17,21 +21,24 @@ from feedback_site.training.models import Method, TrainingMetric, TrainingRun
 
 
 class TrainingRunOut(serializers.ModelSerializer):
-    snapshot_id = serializers.IntegerField()
+    snapshot_id = serializers.IntegerField(allow_null=True)
+    demonstration_snapshot_id = serializers.IntegerField(allow_null=True)
     parent_id = serializers.IntegerField()
     reward_model_id = serializers.IntegerField(allow_null=True)
     output_version_id = serializers.IntegerField(allow_null=True)
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "project_id", "method", "snapshot_id", "parent_id", "reward_model_id", "config", "config_hash",
+        fields = ["id", "project_id", "method", "snapshot_id", "demonstration_snapshot_id", "parent_id", "reward_model_id", "config", "config_hash",
                   "status", "cancel_requested", "step", "total_steps", "latest_metrics", "eta_seconds", "message",
                   "log_tail", "attempts", "output_version_id", "created_at", "started_at", "finished_at"]
 
 
 class TrainingRunIn(serializers.Serializer):
     method = serializers.ChoiceField(choices=Method.values)
-    snapshot_id = serializers.IntegerField()
+    # Exactly one of the two, by method (sft: demonstration_snapshot_id); the service says which is missing.
+    snapshot_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    demonstration_snapshot_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     parent_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     reward_model_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     config = serializers.DictField(required=False, default=dict)
@@ -56,11 +63,19 @@ def training_run_list(request, project_id: int):
         data = TrainingRunIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        snapshot = Snapshot.objects.filter(pk=values["snapshot_id"], project=project).first()
-        if snapshot is None:
-            raise Invalid(f"snapshot {values['snapshot_id']} is not a snapshot of this project", code="bad_snapshot")
+        snapshot = demonstration_snapshot = None
+        if values["snapshot_id"] is not None:
+            snapshot = Snapshot.objects.filter(pk=values["snapshot_id"], project=project).first()
+            if snapshot is None:
+                raise Invalid(f"snapshot_id {values['snapshot_id']} is not a snapshot of this project", code="bad_snapshot")
+        if values["demonstration_snapshot_id"] is not None:
+            demonstration_snapshot = DemonstrationSnapshot.objects.filter(pk=values["demonstration_snapshot_id"], project=project).first()
+            if demonstration_snapshot is None:
+                raise Invalid(f"demonstration_snapshot_id {values['demonstration_snapshot_id']} is not a demonstration "
+                              "snapshot of this project", code="bad_demonstration_snapshot")
         run, created = services.training_launch(
             project=project, actor=request.user, method=values["method"], snapshot=snapshot,
+            demonstration_snapshot=demonstration_snapshot,
             parent=_version(project, values["parent_id"], ModelKind.POLICY, "parent"),
             reward_model=_version(project, values["reward_model_id"], ModelKind.REWARD, "reward_model"),
             config=values["config"],

@@ -1,4 +1,8 @@
-"""Training runs (reward model, DPO, PPO, RLOO, GRPO) and their metric time series."""
+"""Training runs (SFT, reward model, DPO, PPO, RLOO, GRPO) and their metric time series.
+
+SFT trains on a demonstration snapshot (annotators' written answers); every other method on a
+preference snapshot. A run holds exactly one of the two, and a check constraint keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from django.db.models import Q
 
 
 class Method(models.TextChoices):
+    SFT = "sft", "SFT"
     REWARD = "reward", "Reward model (Bradley–Terry)"
     DPO = "dpo", "DPO"
     PPO = "ppo", "PPO"
@@ -16,6 +21,8 @@ class Method(models.TextChoices):
 
 
 NEEDS_REWARD_MODEL = {Method.PPO, Method.RLOO, Method.GRPO}
+# Methods that read demonstrations instead of preference pairs.
+NEEDS_DEMONSTRATIONS = {Method.SFT}
 
 
 class TrainingStatus(models.TextChoices):
@@ -33,7 +40,10 @@ TERMINAL_STATUSES = (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED, TrainingSt
 class TrainingRun(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
     method = models.CharField(max_length=10, choices=Method.choices)
-    snapshot = models.ForeignKey("snapshots.Snapshot", on_delete=models.PROTECT, related_name="training_runs")
+    snapshot = models.ForeignKey("snapshots.Snapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs",
+                                 help_text="The preference data (every method but SFT).")
+    demonstration_snapshot = models.ForeignKey("demonstrations.DemonstrationSnapshot", null=True, blank=True, on_delete=models.PROTECT,
+                                               related_name="training_runs", help_text="The demonstrations (SFT only).")
     parent = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="training_runs",
                                help_text="The policy trained from (or the backbone of a reward model).")
     reward_model = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -62,6 +72,15 @@ class TrainingRun(models.Model):
         constraints = [
             # Two people pressing "launch" on the same thing at once get one run.
             models.UniqueConstraint(fields=["launch_key"], condition=Q(status__in=["queued", "running"]), name="one_active_run_per_launch"),
+            # The worker picks the data file by method; a run with the wrong kind of snapshot (or
+            # both, or neither) could only fail there, so the database refuses it up front.
+            models.CheckConstraint(
+                condition=(
+                    Q(method="sft", demonstration_snapshot__isnull=False, snapshot__isnull=True)
+                    | (~Q(method="sft") & Q(snapshot__isnull=False, demonstration_snapshot__isnull=True))
+                ),
+                name="training_data_matches_method",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -70,6 +89,18 @@ class TrainingRun(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def data_label(self) -> str:
+        """What the run trains on, for names and pages: "snapshot 3" or "demonstration snapshot 2"."""
+        if self.demonstration_snapshot_id is not None:
+            return f"demonstration snapshot {self.demonstration_snapshot.number}"
+        return f"snapshot {self.snapshot.number}"
+
+    @property
+    def data_content_hash(self) -> str:
+        source = self.demonstration_snapshot if self.demonstration_snapshot_id is not None else self.snapshot
+        return source.content_hash
 
 
 class TrainingMetric(models.Model):

@@ -15,11 +15,19 @@ from django.utils import timezone
 from feedback_site.core.errors import Conflict, Invalid, NotFound
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
+from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.projects.models import Project
 from feedback_site.registry.models import ModelKind, ModelVersion, VersionStatus
 from feedback_site.registry.services import version_register
 from feedback_site.snapshots.models import Snapshot
-from feedback_site.training.models import NEEDS_REWARD_MODEL, Method, TrainingMetric, TrainingRun, TrainingStatus
+from feedback_site.training.models import (
+    NEEDS_DEMONSTRATIONS,
+    NEEDS_REWARD_MODEL,
+    Method,
+    TrainingMetric,
+    TrainingRun,
+    TrainingStatus,
+)
 
 TRAIN_TASK = "training.train_model"
 LOG_TAIL_CHARS = 12_000
@@ -68,25 +76,51 @@ def _hash(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def training_launch(
-    *,
-    project: Project,
-    actor,
-    method: str,
-    snapshot: Snapshot,
-    parent: ModelVersion | None = None,
-    reward_model: ModelVersion | None = None,
-    config: dict | None = None,
-) -> tuple[TrainingRun, bool]:
-    """Returns (run, created). Launching exactly what is already queued or running returns that
-    run instead of a second one."""
-    require_role(actor, project, STAFF_ROLES)
-    full_config = validate_training_config(method, config)
+def _check_training_data(method: str, project: Project, snapshot: Snapshot | None,
+                         demonstration_snapshot: DemonstrationSnapshot | None) -> str:
+    """The content hash of what `method` trains on, or Invalid naming the field that is wrong:
+    SFT reads a demonstration snapshot, every other method a ready preference snapshot."""
+    if method in NEEDS_DEMONSTRATIONS:
+        if snapshot is not None:
+            raise Invalid(f"snapshot: {method} trains on demonstrations, not on a preference snapshot; "
+                          "give a demonstration_snapshot instead", code="bad_snapshot")
+        if demonstration_snapshot is None:
+            raise Invalid(f"demonstration_snapshot: {method} needs a demonstration snapshot to train on",
+                          code="missing_demonstration_snapshot")
+        if demonstration_snapshot.project_id != project.pk:
+            raise Invalid("demonstration_snapshot: the demonstration snapshot belongs to another project",
+                          code="bad_demonstration_snapshot")
+        return demonstration_snapshot.content_hash
+    if demonstration_snapshot is not None:
+        raise Invalid(f"demonstration_snapshot: {method} trains on preference pairs; a demonstration snapshot "
+                      "is only for sft", code="bad_demonstration_snapshot")
+    if snapshot is None:
+        raise Invalid(f"snapshot: {method} needs a preference snapshot to train on", code="missing_snapshot")
     if snapshot.project_id != project.pk:
         raise Invalid("the snapshot belongs to another project", code="bad_snapshot")
     if not snapshot.is_ready:
         # A snapshot still building (or failed) has no files to train on yet.
         raise Invalid(f"snapshot {snapshot.number} is {snapshot.status}, not ready", code="bad_snapshot")
+    return snapshot.content_hash
+
+
+def training_launch(
+    *,
+    project: Project,
+    actor,
+    method: str,
+    snapshot: Snapshot | None = None,
+    demonstration_snapshot: DemonstrationSnapshot | None = None,
+    parent: ModelVersion | None = None,
+    reward_model: ModelVersion | None = None,
+    config: dict | None = None,
+) -> tuple[TrainingRun, bool]:
+    """Returns (run, created). Launching exactly what is already queued or running returns that
+    run instead of a second one. `sft` takes `demonstration_snapshot`; the other methods take
+    `snapshot`."""
+    require_role(actor, project, STAFF_ROLES)
+    full_config = validate_training_config(method, config)
+    data_hash = _check_training_data(method, project, snapshot, demonstration_snapshot)
     parent = parent or project.current_policy
     if parent is None or parent.project_id != project.pk or parent.kind != ModelKind.POLICY:
         raise Invalid("parent must be a policy version of this project", code="bad_parent")
@@ -99,17 +133,21 @@ def training_launch(
         raise Invalid(f"{method} does not use a reward model", code="bad_reward_model")
 
     config_hash = _hash(full_config)
-    launch_key = _hash([method, snapshot.content_hash, parent.pk, reward_model.pk if reward_model else None, config_hash])
+    # The data enters the key by its content hash (preferences, or demonstrations for SFT); the
+    # method is in the key too, so the two kinds of snapshot can never stand for each other.
+    launch_key = _hash([method, data_hash, parent.pk, reward_model.pk if reward_model else None, config_hash])
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                project=project, method=method, snapshot=snapshot, parent=parent, reward_model=reward_model,
-                config=full_config, config_hash=config_hash, launch_key=launch_key, created_by=actor,
+                project=project, method=method, snapshot=snapshot, demonstration_snapshot=demonstration_snapshot,
+                parent=parent, reward_model=reward_model, config=full_config, config_hash=config_hash,
+                launch_key=launch_key, created_by=actor,
             )
     except IntegrityError:
         existing = TrainingRun.objects.filter(launch_key=launch_key, status__in=[TrainingStatus.QUEUED, TrainingStatus.RUNNING]).first()
         if existing is None:  # it finished between our insert and this read; launching again is fine
-            return training_launch(project=project, actor=actor, method=method, snapshot=snapshot, parent=parent,
+            return training_launch(project=project, actor=actor, method=method, snapshot=snapshot,
+                                   demonstration_snapshot=demonstration_snapshot, parent=parent,
                                    reward_model=reward_model, config=config)
         return existing, False
     try:
@@ -183,7 +221,13 @@ def _finish(run: TrainingRun, status: str, message: str) -> None:
 def training_succeed(*, run_id: int, artifact_dir: str, metrics: dict, code_version: str, base_model: str) -> ModelVersion:
     """Register the run's output as a new draft version. Idempotent: a run registers one version."""
     with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().select_related("parent", "snapshot", "project").get(pk=run_id)
+        # Lock the run row alone: its snapshot and demonstration snapshot are nullable (outer
+        # joins), which PostgreSQL cannot lock FOR UPDATE.
+        run = (
+            TrainingRun.objects.select_for_update(of=("self",))
+            .select_related("parent", "snapshot", "demonstration_snapshot", "project")
+            .get(pk=run_id)
+        )
         if run.output_version_id is not None:
             return run.output_version
         if run.status != TrainingStatus.RUNNING:
@@ -192,11 +236,11 @@ def training_succeed(*, run_id: int, artifact_dir: str, metrics: dict, code_vers
         version = version_register(
             project=run.project,
             kind=kind,
-            name=f"{run.get_method_display()} of {run.parent.name} on snapshot {run.snapshot.number}",
+            name=f"{run.get_method_display()} of {run.parent.name} on {run.data_label}",
             artifact_uri=artifact_dir,
             base_model=base_model,
             parent=run.parent,
-            snapshot=run.snapshot,
+            snapshot=run.snapshot,  # None for SFT: the demonstration snapshot is found through the run
             config_hash=run.config_hash,
             code_version=code_version,
             metrics={**metrics, "training_run": run.pk, "method": run.method},
@@ -232,7 +276,10 @@ def training_cancel(*, run: TrainingRun, actor) -> TrainingRun:
 
 
 def training_get(*, run_id: int, actor) -> TrainingRun:
-    run = TrainingRun.objects.select_related("project", "snapshot", "parent", "reward_model", "output_version").filter(pk=run_id).first()
+    run = (
+        TrainingRun.objects.select_related("project", "snapshot", "demonstration_snapshot", "parent", "reward_model", "output_version")
+        .filter(pk=run_id).first()
+    )
     if run is None:
         raise NotFound("No such training run.")
     require_role(actor, run.project_id, STAFF_ROLES)

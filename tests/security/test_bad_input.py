@@ -31,9 +31,10 @@ def queue_length():
 
 
 @pytest.fixture
-def launch_world(make_project, site_admin, ml_staff, project, make_pairs):
+def launch_world(make_project, site_admin, ml_staff, project, make_pairs, make_user, add_member):
     from feedback_site.projects.services import import_file
     from feedback_site.snapshots.services import snapshot_create
+    from tests.demonstrations.helpers import make_demonstration_snapshot, toy_items
 
     other = make_project("Other")
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
@@ -42,6 +43,11 @@ def launch_world(make_project, site_admin, ml_staff, project, make_pairs):
         import_file(project=target, actor=site_admin, kind="pairs", filename="l.jsonl",
                     data="\n".join(json.dumps(x) for x in lines).encode())
         snapshots[key] = snapshot_create(project=target, actor=site_admin)[0].pk
+    # SFT reads demonstration snapshots: one here, one in the other project.
+    for key, target in (("$demo_snapshot", project), ("$other_demo_snapshot", other)):
+        writer = make_user(f"writer-{target.pk}")
+        add_member(target, writer, "annotator")
+        snapshots[key] = make_demonstration_snapshot(target, staff=site_admin, annotator=writer, items=toy_items(2)).pk
     return {
         "project": project,
         "client": Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=ml_staff).key}"),

@@ -78,7 +78,8 @@ def test_cancel_requested_stops_the_run_and_keeps_a_checkpoint(setup, site_admin
     [
         ("dpo", {"learning_rate": -1}, False, "learning_rate"),
         ("dpo", {"colour": "red"}, False, "colour"),
-        ("sft", {}, False, "method must be one of"),
+        ("magic", {}, False, "method must be one of"),
+        ("sft", {}, False, "sft trains on demonstrations, not on a preference snapshot"),
         ("ppo", {}, False, "needs a reward-model version"),
     ],
 )

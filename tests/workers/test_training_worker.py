@@ -1,5 +1,6 @@
 """Training end to end through Redis and real Celery worker processes: one version per run,
-and a run whose worker is SIGKILLed resumes from its checkpoint to the same final step."""
+a run whose worker is SIGKILLed resumes from its checkpoint to the same final step, and SFT on a
+demonstration snapshot, launched through the API, does the same and registers a draft policy."""
 
 from __future__ import annotations
 
@@ -114,3 +115,60 @@ def test_killed_worker_is_recovered_by_the_next_worker(toy_snapshot, site_admin,
     assert done.status == TrainingStatus.SUCCEEDED, f"{done.message}\n{done.log_tail}"
     assert done.attempts == 2 and done.step == FINAL_STEP
     assert ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).exclude(number=0).count() == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# SFT on a demonstration snapshot, launched through the API
+# ------------------------------------------------------------------------------------------------
+
+SFT_FINAL_STEP = 300  # ~15 steps/s on the tiny model: long enough for the kill to land mid-run
+
+
+@pytest.fixture
+def toy_demonstrations(site_admin, tiny_policy, make_user, add_member):
+    from tests.demonstrations.helpers import make_demonstration_snapshot, toy_items
+
+    project = project_create(creator=site_admin, name="Toy SFT", overlap=1, base_policy_uri=str(tiny_policy))
+    writer = make_user("writer")
+    add_member(project, writer, "annotator")
+    return project, make_demonstration_snapshot(project, staff=site_admin, annotator=writer, items=toy_items(16))
+
+
+def test_sft_launched_through_the_api_survives_a_killed_worker_and_registers_one_draft_policy(
+    toy_demonstrations, site_admin, start_worker, settings, monkeypatch, client
+):
+    monkeypatch.setenv("FEEDBACK_TEST_ARTIFACTS", str(settings.ARTIFACTS_DIR))
+    project, demos = toy_demonstrations
+    parent = project.current_policy
+    worker = start_worker()
+    client.force_login(site_admin)
+    answer = client.post(
+        f"/api/v1/projects/{project.pk}/training-runs/",
+        {"method": "sft", "demonstration_snapshot_id": demos.pk,
+         "config": {"max_steps": SFT_FINAL_STEP, "batch_size": 4, "max_length": 128, "save_steps": 10,
+                    "learning_rate": 1e-3, "eval_fraction": 0.25}},
+        content_type="application/json",
+    )
+    assert answer.status_code == 201, answer.content
+    body = answer.json()
+    assert (body["method"], body["snapshot_id"], body["demonstration_snapshot_id"], body["parent_id"]) == ("sft", None, demos.pk, parent.pk)
+
+    running = _wait_for_checkpoint(body["id"], worker, min_step=10)
+    os.kill(int(running.claimed_by.rpartition(":")[2]), signal.SIGKILL)  # the pool process, mid-training
+    done = wait_for(lambda: _finished(body["id"]), timeout=300, worker=worker, what="the resumed SFT run")
+    assert done.status == TrainingStatus.SUCCEEDED, f"{done.message}\n{done.log_tail}"
+    assert done.attempts == 2 and "resuming" in done.log_tail and f"sft on demonstration snapshot {demos.number}" in done.log_tail
+    assert done.step == done.total_steps == SFT_FINAL_STEP
+    assert TrainingMetric.objects.filter(run=done, values__has_key="mean_token_accuracy").exists()  # SFTTrainer's progress
+
+    version = done.output_version
+    assert ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).exclude(pk=parent.pk).get() == version
+    assert (version.kind, version.status, version.parent, version.snapshot) == (ModelKind.POLICY, "draft", parent, None)
+    assert version.config_hash == done.config_hash and version.code_version
+    metrics = version.metrics
+    assert metrics["method"] == "sft" and metrics["training_run"] == done.pk
+    assert metrics["eval_loss"] < metrics["eval_loss_before"], metrics  # it learned the demonstrations
+    manifest = json.loads((Path(version.artifact_uri) / "manifest.json").read_text())
+    assert manifest["method"] == "sft" and manifest["final_step"] == SFT_FINAL_STEP
+    assert manifest["train_demonstrations"] + manifest["heldout_demonstrations"] == demos.demonstration_count
+    assert client.get(f"/api/v1/training-runs/{done.pk}/").json()["output_version_id"] == version.pk
