@@ -30,7 +30,11 @@ def timeline_rows(project):
     """Versions in registration order with lane (policy / reward) positions for the SVG."""
     from feedback_site.evaluation.models import EvaluationRun, EvaluationStatus
 
-    versions = list(ModelVersion.objects.filter(project=project).select_related("parent", "snapshot", "produced_by").order_by("created_at", "id"))
+    versions = list(
+        ModelVersion.objects.filter(project=project)
+        .select_related("parent", "snapshot", "produced_by", "produced_by__demonstration_snapshot")
+        .order_by("created_at", "id")
+    )
     latest_eval = {}
     for run in EvaluationRun.objects.filter(project=project, status=EvaluationStatus.SUCCEEDED).order_by("id"):
         target = run.policy_id if run.kind == "policy" else run.reward_model_id

@@ -27,12 +27,15 @@ from typing import Any, Literal
 from django import forms
 
 from feedback_site.core.errors import Invalid, ServiceError
+from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.projects.forms import ServiceErrorForm
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.snapshots.models import Snapshot, SnapshotStatus
-from feedback_site.training.models import NEEDS_REWARD_MODEL, Method
+from feedback_site.training.models import NEEDS_DEMONSTRATIONS, NEEDS_REWARD_MODEL, Method
 
 METHOD_SUMMARIES = {
+    Method.SFT: "Supervised fine-tuning on a demonstration snapshot: imitates the answers annotators wrote. "
+                "A usual first round; preference training can start from its policy.",
     Method.REWARD: "A scalar scorer trained on the snapshot's chosen/rejected pairs. PPO, RLOO and GRPO optimise against it.",
     Method.DPO: "Optimises the policy directly on the preference pairs, with the parent policy as reference. No reward model.",
     Method.PPO: "On-policy RL against a reward model: value head, GAE, clipped updates and a KL penalty to the parent.",
@@ -298,10 +301,21 @@ class SnapshotChoiceField(forms.ModelChoiceField):
         return f"Snapshot {snapshot.number} · {snapshot.preference_count:,} preferences · {snapshot.content_hash[:10]}"
 
 
+class DemonstrationSnapshotChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, snapshot) -> str:
+        return f"Demonstration snapshot {snapshot.number} · {snapshot.demonstration_count:,} demonstrations · {snapshot.content_hash[:10]}"
+
+
 class TrainingLaunchForm(ServiceErrorForm):
     method = forms.ChoiceField(choices=Method.choices, widget=forms.RadioSelect, initial=Method.DPO)
-    snapshot = SnapshotChoiceField(queryset=Snapshot.objects.none(), empty_label=None, label="Snapshot",
+    # Both pickers are optional here: which one is needed depends on the method, and the service
+    # says which is missing (naming the field), so the rule lives in one place.
+    snapshot = SnapshotChoiceField(queryset=Snapshot.objects.none(), required=False, empty_label=None, label="Snapshot",
                                    help_text="The frozen preference data to train on.")
+    demonstration_snapshot = DemonstrationSnapshotChoiceField(
+        queryset=DemonstrationSnapshot.objects.none(), required=False, empty_label=None, label="Demonstration snapshot",
+        help_text="The frozen demonstrations (ideal answers written by annotators) SFT trains on.",
+    )
     parent = VersionChoiceField(queryset=ModelVersion.objects.none(), empty_label=None, label="Parent policy",
                                 help_text="The policy training starts from (and the reference for DPO, PPO, RLOO and GRPO). "
                                           "A reward model uses it as its backbone.")
@@ -315,7 +329,8 @@ class TrainingLaunchForm(ServiceErrorForm):
         help_text="Optional. A JSON object of config fields applied on top of the values above (the same keys the API takes).",
     )
 
-    service_error_fields = {"missing_reward_model": "reward_model", "bad_reward_model": "reward_model"}
+    service_error_fields = {"missing_reward_model": "reward_model", "bad_reward_model": "reward_model",
+                            "missing_snapshot": "snapshot", "missing_demonstration_snapshot": "demonstration_snapshot"}
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -324,6 +339,9 @@ class TrainingLaunchForm(ServiceErrorForm):
         snapshots = Snapshot.objects.filter(project=project, status=SnapshotStatus.READY).order_by("-number")
         self.fields["snapshot"].queryset = snapshots
         self.fields["snapshot"].initial = snapshots.values_list("pk", flat=True).first()
+        demonstrations = DemonstrationSnapshot.objects.filter(project=project).order_by("-number")
+        self.fields["demonstration_snapshot"].queryset = demonstrations
+        self.fields["demonstration_snapshot"].initial = demonstrations.values_list("pk", flat=True).first()
         policies = ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).order_by("-number")
         self.fields["parent"].queryset = policies
         self.fields["parent"].initial = project.current_policy_id
@@ -354,7 +372,7 @@ class TrainingLaunchForm(ServiceErrorForm):
         return [
             {"method": method, "label": Method(method).label, "summary": METHOD_SUMMARIES[Method(method)],
              "fields": self._bound(method, self.spec.per_method[method]), "active": method == chosen,
-             "needs_reward_model": method in NEEDS_REWARD_MODEL}
+             "needs_reward_model": method in NEEDS_REWARD_MODEL, "needs_demonstrations": method in NEEDS_DEMONSTRATIONS}
             for method in Method.values
         ]
 
@@ -362,13 +380,16 @@ class TrainingLaunchForm(ServiceErrorForm):
         chosen = self.chosen_method()
         return [
             {"value": value, "label": label, "summary": METHOD_SUMMARIES[Method(value)], "checked": value == chosen,
-             "needs_reward_model": value in NEEDS_REWARD_MODEL}
+             "needs_reward_model": value in NEEDS_REWARD_MODEL, "needs_demonstrations": value in NEEDS_DEMONSTRATIONS}
             for value, label in Method.choices
         ]
 
     def chosen_method(self) -> str:
         value = self.data.get("method") if self.is_bound else self.fields["method"].initial
         return value if value in Method.values else Method.DPO
+
+    def uses_demonstrations(self) -> bool:
+        return self.chosen_method() in NEEDS_DEMONSTRATIONS
 
     def uses_lora(self) -> bool:
         value = self.data.get("fine_tuning") if self.is_bound else self.fields["fine_tuning"].initial
@@ -411,6 +432,11 @@ class TrainingLaunchForm(ServiceErrorForm):
         method = cleaned.get("method")
         if method not in NEEDS_REWARD_MODEL:
             cleaned["reward_model"] = None
+        # The page posts both pickers; only the chosen method's kind of data goes to the service.
+        if method in NEEDS_DEMONSTRATIONS:
+            cleaned["snapshot"] = None
+        else:
+            cleaned["demonstration_snapshot"] = None
         if method:
             config: dict[str, Any] = {}
             for spec in (*self.spec.common, *self.spec.lora):
@@ -424,8 +450,8 @@ class TrainingLaunchForm(ServiceErrorForm):
 
     def launch_arguments(self) -> dict:
         data = self.cleaned_data
-        return {"method": data["method"], "snapshot": data["snapshot"], "parent": data["parent"],
-                "reward_model": data["reward_model"], "config": data["config"]}
+        return {"method": data["method"], "snapshot": data["snapshot"], "demonstration_snapshot": data["demonstration_snapshot"],
+                "parent": data["parent"], "reward_model": data["reward_model"], "config": data["config"]}
 
     # -- service errors back onto fields ---------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Training pages: launch a run (reward model, DPO, PPO, RLOO, GRPO), watch it live, cancel it, and
+"""Training pages: launch a run (SFT, reward model, DPO, PPO, RLOO, GRPO), watch it live, cancel it, and
 the project's model versions.
 
 The run page renders the run once and then `training/run_live.js` polls the REST API
@@ -25,7 +25,7 @@ from feedback_site.projects.views import error_page, form_status, project_contex
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.training import services
 from feedback_site.training.forms import TrainingLaunchForm, method_defaults
-from feedback_site.training.models import NEEDS_REWARD_MODEL, TERMINAL_STATUSES, TrainingRun
+from feedback_site.training.models import NEEDS_DEMONSTRATIONS, NEEDS_REWARD_MODEL, TERMINAL_STATUSES, TrainingRun
 
 # Friendly names of the metrics the rlhf trainers report (TRL's names for reward/DPO/RLOO/GRPO,
 # ours for PPO). Keys not listed are shown under their own name. The order is the table's order.
@@ -69,6 +69,8 @@ METRIC_LABELS = {
     "eos_fraction": "Ended with EOS",
     "completions/clipped_ratio": "Truncated completions",
     "frac_reward_zero_std": "Groups with equal rewards",
+    # SFT (TRL's SFTTrainer)
+    "mean_token_accuracy": "Token accuracy",
     # final (held-out) metrics of a registered version
     "eval_accuracy": "Held-out accuracy",
     "eval_margin": "Held-out margin",
@@ -76,6 +78,8 @@ METRIC_LABELS = {
     "eval_rewards/margins": "Held-out margin",
     "eval_rewards/accuracies": "Held-out accuracy",
     "eval_loss": "Held-out loss",
+    "eval_loss_before": "Held-out loss of the parent",
+    "eval_mean_token_accuracy": "Held-out token accuracy",
     "epoch": "Epoch",
     "num_tokens": "Tokens seen",
 }
@@ -84,6 +88,7 @@ METRIC_LABELS = {
 CHART_GROUPS = [
     {"title": "Loss", "keys": ["loss", "eval_loss"]},
     {"title": "Learning rate", "keys": ["learning_rate"]},
+    {"title": "Token accuracy", "keys": ["mean_token_accuracy"]},
     {"title": "Reward accuracy and ties", "keys": ["accuracy", "tie_fraction"]},
     {"title": "Reward margin", "keys": ["margin"]},
     {"title": "Implicit rewards (β · log-ratio)", "keys": ["rewards/chosen", "rewards/rejected", "rewards/margins"]},
@@ -110,6 +115,8 @@ KEY_METRICS = [
     "eval_accuracy", "eval_tie_fraction", "eval_margin",
     "eval_rewards/accuracies", "eval_rewards/margins",
     "accuracy", "rewards/accuracies", "rewards/margins", "reward", "kl", "loss",
+    # SFT: held-out loss after, and of the parent before (lower after = it learned the demonstrations)
+    "eval_loss", "eval_loss_before",
 ]
 
 
@@ -160,7 +167,7 @@ def metric_rows(values: dict) -> list[dict]:
 def _training_context(project, role, form):
     runs = (
         TrainingRun.objects.filter(project=project)
-        .select_related("snapshot", "parent", "reward_model", "output_version", "created_by")
+        .select_related("snapshot", "demonstration_snapshot", "parent", "reward_model", "output_version", "created_by")
         .order_by("-id")[:50]
     )
     return project_context(
@@ -168,8 +175,9 @@ def _training_context(project, role, form):
         role,
         form=form,
         runs=runs,
-        has_snapshots=form.fields["snapshot"].queryset.exists(),
+        has_snapshots=form.fields["snapshot"].queryset.exists() or form.fields["demonstration_snapshot"].queryset.exists(),
         needs_reward_model=" ".join(sorted(NEEDS_REWARD_MODEL)),
+        needs_demonstrations=" ".join(sorted(NEEDS_DEMONSTRATIONS)),
     )
 
 
@@ -293,7 +301,11 @@ def _key_metrics(version) -> list[dict]:
 @require_http_methods(["GET"])
 def project_models(request, project, role):
     kind = request.GET.get("kind")
-    versions = ModelVersion.objects.filter(project=project).select_related("parent", "snapshot", "produced_by", "created_by")
+    # produced_by__demonstration_snapshot: an SFT version has no preference snapshot; the page shows
+    # its run's demonstration snapshot instead, in the same query.
+    versions = ModelVersion.objects.filter(project=project).select_related(
+        "parent", "snapshot", "produced_by", "produced_by__demonstration_snapshot", "created_by"
+    )
     counts = ModelVersion.objects.filter(project=project).aggregate(
         policy=Count("pk", filter=Q(kind=ModelKind.POLICY)), reward=Count("pk", filter=Q(kind=ModelKind.REWARD))
     )

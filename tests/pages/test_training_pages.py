@@ -181,6 +181,61 @@ def test_without_snapshot_the_page_explains_and_disables_launch(login, ml_staff,
     assert re.search(r'<button type="submit" class="primary" disabled>Start training</button>', html)
 
 
+@pytest.fixture
+def demonstrations(project, site_admin, annotator):
+    from tests.demonstrations.helpers import make_demonstration_snapshot, toy_items
+
+    return make_demonstration_snapshot(project, staff=site_admin, annotator=annotator, items=toy_items(3))
+
+
+def test_form_offers_sft_with_its_defaults_and_a_demonstration_snapshot_picker(login, ml_staff, project, snapshot, demonstrations):
+    html = login(ml_staff).get(reverse("project-training", args=[project.pk])).content.decode()
+    assert re.search(r'<input type="radio" name="method" value="sft" id="id_method_\d+">', html)
+    assert "Supervised fine-tuning on a demonstration snapshot" in html
+    # SFT's own defaults (from SFTConfig), in its own section, hidden while DPO is chosen.
+    assert re.search(r'data-method-section="sft" hidden>', html)
+    defaults = method_defaults("sft")
+    assert float(_input_value(html, "sft__learning_rate")) == defaults["learning_rate"] == 2e-05
+    assert int(_input_value(html, "sft__batch_size")) == defaults["batch_size"] == 8
+    assert float(_input_value(html, "sft__eval_fraction")) == defaults["eval_fraction"]
+    assert re.search(r'<input type="checkbox" name="sft__completion_only_loss"[^>]*checked', html)
+    assert "Train on the final assistant answer only" in html  # the field's docstring as help
+    # The demonstration snapshot picker, shown instead of the preference snapshot for SFT.
+    assert 'data-needs-demonstrations="sft"' in html
+    assert re.search(r'<div id="demonstration-snapshot-field" hidden>', html) and '<div id="snapshot-field">' in html
+    assert (f'<option value="{demonstrations.pk}" selected>Demonstration snapshot {demonstrations.number} · 3 demonstrations · '
+            f'{demonstrations.content_hash[:10]}</option>') in html
+
+
+def test_sft_launch_from_the_form_uses_the_demonstration_snapshot(login, ml_staff, project, snapshot, demonstrations, sent_tasks):
+    client = login(ml_staff)
+    response = _post(client, project, _form(project, snapshot, "sft", demonstration_snapshot=str(demonstrations.pk),
+                                            sft__learning_rate="1e-4", fine_tuning="lora"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    run = TrainingRun.objects.get()
+    # The preference snapshot the page also posted is dropped: SFT reads demonstrations only.
+    assert (run.method, run.snapshot, run.demonstration_snapshot, run.parent_id) == ("sft", None, demonstrations, project.current_policy_id)
+    assert run.config == services.validate_training_config("sft", {"learning_rate": 1e-4, "use_lora": True})
+    assert sent_tasks == [(TASK, (run.pk,))]
+    html = client.get(response["Location"]).content.decode()
+    assert f"SFT run {run.pk} queued." in html and f"Demonstration snapshot {demonstrations.number} (3 demonstrations)" in html
+
+
+def test_sft_errors_keep_the_demonstration_picker_in_view(login, ml_staff, project, snapshot, demonstrations, sent_tasks):
+    html = _post(login(ml_staff), project, _form(project, snapshot, "sft", demonstration_snapshot=str(demonstrations.pk),
+                                                 sft__eval_fraction="1.5")).content.decode()
+    assert "eval_fraction: must be in [0, 1)" in html
+    assert '<div id="demonstration-snapshot-field">' in html and re.search(r'<div id="snapshot-field" hidden>', html)
+    assert re.search(r'data-method-section="sft">', html)
+    assert not TrainingRun.objects.exists() and sent_tasks == []
+
+
+def test_demonstrations_alone_are_enough_to_launch(login, ml_staff, project, demonstrations):
+    html = login(ml_staff).get(reverse("project-training", args=[project.pk])).content.decode()
+    assert "No snapshot yet." not in html
+    assert re.search(r'<button type="submit" class="primary">Start training</button>', html)
+
+
 def test_valid_launch_creates_a_run_and_publishes_one_task(login, ml_staff, project, snapshot, sent_tasks):
     client = login(ml_staff)
     data = _form(project, snapshot, "dpo", dpo__beta="0.2", dpo__learning_rate="5e-6", all__max_steps="30",
@@ -233,7 +288,9 @@ def test_ppo_launch_with_a_reward_model(login, ml_staff, project, snapshot, rewa
         ("dpo", {"config_json": "{not json"}, "Not valid JSON"),
         ("dpo", {"config_json": "[1, 2]"}, "Enter a JSON object"),
         ("dpo", {"snapshot": "999999"}, "Select a valid choice"),
-        ("dpo", {"method": "sft"}, "Select a valid choice"),
+        ("dpo", {"method": "magic"}, "Select a valid choice"),
+        ("sft", {}, "sft needs a demonstration snapshot"),
+        ("sft", {"demonstration_snapshot": "999999"}, "Select a valid choice"),
     ],
 )
 def test_invalid_launch_rerenders_with_the_message_and_creates_nothing(login, ml_staff, project, snapshot, sent_tasks, method, changes, message):

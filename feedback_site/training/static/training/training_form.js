@@ -1,5 +1,6 @@
-// The training launch form: shows the chosen method's settings (and the reward-model picker only
-// for methods that need one), the LoRA settings only for LoRA, marks fields changed from their
+// The training launch form: shows the chosen method's settings (the reward-model picker only for
+// methods that need one, the demonstration-snapshot picker instead of the preference snapshot for
+// SFT), the LoRA settings only for LoRA, marks fields changed from their
 // defaults, and resets them. Without JavaScript the form still works: the server renders the
 // chosen method's section and ignores the others.
 (function () {
@@ -7,7 +8,10 @@
   var form = document.getElementById("training-form");
   if (!form) return;
   var needsReward = (form.dataset.needsReward || "").split(" ");
+  var needsDemonstrations = (form.dataset.needsDemonstrations || "").split(" ");
   var rewardField = document.getElementById("reward-model-field");
+  var snapshotField = document.getElementById("snapshot-field");
+  var demonstrationField = document.getElementById("demonstration-snapshot-field");
   var lora = document.getElementById("lora-section");
 
   function chosen(name) {
@@ -23,6 +27,9 @@
       section.hidden = section.dataset.methodSection !== method;
     });
     if (rewardField) rewardField.hidden = needsReward.indexOf(method) === -1 && !hasError(rewardField);
+    var demos = needsDemonstrations.indexOf(method) !== -1;
+    if (snapshotField) snapshotField.hidden = demos && !hasError(snapshotField);
+    if (demonstrationField) demonstrationField.hidden = !demos && !hasError(demonstrationField);
     if (lora) lora.hidden = chosen("fine_tuning") !== "lora" && !hasError(lora);
   }
 
