@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from feedback_site.annotation.models import Prompt, Response, Split
 from feedback_site.core.errors import Conflict, Forbidden, Invalid, NotFound
+from feedback_site.core.hashing import file_sha256
 from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES, require_role
 from feedback_site.demonstrations.models import (
     DemoAssignmentStatus,
@@ -231,14 +232,7 @@ def snapshot_file(snapshot: DemonstrationSnapshot) -> Path:
     """The snapshot's JSONL after checking it still has its recorded hash (the file's sha256 is
     the snapshot's content hash), so a download or an SFT run never reads a changed file."""
     path = Path(settings.ARTIFACTS_DIR) / snapshot.path
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        digest = None
-    if digest is None or digest.hexdigest() != snapshot.content_hash:
+    if not path.is_file() or file_sha256(path) != snapshot.content_hash:
         raise Conflict(
             f"demonstration snapshot {snapshot.number}'s file {snapshot.path} is missing or does not match its "
             "recorded hash; restore it from backup",

@@ -17,7 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-CHUNK = 1 << 20
+from feedback_site.core.hashing import CHUNK, file_sha256
+
 REGISTRY_FILE = "REGISTRY.json"
 
 
@@ -33,14 +34,6 @@ def _files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def artifact_digest(folder: Path | str) -> str:
     """sha256 of the sorted `relative/path<TAB>file-sha256` lines of every file in `folder`."""
     folder = Path(folder)
@@ -48,7 +41,7 @@ def artifact_digest(folder: Path | str) -> str:
         raise FileNotFoundError(f"artifact folder {str(folder)!r} does not exist")
     digest = hashlib.sha256()
     for path in _files(folder):
-        digest.update(f"{path.relative_to(folder).as_posix()}\t{_file_sha256(path)}\n".encode())
+        digest.update(f"{path.relative_to(folder).as_posix()}\t{file_sha256(path)}\n".encode())
     return digest.hexdigest()
 
 

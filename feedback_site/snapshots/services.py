@@ -68,6 +68,7 @@ from feedback_site.annotation.models import Judgment, Pair, Preference, Split
 from django.utils import timezone
 
 from feedback_site.core.errors import Conflict, Invalid, ServiceError
+from feedback_site.core.hashing import file_sha256
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project
 from feedback_site.snapshots.models import Snapshot, SnapshotStatus
@@ -331,14 +332,6 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
     return counts, hashes
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _rule_record(aggregation: str, options: dict) -> bytes:
     return json.dumps({"aggregation": aggregation, "options": options}, sort_keys=True).encode()
 
@@ -399,7 +392,7 @@ def _build(project: Project, aggregation: str, options: dict, include_prelabelle
         if counts.pairs == 0:
             raise Invalid("there are no judged or pre-labelled pairs to snapshot yet", code="empty")
         content_hash = _content_hash(work, aggregation, options)
-        files["preferences.parquet"] = _sha256(work / "preferences.parquet")
+        files["preferences.parquet"] = file_sha256(work / "preferences.parquet")
         files = {name: files[name] for name in (*DATA_FILES, "preferences.parquet")}
         final = root / content_hash
         manifest = {
@@ -611,7 +604,7 @@ def snapshot_file(snapshot: Snapshot, kind: str) -> tuple[Path, str]:
         raise Invalid(f"file must be one of {', '.join(DOWNLOADS)}", code="bad_format")
     name, content_type = DOWNLOADS[kind]
     path = Path(snapshot.artifact_dir) / name
-    if not path.exists() or _sha256(path) != snapshot.files.get(name):
+    if not path.exists() or file_sha256(path) != snapshot.files.get(name):
         raise Conflict(
             f"snapshot {snapshot.number}'s file {name} is missing or does not match its recorded hash; "
             "restore the artifact folder from backup",

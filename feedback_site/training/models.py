@@ -97,11 +97,6 @@ class TrainingRun(models.Model):
             return f"demonstration snapshot {self.demonstration_snapshot.number}"
         return f"snapshot {self.snapshot.number}"
 
-    @property
-    def data_content_hash(self) -> str:
-        source = self.demonstration_snapshot if self.demonstration_snapshot_id is not None else self.snapshot
-        return source.content_hash
-
 
 class TrainingMetric(models.Model):
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metric_points")
