@@ -97,6 +97,11 @@ class DPOConfig(BaseTrainConfig):
             so the reference model need not stay in memory (full fine-tuning only gains from it).
         eval_fraction: 0.1. Fraction of pairs held out (seeded) for the final held-out metrics; 0
             disables them.
+        shared_prefix: True. Run each pair's prompt through the policy (and the reference) once for
+            both answers, on a key/value cache, and the LM head over answer tokens only, instead of
+            TRL's one full row per answer (`rlhf/training/shared_prefix.py`). Same losses and
+            gradients up to float rounding, less compute the longer the prompts. Not used with
+            gradient checkpointing or FSDP (TRL's forward runs there).
     """
 
     method: ClassVar[str] = "dpo"
@@ -114,6 +119,7 @@ class DPOConfig(BaseTrainConfig):
     discopop_tau: float = 0.05
     precompute_ref_log_probs: bool = False
     eval_fraction: float = 0.1
+    shared_prefix: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -222,6 +228,8 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
         callbacks=[callback],
     )
     remove_printer_callback(trainer)
+    if config.shared_prefix and not config.gradient_checkpointing and config.distributed_strategy != "fsdp":
+        _share_prompts(trainer, config)
     # TRL silently drops pairs whose prompt alone fills max_length (nothing left to compare).
     dropped = len(train_records) - len(trainer.train_dataset)
     if dropped:
@@ -249,6 +257,20 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
         model_kind="policy",
         extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
     )
+
+
+def _share_prompts(trainer: Any, config: DPOConfig) -> None:
+    """Give the policy and reference the shared-prefix forward, on top of TRL's fused LM head."""
+    from rlhf.training.shared_prefix import install_shared_prefix_forward
+
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(policy, "get_base_model"):
+        policy = policy.get_base_model()  # PEFT: the LoRA layers live inside the base model's modules
+    # The per-token fields TRL's DPOTrainer asks its fused head for (its __init__).
+    outputs = ("log_probs", "entropy", "mean_logits", "is_top1") + (("log_sum_sq_probs",) if config.use_weighting else ())
+    install_shared_prefix_forward(policy, outputs=outputs)
+    if trainer.ref_model is not None:
+        install_shared_prefix_forward(trainer.accelerator.unwrap_model(trainer.ref_model))
 
 
 def _bf16() -> Any:

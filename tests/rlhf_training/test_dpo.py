@@ -89,3 +89,29 @@ def test_dpo_from_a_lora_parent_uses_the_merged_parent(tiny_base, toy_data, tmp_
     # The artifact loads through the chain tiny_base -> adapter 1 -> adapter 2.
     model = load_causal_lm(second.artifact_dir)
     assert model.config.vocab_size == load_causal_lm(tiny_base).config.vocab_size
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_shared_prefix_trains_to_the_same_policy_as_trl_forward(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
+    """`shared_prefix` (default) runs each prompt once; the run ends where TRL's forward ends."""
+    import rlhf.training.shared_prefix as shared_prefix
+
+    calls = []
+    layout = shared_prefix._pair_layout
+
+    def counted_layout(*args):
+        found = layout(*args)
+        calls.append(found is not None)
+        return found
+
+    monkeypatch.setattr(shared_prefix, "_pair_layout", counted_layout)
+    config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
+              "use_lora": use_lora, "precision": "fp32"}
+    shared = train("dpo", toy_data, tiny_base, tmp_path / "shared", config)
+    assert calls and all(calls)  # every training and held-out batch took the shared path
+    calls.clear()
+    plain = train("dpo", toy_data, tiny_base, tmp_path / "plain", {**config, "shared_prefix": False})
+    assert not calls
+    for key in ("loss", "rewards/margins", "eval_rewards/margins", "eval_rewards/accuracies"):
+        assert shared.metrics[key] == pytest.approx(plain.metrics[key], rel=1e-3, abs=1e-4), key
+    assert shared.metrics["eval_rewards/margins"] > 0

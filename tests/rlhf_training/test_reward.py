@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rlhf.progress import RecordingControl
 from rlhf.training import train
 from rlhf.training.common import load_preference_records, split_holdout
@@ -82,3 +84,28 @@ def test_long_pairs_keep_their_end_instead_of_being_dropped(tiny_base, toy_data,
     )
     assert result.manifest["train_pairs"] == 120
     assert any("exceed max_length=40; their last tokens are kept" in line for line in control.lines)
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_shared_prefix_trains_to_the_same_reward_model(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
+    """`shared_prefix` (default) runs each pair's shared start once; the run ends where the plain one ends."""
+    import rlhf.training.shared_prefix as shared_prefix
+
+    calls = []
+    layout = shared_prefix._scoring_layout
+
+    def counted_layout(*args):
+        found = layout(*args)
+        calls.append(found is not None)
+        return found
+
+    monkeypatch.setattr(shared_prefix, "_scoring_layout", counted_layout)
+    config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
+              "use_lora": use_lora, "precision": "fp32"}
+    shared = train("reward", toy_data, tiny_base, tmp_path / "shared", config)
+    assert calls and all(calls[:4])  # the four training batches took the shared path
+    calls.clear()
+    plain = train("reward", toy_data, tiny_base, tmp_path / "plain", {**config, "shared_prefix": False})
+    assert not calls
+    for key in ("loss", "eval_accuracy", "eval_margin"):
+        assert shared.metrics[key] == pytest.approx(plain.metrics[key], rel=1e-3, abs=1e-4), key
