@@ -31,6 +31,13 @@ What it measures
 Where our speed comes from (CPU)
     Nothing in the training math differs; the differences are defaults and how the work is done:
 
+    * Shared prompts (`rlhf/training/shared_prefix.py`, `shared_prefix=True` by default). TRL runs
+      prompt+chosen and prompt+rejected as two full rows; ours runs each pair's prompt once and the
+      two answers on its key/value cache (values and gradients equal up to rounding; tests compare
+      them). In these HH pairs the prompt is ~80% of each row. For DPO the LM head also projects
+      only the answer tokens: on a CPU, TRL's fused head projects every position through the 49k
+      vocabulary, which is most of plain TRL's DPO step. This is where most of the gain comes from.
+
     * `gradient_checkpointing` defaults to True in TRL's configs: every forward is run twice (once
       more in the backward pass), about +30-40% compute. Our configs default it to off
       (`BaseTrainConfig.gradient_checkpointing`), which is right for short sequences and small models.

@@ -17,12 +17,18 @@ layout, it
    would have put them.
 
 The result is the same `FusedCausalLMOutput` TRL's forward returns, equal to it up to float
-rounding (tests/rlhf/test_shared_prefix.py compares values and gradients). Batches that do not
-have the layout (rows whose prompts differ, rows with no answer tokens), models with a logit
+rounding (tests/rlhf_training/test_shared_prefix.py compares values and gradients). Batches that
+do not have the layout (rows whose prompts differ, rows with no answer tokens), models with a logit
 scale or soft-capping, and MoE router losses fall through to TRL's forward unchanged.
 
+`install_shared_prefix_scoring` does the same for a reward model (a sequence classifier): the two
+conversations of a pair share their start, which runs once; each row's score is read where the
+model's own forward reads it.
+
 What it saves: with prompt length p and answer length c per row, the network processes p + 2c
-tokens per pair instead of 2p + 2c, and the LM head 2c instead of 2(p + c).
+tokens per pair instead of 2p + 2c, and the DPO LM head 2c positions instead of 2(p + c). On
+SmolLM2 with HH-RLHF pairs (p ~ 180, c ~ 40) one DPO forward and backward takes a third of the
+time of TRL's.
 """
 
 from __future__ import annotations
