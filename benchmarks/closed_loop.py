@@ -7,8 +7,11 @@ What it does
     (contains "?"). `--rule ends_with_question` (the answer *ends* with a question) is available,
     but with a short token limit most base answers are cut off mid-sentence, so the base almost
     never ends with "?" (about 7% at 48 tokens in a probe) while about a third of its answers ask
-    something: "asks_question" leaves the base room to express the preference (base vs base ~50%). Two independent rounds then start
-    from the base on the same judged pairs (at most 512):
+    something: "asks_question" leaves the base room to express the preference (base vs base ~50%).
+    When both answers of a pair ask a question, or neither does, the annotator answers "tie" (as a
+    person could); ties count as judged pairs but, as in the site's snapshots, stay out of the
+    chosen/rejected training data. Noise flips 10% of the decisive labels. Two independent rounds
+    then start from the base on the same judged pairs (at most 512):
 
     * round "dpo": DPO (LoRA) on the judged pairs;
     * round "ppo": a reward model (LoRA) trained on the judged pairs, then PPO (LoRA) against it.
@@ -89,11 +92,14 @@ SETTINGS = {
     "full": {
         "train_prompts": 85, "k": 4, "max_pairs": 512, "heldout_prompts": 60, "eval_samples": 2,
         "max_new_tokens": 48, "max_length": 160,
-        "dpo": {"learning_rate": 1e-4, "beta": 0.1, "num_train_epochs": 2.0, "batch_size": 8, "use_lora": True,
+        "dpo": {"learning_rate": 2e-4, "beta": 0.1, "num_train_epochs": 3.0, "batch_size": 8, "use_lora": True,
                 "lora_r": 16, "lora_alpha": 32, "eval_fraction": 0.0},
         "reward": {"learning_rate": 2e-4, "num_train_epochs": 2.0, "batch_size": 8, "use_lora": True, "eval_fraction": 0.1},
-        "ppo": {"learning_rate": 3e-5, "batch_size": 16, "max_steps": 24, "max_completion_length": 48,
-                "num_ppo_epochs": 2, "kl_coef": 0.05, "temperature": 1.0, "use_lora": True},
+        # LoRA wants a learning rate ~10x full fine-tuning's. lam=1: the value head starts untrained,
+        # and with lam<1 GAE shrinks the end-of-answer score geometrically towards early tokens.
+        "ppo": {"learning_rate": 2e-4, "batch_size": 16, "max_steps": 16, "max_completion_length": 48,
+                "num_ppo_epochs": 2, "num_mini_batches": 2, "lam": 1.0, "kl_coef": 0.02, "temperature": 1.0,
+                "use_lora": True},
     },
     "quick": {
         "train_prompts": 6, "k": 2, "max_pairs": 6, "heldout_prompts": 4, "eval_samples": 1,
@@ -118,24 +124,34 @@ def sample(model, tokenizer, conversations, k: int, max_new_tokens: int, seed: i
 
 
 def judged_pairs(annotator, conversations, samples, max_pairs: int) -> tuple[list[dict], dict]:
-    """Every pair of distinct samples of each prompt, labelled by the annotator, up to max_pairs."""
-    records, flips, decisive = [], 0, 0
+    """Every pair of distinct samples of each prompt, judged by the annotator, up to max_pairs judged.
+
+    Pairs the annotator calls a tie are judged (they count toward max_pairs) but, as in the site's
+    snapshot aggregation, they are kept out of the chosen/rejected training records.
+    """
+    from rlhf.simulated import TIE
+
+    records, flips, decisive, judged = [], 0, 0, 0
     for index, (conversation, answers) in enumerate(zip(conversations, samples)):
         for i, j in itertools.combinations(range(len(answers)), 2):
-            if len(records) >= max_pairs:
+            if judged >= max_pairs:
                 break
             a, b = answers[i], answers[j]
             if a == b:
                 continue
             key = f"{index}:{i}:{j}"
+            judged += 1
             label = annotator.judge(conversation[-1]["content"], a, b, key)
             rule = annotator.rule_label(annotator.score("", a), annotator.score("", b), key)
             flips += label != rule
             decisive += annotator.score("", a) != annotator.score("", b)
+            if label == TIE:
+                continue
             chosen, rejected = (a, b) if label == "a" else (b, a)
             records.append({"prompt": conversation, "chosen": [{"role": "assistant", "content": chosen}],
                             "rejected": [{"role": "assistant", "content": rejected}]})
-    return records, {"pairs": len(records), "flipped": flips, "decisive_under_rule": decisive}
+    return records, {"judged": judged, "pairs": len(records), "ties": judged - len(records), "flipped": flips,
+                     "decisive_under_rule": decisive}
 
 
 def evaluate(policy_dir: Path | None, base_model, tokenizer, base_answers, conversations, cfg, seed: int) -> dict:
@@ -199,7 +215,7 @@ def main() -> int:
 
     base = resolve_model_path(BUILTIN_SMOLLM2, args.cache_dir)
     base_model, tokenizer = load_model_for_inference(base)
-    annotator = SimulatedAnnotator(rule=args.rule, noise=0.1, seed=args.seed, tie_policy="random")
+    annotator = SimulatedAnnotator(rule=args.rule, noise=0.1, seed=args.seed, tie_policy="tie")
     train_prompts = prompts_for(TRAIN_ACTIVITIES)[: cfg["train_prompts"]]
     heldout = prompts_for(HELDOUT_ACTIVITIES)[: cfg["heldout_prompts"]]
 
@@ -277,7 +293,7 @@ def main() -> int:
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(report, indent=2) + "\n")
     print()
-    print(f"closed loop ({mode}), {len(records)} judged pairs, total {total / 60:.1f} min (target < 45)")
+    print(f"closed loop ({mode}), {label_stats['judged']} judged pairs ({len(records)} decisive), total {total / 60:.1f} min (target < 45)")
     print(f"{'round':6} {'win-rate':>9} {'95% CI':>17} {'W/T/L':>11} {'rule':>7} {'KL/tok':>8} {'target':>7}")
     for name, r in rounds.items():
         print(f"{name:6} {r['win_rate']:9.3f} [{r['low']:.3f}, {r['high']:.3f}] {r['wins']:>3}/{r['ties']}/{r['losses']:<3} "
