@@ -100,3 +100,20 @@ def probe_policy(
 
     kl = ((logprobs(policy) - logprobs(base)) * valid).sum(1).mean().item()
     return {"reward": reward, "kl": kl}
+
+
+def record_shared_prefix_calls(monkeypatch, layout_name: str) -> list[bool]:
+    """For each call of `rlhf.training.shared_prefix.<layout_name>` from now on, whether it found a
+    batch to share prompts in (True) or let the model's own forward run (False)."""
+    import rlhf.training.shared_prefix as shared_prefix
+
+    calls: list[bool] = []
+    layout = getattr(shared_prefix, layout_name)
+
+    def recorded(*args):
+        found = layout(*args)
+        calls.append(found is not None)
+        return found
+
+    monkeypatch.setattr(shared_prefix, layout_name, recorded)
+    return calls

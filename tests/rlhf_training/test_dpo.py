@@ -11,6 +11,8 @@ from rlhf.progress import RecordingControl
 from rlhf.training import train
 from rlhf.training.common import load_causal_lm, load_preference_records, load_tokenizer, split_holdout
 
+from .helpers import record_shared_prefix_calls
+
 
 @torch.no_grad()
 def preference_margin(model_dir, tokenizer_dir, records) -> float:
@@ -94,17 +96,7 @@ def test_dpo_from_a_lora_parent_uses_the_merged_parent(tiny_base, toy_data, tmp_
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_shared_prefix_trains_to_the_same_policy_as_trl_forward(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
     """`shared_prefix` (default) runs each prompt once; the run ends where TRL's forward ends."""
-    import rlhf.training.shared_prefix as shared_prefix
-
-    calls = []
-    layout = shared_prefix._pair_layout
-
-    def counted_layout(*args):
-        found = layout(*args)
-        calls.append(found is not None)
-        return found
-
-    monkeypatch.setattr(shared_prefix, "_pair_layout", counted_layout)
+    calls = record_shared_prefix_calls(monkeypatch, "_pair_layout")
     config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
               "use_lora": use_lora, "precision": "fp32"}
     shared = train("dpo", toy_data, tiny_base, tmp_path / "shared", config)

@@ -11,6 +11,8 @@ from rlhf.training import train
 from rlhf.training.common import load_preference_records, split_holdout
 from rlhf.training.reward import RewardModelScorer, evaluate_pairs, score
 
+from .helpers import record_shared_prefix_calls
+
 
 def test_full_reward_model_separates_the_toy_preference(reward_model, toy_data, tiny_base):
     metrics = reward_model.metrics
@@ -89,17 +91,7 @@ def test_long_pairs_keep_their_end_instead_of_being_dropped(tiny_base, toy_data,
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_shared_prefix_trains_to_the_same_reward_model(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
     """`shared_prefix` (default) runs each pair's shared start once; the run ends where the plain one ends."""
-    import rlhf.training.shared_prefix as shared_prefix
-
-    calls = []
-    layout = shared_prefix._scoring_layout
-
-    def counted_layout(*args):
-        found = layout(*args)
-        calls.append(found is not None)
-        return found
-
-    monkeypatch.setattr(shared_prefix, "_scoring_layout", counted_layout)
+    calls = record_shared_prefix_calls(monkeypatch, "_scoring_layout")
     config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
               "use_lora": use_lora, "precision": "fp32"}
     shared = train("reward", toy_data, tiny_base, tmp_path / "shared", config)
