@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from rlhf.progress import NullControl, RunControl
+from rlhf.training import shared_prefix
 from rlhf.training.common import (
     BaseTrainConfig,
     RunDir,
@@ -228,7 +229,7 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
         callbacks=[callback],
     )
     remove_printer_callback(trainer)
-    if config.shared_prefix and not config.gradient_checkpointing and config.distributed_strategy != "fsdp":
+    if shared_prefix.usable(config):
         _share_prompts(trainer, config)
     # TRL silently drops pairs whose prompt alone fills max_length (nothing left to compare).
     dropped = len(train_records) - len(trainer.train_dataset)
@@ -261,16 +262,11 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
 
 def _share_prompts(trainer: Any, config: DPOConfig) -> None:
     """Give the policy and reference the shared-prefix forward, on top of TRL's fused LM head."""
-    from rlhf.training.shared_prefix import install_shared_prefix_forward
-
-    policy = trainer.accelerator.unwrap_model(trainer.model)
-    if hasattr(policy, "get_base_model"):
-        policy = policy.get_base_model()  # PEFT: the LoRA layers live inside the base model's modules
     # The per-token fields TRL's DPOTrainer asks its fused head for (its __init__).
     outputs = ("log_probs", "entropy", "mean_logits", "is_top1") + (("log_sum_sq_probs",) if config.use_weighting else ())
-    install_shared_prefix_forward(policy, outputs=outputs)
+    shared_prefix.install_shared_prefix_forward(shared_prefix.module_to_wrap(trainer, trainer.model), outputs=outputs)
     if trainer.ref_model is not None:
-        install_shared_prefix_forward(trainer.accelerator.unwrap_model(trainer.ref_model))
+        shared_prefix.install_shared_prefix_forward(shared_prefix.module_to_wrap(trainer, trainer.ref_model))
 
 
 def _bf16() -> Any:

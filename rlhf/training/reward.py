@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlhf.progress import NullControl, RunControl
+from rlhf.training import shared_prefix
 from rlhf.training.common import (
     BaseTrainConfig,
     Conversation,
@@ -163,12 +164,8 @@ def _train(run: RunDir, config: RewardConfig, control: RunControl) -> TrainResul
         tie_tolerance=config.tie_tolerance,
     )
     remove_printer_callback(trainer)
-    if config.shared_prefix and not config.gradient_checkpointing and config.distributed_strategy != "fsdp":
-        from rlhf.training.shared_prefix import install_shared_prefix_scoring
-
-        scorer_model = trainer.accelerator.unwrap_model(trainer.model)
-        # PEFT: the adapted layers live inside the base model's modules, whose forward is the one to wrap.
-        install_shared_prefix_scoring(scorer_model.get_base_model() if hasattr(scorer_model, "get_base_model") else scorer_model)
+    if shared_prefix.usable(config):
+        shared_prefix.install_shared_prefix_scoring(shared_prefix.module_to_wrap(trainer, trainer.model))
     if config.train_top_layers is not None:
         trained = freeze_lower_layers(trainer.model, config.train_top_layers)
         control.log(f"training the top {config.train_top_layers} layers and the head ({trained:,} parameters)")

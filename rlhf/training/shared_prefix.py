@@ -37,6 +37,19 @@ import types
 from typing import Any
 
 
+def usable(config: Any) -> bool:
+    """Whether a run's config allows the shared path: it needs the key/value cache, which
+    gradient checkpointing turns off, and whole parameters, which FSDP shards."""
+    return config.shared_prefix and not config.gradient_checkpointing and config.distributed_strategy != "fsdp"
+
+
+def module_to_wrap(trainer: Any, model: Any) -> Any:
+    """The module whose forward does the work: `model` without accelerate's and PEFT's wrappers
+    (the LoRA layers live inside the base model's modules)."""
+    model = trainer.accelerator.unwrap_model(model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def install_shared_prefix_forward(model: Any, outputs: tuple[str, ...] = ("log_probs",)) -> None:
     """Wrap `model.forward` (already given TRL's fused LM head) with the shared-prefix path.
 
@@ -137,10 +150,10 @@ def _scoring_layout(model: Any, kwargs: dict) -> tuple[Any, Any, Any] | None:
     if not _plain_text_call(kwargs):
         return None
     column = torch.arange(input_ids.size(1), device=input_ids.device).unsqueeze(0)
-    real = attention_mask.bool()
+    real = _right_padded(attention_mask, column)
+    if real is None:
+        return None
     length = real.sum(dim=1)
-    if not torch.equal(real, column < length.unsqueeze(1)):
-        return None  # not right-padded
     # Where the classifier reads each row: its rightmost non-pad token (GenericForSequenceClassification).
     read_at = (column * (input_ids != pad_id)).argmax(dim=1)
     pairs = input_ids.size(0) // 2
@@ -214,15 +227,23 @@ def _pair_layout(input_ids: Any, attention_mask: Any, labels: Any, kwargs: dict)
     if not torch.equal(start[:pairs], start[pairs:]) or not bool((start > 0).all()):
         return None  # prompts of different lengths, or an answer with no prompt to predict it from
     column = torch.arange(input_ids.size(1), device=input_ids.device).unsqueeze(0)
-    real = attention_mask.bool()
-    if not torch.equal(real, column < real.sum(dim=1, keepdim=True)):
-        return None  # not right-padded
+    real = _right_padded(attention_mask, column)
+    if real is None:
+        return None
     if not torch.equal(answer, real & (column >= start.unsqueeze(1))):
         return None  # the answer is not everything after the prompt
     in_prompt = column < start[:pairs].unsqueeze(1)
     if not torch.equal(input_ids[:pairs][in_prompt], input_ids[pairs:][in_prompt]):
         return None
     return start[:pairs], real.sum(dim=1) - start
+
+
+def _right_padded(attention_mask: Any, column: Any) -> Any:
+    """The mask as booleans when every row is its real tokens then padding; else None."""
+    import torch
+
+    real = attention_mask.bool()
+    return real if torch.equal(real, column < real.sum(dim=1, keepdim=True)) else None
 
 
 def _plain_text_call(kwargs: dict) -> bool:

@@ -117,3 +117,19 @@ def record_shared_prefix_calls(monkeypatch, layout_name: str) -> list[bool]:
 
     monkeypatch.setattr(shared_prefix, layout_name, recorded)
     return calls
+
+
+def train_with_and_without_shared_prefix(monkeypatch, method, layout_name, data, base, out, config):
+    """Train `method` twice from the same start, shared prefix on (default) then off.
+
+    Returns (shared result, its layout calls, plain result, its layout calls): see
+    `record_shared_prefix_calls`.
+    """
+    from rlhf.training import train
+
+    calls = record_shared_prefix_calls(monkeypatch, layout_name)
+    shared = train(method, data, base, out / "shared", config)
+    shared_calls = list(calls)
+    calls.clear()
+    plain = train(method, data, base, out / "plain", {**config, "shared_prefix": False})
+    return shared, shared_calls, plain, list(calls)

@@ -11,7 +11,7 @@ from rlhf.progress import RecordingControl
 from rlhf.training import train
 from rlhf.training.common import load_causal_lm, load_preference_records, load_tokenizer, split_holdout
 
-from .helpers import record_shared_prefix_calls
+from .helpers import train_with_and_without_shared_prefix
 
 
 @torch.no_grad()
@@ -96,14 +96,13 @@ def test_dpo_from_a_lora_parent_uses_the_merged_parent(tiny_base, toy_data, tmp_
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_shared_prefix_trains_to_the_same_policy_as_trl_forward(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
     """`shared_prefix` (default) runs each prompt once; the run ends where TRL's forward ends."""
-    calls = record_shared_prefix_calls(monkeypatch, "_pair_layout")
     config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
               "use_lora": use_lora, "precision": "fp32"}
-    shared = train("dpo", toy_data, tiny_base, tmp_path / "shared", config)
+    shared, calls, plain, plain_calls = train_with_and_without_shared_prefix(
+        monkeypatch, "dpo", "_pair_layout", toy_data, tiny_base, tmp_path, config
+    )
     assert calls and all(calls)  # every training and held-out batch took the shared path
-    calls.clear()
-    plain = train("dpo", toy_data, tiny_base, tmp_path / "plain", {**config, "shared_prefix": False})
-    assert not calls
+    assert not plain_calls
     for key in ("loss", "rewards/margins", "eval_rewards/margins", "eval_rewards/accuracies"):
         assert shared.metrics[key] == pytest.approx(plain.metrics[key], rel=1e-3, abs=1e-4), key
     assert shared.metrics["eval_rewards/margins"] > 0

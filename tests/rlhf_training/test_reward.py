@@ -11,7 +11,7 @@ from rlhf.training import train
 from rlhf.training.common import load_preference_records, split_holdout
 from rlhf.training.reward import RewardModelScorer, evaluate_pairs, score
 
-from .helpers import record_shared_prefix_calls
+from .helpers import train_with_and_without_shared_prefix
 
 
 def test_full_reward_model_separates_the_toy_preference(reward_model, toy_data, tiny_base):
@@ -91,13 +91,12 @@ def test_long_pairs_keep_their_end_instead_of_being_dropped(tiny_base, toy_data,
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_shared_prefix_trains_to_the_same_reward_model(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
     """`shared_prefix` (default) runs each pair's shared start once; the run ends where the plain one ends."""
-    calls = record_shared_prefix_calls(monkeypatch, "_scoring_layout")
     config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
               "use_lora": use_lora, "precision": "fp32"}
-    shared = train("reward", toy_data, tiny_base, tmp_path / "shared", config)
+    shared, calls, plain, plain_calls = train_with_and_without_shared_prefix(
+        monkeypatch, "reward", "_scoring_layout", toy_data, tiny_base, tmp_path, config
+    )
     assert calls and all(calls[:4])  # the four training batches took the shared path
-    calls.clear()
-    plain = train("reward", toy_data, tiny_base, tmp_path / "plain", {**config, "shared_prefix": False})
-    assert not calls
+    assert not plain_calls
     for key in ("loss", "eval_accuracy", "eval_margin"):
         assert shared.metrics[key] == pytest.approx(plain.metrics[key], rel=1e-3, abs=1e-4), key
