@@ -10,7 +10,7 @@ front of the queue), then:
 1. counts and prints the SQL of one `next` and one `judgment` call (the hot paths);
 2. times `--samples` calls of each in-process, split into time in the database and time in
    Python, with the top functions by cumulative time (cProfile);
-3. runs EXPLAIN (ANALYZE, BUFFERS) on the queue's candidate query.
+3. prints the plans of the statements inside one `annotation_next` call (auto_explain).
 No HTTP server and no concurrency: this is the per-request cost that the load benchmark multiplies.
 """
 
@@ -129,7 +129,6 @@ def _profile(args) -> int:
         for q in captured.captured_queries:
             sql = re.sub(r"\s+", " ", q["sql"])
             print(f"  {float(q['time']) * 1000:6.2f} ms  {sql[:220]}{'...' if len(sql) > 220 else ''}")
-    candidate_sql = next(q["sql"] for q in next_q.captured_queries if "SKIP LOCKED" in q["sql"])
 
     # Time `samples` calls of each kind (annotators submit their open lease, then lease the next
     # pair), once plainly for wall/CPU/database time, then again under cProfile for the breakdown.
@@ -186,13 +185,27 @@ def _profile(args) -> int:
     print(f"\n  health    {(time.perf_counter() - t) / args.samples * 1000:6.2f} ms per call, "
           f"{(time.process_time() - c) / args.samples * 1000:5.2f} ms CPU")
 
-    print("\n== EXPLAIN (ANALYZE, BUFFERS) of the queue's candidate query")
+    print("\n== plans of the statements inside one annotation_next call that leases a new pair (auto_explain)")
+    from rest_framework.authtoken.models import Token
+
+    user_id = Token.objects.get(key=seed["tokens"][1]).user_id
+    notices: list[str] = []
+    connection.ensure_connection()
+    connection.connection.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary or ""))
     with connection.cursor() as cursor:
         cursor.execute("BEGIN")
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + candidate_sql)
-        for (line,) in cursor.fetchall():
-            print("  " + line)
+        # Skip this annotator's open lease (rolled back below), so the call takes the candidate path.
+        cursor.execute("UPDATE annotation_assignment SET status = 'skipped' WHERE id = %s", [open_leases[1]])
+        cursor.execute("LOAD 'auto_explain'")
+        for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on", "log_buffers = on",
+                        "log_level = notice"):
+            cursor.execute(f"SET LOCAL auto_explain.{setting}")
+        cursor.execute("SET LOCAL client_min_messages = notice")
+        cursor.execute("SELECT o_status FROM annotation_next(%s, %s, false, NULL, now(), false, 50)", [project_id, user_id])
         cursor.execute("ROLLBACK")
+    for notice in notices:
+        if "annotation_next(" not in notice:
+            print("  " + notice.replace("\n", "\n  "))
     return 0
 
 

@@ -146,8 +146,8 @@ def assignment_next(*, project: Project | int, annotator: AbstractBaseUser, now:
     now = now or timezone.now()
     if _fast():
         project_id = project if isinstance(project, int) else project.pk
-        with transaction.atomic():
-            result = queue_sql.next_assignment(project_id=project_id, user=annotator, now=now)
+        # One statement, its own transaction (autocommit): see queue_sql.
+        result = queue_sql.next_assignment(project_id=project_id, user=annotator, now=now)
         return _leased_from(result, annotator.pk)
     if isinstance(project, int):
         project = Project.objects.filter(pk=project).first()
@@ -160,8 +160,7 @@ def assignment_next_for_token(*, project_id: int, token: str, now: datetime | No
     """`assignment_next` for the caller owning API `token`, resolved in the queue's first SQL
     statement (PostgreSQL only). Returns False when no active user has the token."""
     now = now or timezone.now()
-    with transaction.atomic():
-        result = queue_sql.next_assignment(project_id=project_id, token=token, now=now)
+    result = queue_sql.next_assignment(project_id=project_id, token=token, now=now)
     if result.status == "unauthenticated":
         return False
     return _leased_from(result, result.user_id)
@@ -358,72 +357,67 @@ def judgment_submit(
     now = now or timezone.now()
     criteria = criteria or {}
     kwargs = dict(choice=choice, strength=strength, criteria=criteria, rationale=rationale, time_spent_ms=time_spent_ms, now=now)
+    if _fast():
+        return _judgment_submit_sql(assignment_id=assignment_id, annotator_id=annotator.pk, token=None, **kwargs)
     with transaction.atomic():
-        if _fast():
-            return _judgment_submit_sql(assignment_id=assignment_id, annotator_id=annotator.pk, token=None, **kwargs)
         return _judgment_submit_orm(assignment_id=assignment_id, annotator=annotator, **kwargs)
 
 
 def judgment_submit_for_token(*, assignment_id: int, token: str, now: datetime | None = None, **fields) -> tuple[Judgment, bool] | bool:
-    """`judgment_submit` for the caller owning API `token`, resolved in the lock statement
+    """`judgment_submit` for the caller owning API `token`, resolved in the same statement
     (PostgreSQL only). Returns False when no active user has the token."""
-    from feedback_site.core.auth import user_for_token
-
     now = now or timezone.now()
     fields.setdefault("criteria", {})
-    with transaction.atomic():
-        try:
-            return _judgment_submit_sql(assignment_id=assignment_id, annotator_id=None, token=token, now=now, **fields)
-        except NotFound:
-            # Not found for this token: a bad token (401) or someone else's / no assignment (404).
-            if user_for_token(token) is None:
-                return False
-            raise
+    return _judgment_submit_sql(assignment_id=assignment_id, annotator_id=None, token=token, now=now, **fields)
+
+
+def _fields_valid(choice, strength, criteria, rationale, time_spent_ms) -> bool:
+    try:
+        _validate_submission(list(criteria) if isinstance(criteria, dict) else [], choice, strength, criteria, rationale, time_spent_ms)
+    except Invalid:
+        return False
+    return True
 
 
 def _judgment_submit_sql(*, assignment_id, annotator_id, token, choice, strength="", criteria, rationale="", time_spent_ms=None, now):
-    locked = queue_sql.lock_for_submit(assignment_id=assignment_id, user_id=annotator_id, token=token)
-    if locked is None:
+    """One statement, its own transaction (autocommit): see queue_sql. A gold judgment's pause
+    check follows in a second transaction, once the judgment is stored."""
+    valid = _fields_valid(choice, strength, criteria, rationale, time_spent_ms)
+    by_swap = {swapped: to_preference(choice, swapped) for swapped in (False, True)} if valid else {}
+    criteria_by_swap = (
+        {swapped: {name: to_preference(vote, swapped) for name, vote in criteria.items()} for swapped in (False, True)}
+        if valid else {}
+    )
+    result = queue_sql.submit_judgment(
+        assignment_id=assignment_id, user_id=annotator_id, token=token, now=now, fields_valid=valid, choice=choice,
+        strength=strength, rationale=rationale, time_spent_ms=time_spent_ms, criteria=criteria,
+        preferred_by_swap=by_swap, criteria_by_swap=criteria_by_swap,
+    )
+    if result.status == "unauthenticated":
+        return False
+    if result.status == "not_found":
         raise NotFound("No such assignment.")
-    annotator_id = locked.user_id
-    if locked.judgment_id is not None or locked.status == AssignmentStatus.SUBMITTED:
-        # (A judgment committed while we waited for the lock is not in that statement's snapshot.)
+    if result.status == "exists":
+        # (A judgment committed while we waited for the lock is seen by this new statement.)
         return Judgment.objects.get(assignment_id=assignment_id), False
-    _validate_submission(locked.criteria, choice, strength, criteria, rationale, time_spent_ms)
-    if locked.status == AssignmentStatus.SKIPPED:
+    if result.status == "invalid":
+        _validate_submission(result.project_criteria, choice, strength, criteria, rationale, time_spent_ms)
+        raise AssertionError("annotation_submit answered invalid for a valid submission")  # pragma: no cover
+    if result.status == "skipped":
         raise Conflict("You skipped this pair; it cannot be judged any more.", code="skipped")
-    late = locked.expires_at <= now
-    if late and not locked.is_gold:
-        need = _need(locked.overlap, locked.judgment_count, locked.dynamic_overlap)
-        live = queue_sql.live_leases_except(pair_id=locked.pair_id, assignment_id=assignment_id, now=now)
-        if need - locked.judgment_count - live <= 0:
-            raise Conflict(_LATE_REFUSED, code="lease_expired")
-    preferred = to_preference(choice, locked.swapped)
-    canonical_criteria = {name: to_preference(vote, locked.swapped) for name, vote in criteria.items()}
-    pair_update = None
-    if not locked.is_gold:
-        preferences = [preferred]
-        if locked.dynamic_overlap and locked.judgment_count == 1:
-            preferences = queue_sql.other_preferences(locked.pair_id) + [preferred]
-        count, overlap, complete = _after_judgment(
-            overlap=locked.overlap, judgment_count=locked.judgment_count, dynamic=locked.dynamic_overlap, preferences=preferences
-        )
-        pair_update = {"count": count, "overlap": overlap, "complete": complete}
-    params = {
-        "aid": assignment_id, "pair": locked.pair_id, "u": annotator_id, "choice": choice, "preferred": preferred,
-        "swapped": locked.swapped, "strength": strength, "criteria": canonical_criteria, "rationale": rationale,
-        "time": time_spent_ms, "guideline": locked.guideline_id, "late": late, "now": now,
-    }
-    judgment_id = queue_sql.insert_judgment(params=params, pair_update=pair_update)
+    if result.status == "late_refused":
+        raise Conflict(_LATE_REFUSED, code="lease_expired")
     judgment = Judgment(
-        id=judgment_id, assignment_id=assignment_id, pair_id=locked.pair_id, annotator_id=annotator_id, choice=choice,
-        preferred=preferred, swapped=locked.swapped, strength=strength, criteria=canonical_criteria, rationale=rationale,
-        time_spent_ms=time_spent_ms, guideline_version_id=locked.guideline_id, accepted_after_expiry=late, created_at=now,
+        id=result.judgment_id, assignment_id=assignment_id, pair_id=result.pair_id, annotator_id=result.user_id,
+        choice=choice, preferred=result.preferred, swapped=result.swapped, strength=strength, criteria=result.criteria,
+        rationale=rationale, time_spent_ms=time_spent_ms, guideline_version_id=result.guideline_id,
+        accepted_after_expiry=result.late, created_at=now,
     )
     judgment._state.adding = False
     judgment._state.db = "default"
-    if locked.is_gold:
-        _check_gold_pause(locked.project_id, annotator_id, locked.gold_min_judged, locked.gold_min_accuracy)
+    if result.is_gold:
+        with transaction.atomic():
+            _check_gold_pause(result.project_id, result.user_id, result.gold_min_judged, result.gold_min_accuracy)
     return judgment, True
 
 

@@ -115,5 +115,17 @@ def test_web_process_recovers_after_its_database_connections_are_killed(gunicorn
             submitted = client.post(f"/api/v1/assignments/{leased.json()['assignment_id']}/judgment",
                                     json={"choice": "left", "strength": "clear"})
             assert submitted.status_code == 201, submitted.text
+
+        # The queue's two calls skip Django's per-request health check (queue_sql._call): when
+        # they are the first to meet a dead connection, they replace it and send the call again.
+        leased = client.post(f"/api/v1/projects/{project.pk}/assignments/next")
+        assert leased.status_code == 200, leased.text
+        assert _terminate_other_backends(dsn) >= 1
+        again = client.post(f"/api/v1/projects/{project.pk}/assignments/next")
+        assert again.status_code == 200, again.text
+        assert again.json()["assignment_id"] == leased.json()["assignment_id"], "the open lease is served again"
+        assert _terminate_other_backends(dsn) >= 1
+        submitted = client.post(f"/api/v1/assignments/{again.json()['assignment_id']}/judgment", json={"choice": "right"})
+        assert submitted.status_code == 201, submitted.text
     assert process.poll() is None, "gunicorn must not have been restarted"
     assert "Internal Server Error" not in log.read_text()
