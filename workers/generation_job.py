@@ -114,7 +114,6 @@ def run_generation(run_id: int) -> None:
         all_prompts = {p.pk: p for p in Prompt.objects.filter(pk__in=list(done))}
         scores = generation_safety_scores(run.project_id, all_prompts, done)
         services.generation_complete(run_id=run_id, responses_by_prompt=done, safety_scores=scores)
-        control.log("finished")
     except RunCancelled:
         services.generation_fail(run_id=run_id, message="Cancelled by a user.", cancelled=True)
     except Exception as error:

@@ -236,7 +236,10 @@ def generation_complete(
         run.response_count = len(created)
         run.pair_count = len(pairs)
         run.message = f"{len(created)} responses and {len(pairs)} pairs created."
-        run.save(update_fields=["status", "finished_at", "progress_done", "response_count", "pair_count", "message", "updated_at"])
+        # In the same write as the status, so a reader never sees a finished run without its last line.
+        run.log_tail = (run.log_tail + f"{run.finished_at.strftime('%H:%M:%S')} finished\n")[-LOG_TAIL_CHARS:]
+        run.save(update_fields=["status", "finished_at", "progress_done", "response_count", "pair_count", "message",
+                                "log_tail", "updated_at"])
         return run
 
 
