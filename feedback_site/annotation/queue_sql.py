@@ -80,8 +80,10 @@ def _call(sql: str, params: list) -> tuple:
         return cursor.fetchone()
 
 
-# How many locked-but-full candidates `annotation_next` steps over before answering "empty".
-_MAX_CANDIDATES = 50
+# How many locked-but-full candidates to step over before answering "empty" (both paths). Each one
+# means another request filled the pair between our snapshot and our lock; more than a few in a
+# row only happens when the queue is nearly empty.
+MAX_CANDIDATES = 50
 
 _NEXT = "SELECT * FROM annotation_next(%s::bigint, %s::integer, %s::boolean, %s::text, %s::timestamptz, %s::boolean, %s::integer)"
 _SUBMIT = (
@@ -171,7 +173,7 @@ def next_assignment(*, project_id: int, now: datetime, user=None, token: str | N
     no active user has it). One statement: call it outside a transaction to make it one round trip."""
     swap = _swap_random.random() < 0.5
     params = [project_id, None if user is None else user.pk, bool(user is not None and user.is_superuser),
-              token, now, swap, _MAX_CANDIDATES]
+              token, now, swap, MAX_CANDIDATES]
     row = _call(_NEXT, params)
     status, user_id, pause_reason, lease_seconds, criteria = row[:5]
     if status in ("unauthenticated", "no_project", "empty"):

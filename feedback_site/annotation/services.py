@@ -50,10 +50,6 @@ from feedback_site.core.errors import Conflict, Forbidden, Invalid, NotFound
 from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES, require_role
 from feedback_site.projects.models import GuidelineVersion, Membership, Project, Role
 
-# How many locked-but-full candidates to step over before giving up for this request. Each one
-# means another request filled the pair between our snapshot and our lock; more than a few in a
-# row only happens when the queue is nearly empty.
-_MAX_CANDIDATES = 50
 _swap_random = random.SystemRandom()
 
 # The hand-written SQL of the hot paths runs on PostgreSQL only; tests switch it off to run the
@@ -228,7 +224,7 @@ def _assignment_next_orm(*, project: Project, annotator: AbstractBaseUser, now: 
     )
     skipped: list[int] = []
     with transaction.atomic():
-        for _ in range(_MAX_CANDIDATES):
+        for _ in range(queue_sql.MAX_CANDIDATES):
             candidate = (
                 Pair.objects.filter(project=project, is_complete=False, is_gold=False)
                 .exclude(pk__in=skipped)
