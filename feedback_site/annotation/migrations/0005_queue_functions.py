@@ -102,21 +102,7 @@ BEGIN
             LIMIT 1
             FOR UPDATE OF p SKIP LOCKED;
             IF NOT FOUND THEN
-                -- Every pair left is locked by another request (the end of the queue, e.g. a submit
-                -- on the last pair that needs this annotator): wait for it instead of answering
-                -- "empty" while work remains. The row is re-checked once the lock is granted.
-                SELECT p.id INTO v_candidate FROM annotation_pair p
-                WHERE p.project_id = v_project AND NOT p.is_complete AND NOT p.is_gold AND p.id <> ALL(v_skipped)
-                  AND NOT EXISTS (SELECT 1 FROM annotation_assignment s WHERE s.pair_id = p.id AND s.annotator_id = v_user)
-                  AND (CASE WHEN v_dyn AND p.overlap > 0 AND p.judgment_count < 2 THEN 2 ELSE p.overlap END)
-                      > p.judgment_count + (SELECT count(*) FROM annotation_assignment l
-                                            WHERE l.pair_id = p.id AND l.status = 'leased' AND l.expires_at > p_now)
-                ORDER BY p.priority DESC, p.id
-                LIMIT 1
-                FOR UPDATE OF p;
-                IF NOT FOUND THEN
-                    EXIT;
-                END IF;
+                EXIT;
             END IF;
             -- A new statement, so a new snapshot: it sees every lease committed before our lock.
             INSERT INTO annotation_assignment (pair_id, annotator_id, status, swapped, leased_at, expires_at, finished_at)
