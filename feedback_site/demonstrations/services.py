@@ -1,41 +1,49 @@
 """Every write of demonstrations: queue tasks, lease the next one, submit, skip, snapshot.
 
-The queue follows the comparison queue's rules (feedback_site.annotation.services): a task is
-served while `overlap > submitted + live leases`, an annotator gets a task at most once (unique
-lease), an open lease is resumed instead of a second one being handed out, leases expire after
-the project's lease seconds, paused annotators get nothing, and submit is idempotent. Candidates
-are locked with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent requests never
-over-serve a task.
+A demonstration task is a task kind (`DEMONSTRATION`) of the one lease queue
+(`feedback_site.annotation.queue`), with all its guarantees: `overlap` distinct writers, short
+renewable leases, never over-assigned, idempotent submit, late submit kept or refused, priorities,
+pauses. Demonstrations have no gold and a fixed overlap.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
-from django.utils import timezone
+from django.db import transaction
 
+from feedback_site.annotation import queue
 from feedback_site.annotation.models import Prompt, Response, Split
-from feedback_site.core.errors import Conflict, Forbidden, Invalid, NotFound
+from feedback_site.core.errors import Conflict, Invalid
 from feedback_site.core.hashing import file_sha256
-from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES, require_role
+from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.demonstrations.models import (
-    DemoAssignmentStatus,
     DemoMode,
     Demonstration,
     DemonstrationAssignment,
     DemonstrationSnapshot,
     DemonstrationTask,
 )
-from feedback_site.projects.models import Membership, Project
+from feedback_site.projects.models import Project
 
 MAX_TEXT_CHARS = 20_000
-_MAX_CANDIDATES = 50
+
+DEMONSTRATION = queue.register(queue.TaskKind(
+    name="demonstration",
+    task_model=DemonstrationTask,
+    lease_model=DemonstrationAssignment,
+    result_model=Demonstration,
+    task_field="task",
+    count_field="submitted_count",
+    noun="task",
+    result_noun="demonstrations",
+    # A removed member's lease is dead (as before demonstrations joined the queue).
+    recheck_membership=True,
+))
 
 
 def tasks_create(*, project: Project, actor, mode: str, prompt_ids: list[int] | None = None, overlap: int | None = None) -> int:
@@ -74,10 +82,6 @@ def tasks_create(*, project: Project, actor, mode: str, prompt_ids: list[int] | 
     return len(tasks)
 
 
-def _live_leases(task_id: int, now: datetime) -> int:
-    return DemonstrationAssignment.objects.filter(task_id=task_id, status=DemoAssignmentStatus.LEASED, expires_at__gt=now).count()
-
-
 def payload(assignment: DemonstrationAssignment) -> dict:
     task = assignment.task
     prompt = task.prompt
@@ -93,99 +97,36 @@ def payload(assignment: DemonstrationAssignment) -> dict:
 
 def next_task(*, project: Project, annotator, now: datetime | None = None) -> DemonstrationAssignment | None:
     """The annotator's open lease (renewed), or a new lease on the next task; None when done."""
-    require_role(annotator, project, ALL_ROLES)
-    paused = Membership.objects.filter(project=project, user_id=annotator.pk, paused_at__isnull=False).values_list("pause_reason", flat=True).first()
-    if paused is not None:
-        raise Forbidden(f"You are paused in this project. Reason: {paused}", code="paused")
-    now = now or timezone.now()
-    expires = now + timedelta(seconds=project.lease_seconds)
-    with transaction.atomic():
-        open_lease = (
-            DemonstrationAssignment.objects.select_for_update()
-            .filter(task__project=project, annotator=annotator, status=DemoAssignmentStatus.LEASED, expires_at__gt=now)
-            .order_by("id").first()
-        )
-        if open_lease is not None:
-            open_lease.expires_at = expires
-            open_lease.save(update_fields=["expires_at"])
-            return open_lease
-    skipped: list[int] = []
-    for _ in range(_MAX_CANDIDATES):
-        with transaction.atomic():
-            live = Count("assignments", filter=Q(assignments__status=DemoAssignmentStatus.LEASED, assignments__expires_at__gt=now))
-            candidate_id = (
-                DemonstrationTask.objects.filter(project=project, is_complete=False, overlap__gt=0)
-                .exclude(pk__in=skipped).exclude(assignments__annotator=annotator)
-                .annotate(live=live).filter(overlap__gt=F("submitted_count") + F("live"))
-                .order_by("-priority", "id").values_list("pk", flat=True).first()
-            )
-            if candidate_id is None:
-                return None
-            task = DemonstrationTask.objects.select_for_update(skip_locked=True).filter(pk=candidate_id).first()
-            if task is None or task.overlap - task.submitted_count - _live_leases(task.pk, now) <= 0:
-                skipped.append(candidate_id)
-                continue
-            try:
-                with transaction.atomic():
-                    return DemonstrationAssignment.objects.create(task=task, annotator=annotator, expires_at=expires)
-            except IntegrityError:
-                skipped.append(candidate_id)
-    return None
+    leased = queue.lease_next(DEMONSTRATION, project=project, annotator=annotator, now=now)
+    return None if leased is None else leased.assignment
 
 
-def _own_assignment(assignment_id: int, annotator) -> DemonstrationAssignment:
-    assignment = (
-        DemonstrationAssignment.objects.select_for_update(of=("self",)).select_related("task", "task__project")
-        .filter(pk=assignment_id).first()
-    )
-    if assignment is None or assignment.annotator_id != annotator.pk:
-        raise NotFound("No such demonstration assignment.")
-    require_role(annotator, assignment.task.project_id, ALL_ROLES)
-    return assignment
+def _validate(text, time_spent_ms) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise Invalid("text must be a non-empty response", code="bad_text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise Invalid(f"text is longer than {MAX_TEXT_CHARS} characters", code="bad_text")
+    if time_spent_ms is not None and (isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) or not 0 <= time_spent_ms <= 86_400_000):
+        raise Invalid("time_spent_ms must be an integer between 0 and 86400000", code="bad_time_spent_ms")
 
 
 def submit(*, assignment_id: int, annotator, text: str, time_spent_ms=None, now: datetime | None = None) -> tuple[Demonstration, bool]:
     """Store the demonstration; returns (demonstration, created). A repeat returns the first.
     Ownership is checked before the body, so a stranger learns nothing from validation errors."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        assignment = _own_assignment(assignment_id, annotator)
-        existing = Demonstration.objects.filter(assignment=assignment).first()
-        if existing is not None:
-            return existing, False
-        if not isinstance(text, str) or not text.strip():
-            raise Invalid("text must be a non-empty response", code="bad_text")
-        if len(text) > MAX_TEXT_CHARS:
-            raise Invalid(f"text is longer than {MAX_TEXT_CHARS} characters", code="bad_text")
-        if time_spent_ms is not None and (isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) or not 0 <= time_spent_ms <= 86_400_000):
-            raise Invalid("time_spent_ms must be an integer between 0 and 86400000", code="bad_time_spent_ms")
-        if assignment.status == DemoAssignmentStatus.SKIPPED:
-            raise Conflict("You skipped this task.", code="skipped")
-        task = DemonstrationTask.objects.select_for_update().get(pk=assignment.task_id)
-        expired = assignment.expires_at <= now
-        if expired and task.overlap - task.submitted_count - _live_leases(task.pk, now) <= 0:
-            raise Conflict("Your lease expired and others have since completed this task.", code="lease_expired")
-        demonstration = Demonstration.objects.create(
+
+    def store(assignment: DemonstrationAssignment, task: DemonstrationTask, late: bool) -> Demonstration:
+        return Demonstration.objects.create(
             assignment=assignment, task=task, annotator=annotator, text=text.replace("\x00", "\ufffd"),
-            time_spent_ms=time_spent_ms, accepted_after_expiry=expired,
+            time_spent_ms=time_spent_ms, accepted_after_expiry=late,
         )
-        assignment.status, assignment.finished_at = DemoAssignmentStatus.SUBMITTED, now
-        assignment.save(update_fields=["status", "finished_at"])
-        task.submitted_count += 1
-        task.is_complete = task.submitted_count >= task.overlap
-        task.save(update_fields=["submitted_count", "is_complete"])
-        return demonstration, True
+
+    return queue.result_submit(DEMONSTRATION, lease_id=assignment_id, annotator=annotator,
+                               validate=lambda project: _validate(text, time_spent_ms), store=store, now=now)
 
 
 def skip(*, assignment_id: int, annotator, now: datetime | None = None) -> DemonstrationAssignment:
-    with transaction.atomic():
-        assignment = _own_assignment(assignment_id, annotator)
-        if assignment.status == DemoAssignmentStatus.SUBMITTED:
-            raise Conflict("This task was already submitted.", code="submitted")
-        if assignment.status == DemoAssignmentStatus.LEASED:
-            assignment.status, assignment.finished_at = DemoAssignmentStatus.SKIPPED, now or timezone.now()
-            assignment.save(update_fields=["status", "finished_at"])
-        return assignment
+    """Give the task back; this annotator will not be offered it again. Idempotent."""
+    return queue.lease_skip(DEMONSTRATION, lease_id=assignment_id, annotator=annotator, now=now)
 
 
 def export_rows(project: Project) -> list[dict]:

@@ -19,9 +19,12 @@ pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)
 
 M0005 = importlib.import_module("feedback_site.annotation.migrations.0005_queue_functions")
 M0006 = importlib.import_module("feedback_site.annotation.migrations.0006_queue_next_waits_when_locked")
+M0007 = importlib.import_module("feedback_site.annotation.migrations.0007_queue_next_never_waits_holding_locks")
 
 # The fallback 0006 adds: a second candidate query that waits for the lock (no SKIP LOCKED).
 FALLBACK = re.compile(r"FOR UPDATE OF p;\s*IF NOT FOUND THEN\s*EXIT;")
+# What 0007 adds: a request holding locks of pairs it stepped over answers "busy" instead of waiting.
+BUSY = "o_status := 'busy'"
 
 
 def _body(create_sql: str) -> str:
@@ -62,14 +65,21 @@ def test_each_shipped_state_installs_its_own_functions():
 
         _migrate_annotation_to("0006_queue_next_waits_when_locked")
         assert _installed("annotation_next") == _body(M0006.NEXT)
-        assert FALLBACK.search(_installed("annotation_next"))
+        assert FALLBACK.search(_installed("annotation_next")) and BUSY not in _installed("annotation_next")
         assert _installed("annotation_submit") == _body(M0005.SUBMIT)
 
-        # Reversing 0006 puts 0005's function back, not nothing.
+        _migrate_annotation_to("0007_queue_next_never_waits_holding_locks")
+        assert _installed("annotation_next") == _body(M0007.NEXT)
+        assert FALLBACK.search(_installed("annotation_next")) and BUSY in _installed("annotation_next")
+        assert _installed("annotation_submit") == _body(M0005.SUBMIT)
+
+        # Reversing puts the previous function back, not nothing.
+        _migrate_annotation_to("0006_queue_next_waits_when_locked")
+        assert _installed("annotation_next") == _body(M0006.NEXT)
         _migrate_annotation_to("0005_queue_functions")
         assert _installed("annotation_next") == _body(M0005.NEXT)
 
         _migrate_annotation_to(latest)
-        assert FALLBACK.search(_installed("annotation_next"))
+        assert _installed("annotation_next") == _body(M0007.NEXT)
     finally:
         _migrate_annotation_to(latest)

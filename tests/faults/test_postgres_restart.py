@@ -116,7 +116,7 @@ def test_web_process_recovers_after_its_database_connections_are_killed(gunicorn
                                     json={"choice": "left", "strength": "clear"})
             assert submitted.status_code == 201, submitted.text
 
-        # The queue's two calls skip Django's per-request health check (queue_sql._call): when
+        # The queue's two calls skip Django's per-request health check (queue_pg._call): when
         # they are the first to meet a dead connection, they replace it and send the call again.
         leased = client.post(f"/api/v1/projects/{project.pk}/assignments/next")
         assert leased.status_code == 200, leased.text

@@ -1,9 +1,12 @@
-"""The queue's two hot paths (next pair, submit) on PostgreSQL: one function call each.
+"""The queue's two hot paths (next, submit) for pairs on PostgreSQL: one function call each.
 
-Same guarantees and same answers as the ORM implementation in `services.py` (which SQLite, the
-laptop default, keeps using). The statements live in two PL/pgSQL functions, `annotation_next`
-and `annotation_submit` (migration `annotation.0005_queue_functions`), so a request is one round
-trip and one implicit transaction (autocommit) instead of BEGIN, a few statements and COMMIT:
+An implementation of the queue's specification (`queue.py`, which also holds the ORM
+implementation that SQLite, the laptop default, and every other kind use), with the same
+guarantees and the same answers: tests/annotation/test_queue_spec.py runs one scenario suite on
+both. The statements live in two PL/pgSQL functions, `annotation_next` and `annotation_submit`
+(migrations `annotation.0005_queue_functions` and `0006_queue_next_waits_when_locked`), so a
+request is one round trip and one implicit transaction (autocommit) instead of BEGIN, a few
+statements and COMMIT:
 
 next   the caller (user, or API token resolved in the function), the project and their membership
        (role, pause); their open lease (pushed and served again); a gold pair when it is their
@@ -16,7 +19,7 @@ submit the caller; the assignment and its pair locked, with the project's settin
        the judgment inserted, the assignment marked submitted and the pair's count, overlap and
        completeness updated (dynamic overlap included).
 
-Rules that need no database stay here and in `services.py` and are passed in (the display
+Rules that need no database stay in Python (`queue.py`, `pairs.py`) and are passed in (the display
 choice mapped to a canonical preference for both sides, the checks of the fields); payload HTML
 is read from the stored `text_html` columns (see `annotation.rendered`).
 
@@ -29,18 +32,30 @@ wrappers, error translation).
 from __future__ import annotations
 
 import json
-import math
-import random
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 
+from feedback_site.annotation.models import Assignment, AssignmentStatus, Judgment
+from feedback_site.annotation.pairs import PAIR, fields_valid, to_preference, validate_judgment
+from feedback_site.annotation.queue import (
+    MAX_CANDIDATES,
+    Leased,
+    Paused,
+    _swap_random,
+    check_gold_pause,
+    late_refused_message,
+    paused_message,
+    skipped_message,
+)
 from feedback_site.annotation.rendered import fill_rows, render_history
+from feedback_site.core.errors import Conflict, NotFound
 from feedback_site.core.rendering import render_markdown
 from feedback_site.safety.selectors import warn_flag
 
-_swap_random = random.SystemRandom()
+# The kinds this implementation has functions for; every other kind takes the ORM path.
+KINDS = frozenset({PAIR.name})
 
 
 def _cursor():
@@ -80,10 +95,9 @@ def _call(sql: str, params: list) -> tuple:
         return cursor.fetchone()
 
 
-# How many locked-but-full candidates to step over before answering "empty" (both paths). Each one
-# means another request filled the pair between our snapshot and our lock; more than a few in a
-# row only happens when the queue is nearly empty.
-MAX_CANDIDATES = 50
+# "busy": the function would have had to wait for a locked pair while holding the locks of pairs
+# it stepped over (migration 0007); sent again, outside a transaction those locks are released.
+_BUSY_RETRIES = 10
 
 _NEXT = "SELECT * FROM annotation_next(%s::bigint, %s::integer, %s::boolean, %s::text, %s::timestamptz, %s::boolean, %s::integer)"
 _SUBMIT = (
@@ -105,19 +119,6 @@ class NextResult:
     expires_at: datetime | None = None
     pause_reason: str = ""
     user_id: int | None = None
-
-
-def gold_turn(user_id: int, given_so_far: int, rate: float) -> bool:
-    """Whether the annotator's next assignment (their `given_so_far + 1`-th in the project) is a
-    gold pair. Gold pairs are spread evenly at `rate` with a fixed per-annotator phase: with rate
-    0.1 every 10th assignment is gold, at a position in each run of 10 that differs between
-    annotators, so the share is exact over any stretch and the position predicts nothing."""
-    if rate <= 0:
-        return False
-    if rate >= 1:
-        return True
-    phase = (user_id * 0.6180339887498949) % 1.0
-    return math.floor((given_so_far + 1) * rate + phase) > math.floor(given_so_far * rate + phase)
 
 
 def _payload(row, criteria, lease_seconds) -> dict:
@@ -174,8 +175,13 @@ def next_assignment(*, project_id: int, now: datetime, user=None, token: str | N
     swap = _swap_random.random() < 0.5
     params = [project_id, None if user is None else user.pk, bool(user is not None and user.is_superuser),
               token, now, swap, MAX_CANDIDATES]
-    row = _call(_NEXT, params)
+    for _ in range(_BUSY_RETRIES):
+        row = _call(_NEXT, params)
+        if row[0] != "busy":
+            break
     status, user_id, pause_reason, lease_seconds, criteria = row[:5]
+    if status == "busy":
+        status = "empty"  # (never seen: each retry is a new transaction that skips the full pairs)
     if status in ("unauthenticated", "no_project", "empty"):
         return NextResult(status, user_id=user_id)
     if status == "paused":
@@ -227,3 +233,73 @@ def submit_judgment(*, assignment_id: int, now: datetime, fields_valid: bool, ch
         if isinstance(row[index], str):
             row[index] = json.loads(row[index])
     return SubmitResult(*row)
+
+
+# ---------------------------------------------------------------------------------------------
+# The answers of the queue's specification (the same as queue.py's) from the functions' statuses
+# ---------------------------------------------------------------------------------------------
+
+
+def lease_next(*, project_id: int, now: datetime, user=None, token: str | None = None) -> Leased | None | bool:
+    """`queue.lease_next` for pairs in one statement (outside a transaction: one round trip).
+    With `token`, the caller is the token's owner; False when no active user has it."""
+    result = next_assignment(project_id=project_id, now=now, user=user, token=token)
+    if result.status == "unauthenticated":
+        return False
+    if result.status == "no_project":
+        raise NotFound("No such project.")
+    if result.status == "paused":
+        raise Paused(paused_message(result.pause_reason))
+    if result.status == "empty":
+        return None
+    assignment = Assignment(
+        id=result.assignment_id, pair_id=result.pair_id, annotator_id=result.user_id, status=AssignmentStatus.LEASED,
+        swapped=result.swapped, expires_at=result.expires_at,
+    )
+    assignment._state.adding = False
+    assignment._state.db = "default"
+    return Leased(assignment, resumed=result.status == "resumed", payload=result.payload)
+
+
+def judgment_submit(*, assignment_id, annotator_id, token, choice, strength="", criteria, rationale="", time_spent_ms=None,
+                    now) -> tuple[Judgment, bool] | bool:
+    """`queue.result_submit` for pairs in one statement, its own transaction (autocommit). A gold
+    judgment's pause check follows in a second transaction, once the judgment is stored. False
+    when `token` is given and no active user has it."""
+    valid = fields_valid(choice, strength, criteria, rationale, time_spent_ms)
+    by_swap = {swapped: to_preference(choice, swapped) for swapped in (False, True)} if valid else {}
+    criteria_by_swap = (
+        {swapped: {name: to_preference(vote, swapped) for name, vote in criteria.items()} for swapped in (False, True)}
+        if valid else {}
+    )
+    result = submit_judgment(
+        assignment_id=assignment_id, user_id=annotator_id, token=token, now=now, fields_valid=valid, choice=choice,
+        strength=strength, rationale=rationale, time_spent_ms=time_spent_ms, criteria=criteria,
+        preferred_by_swap=by_swap, criteria_by_swap=criteria_by_swap,
+    )
+    if result.status == "unauthenticated":
+        return False
+    if result.status == "not_found":
+        raise NotFound("No such assignment.")
+    if result.status == "exists":
+        # (A judgment committed while we waited for the lock is seen by this new statement.)
+        return Judgment.objects.get(assignment_id=assignment_id), False
+    if result.status == "invalid":
+        validate_judgment(result.project_criteria, choice, strength, criteria, rationale, time_spent_ms)
+        raise AssertionError("annotation_submit answered invalid for a valid submission")  # pragma: no cover
+    if result.status == "skipped":
+        raise Conflict(skipped_message(PAIR), code="skipped")
+    if result.status == "late_refused":
+        raise Conflict(late_refused_message(PAIR), code="lease_expired")
+    judgment = Judgment(
+        id=result.judgment_id, assignment_id=assignment_id, pair_id=result.pair_id, annotator_id=result.user_id,
+        choice=choice, preferred=result.preferred, swapped=result.swapped, strength=strength, criteria=result.criteria,
+        rationale=rationale, time_spent_ms=time_spent_ms, guideline_version_id=result.guideline_id,
+        accepted_after_expiry=result.late, created_at=now,
+    )
+    judgment._state.adding = False
+    judgment._state.db = "default"
+    if result.is_gold:
+        with transaction.atomic():
+            check_gold_pause(result.project_id, result.user_id, result.gold_min_judged, result.gold_min_accuracy)
+    return judgment, True
