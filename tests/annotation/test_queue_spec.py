@@ -143,6 +143,17 @@ def annotators(make_user, add_member):
     return make
 
 
+@pytest.fixture
+def expired(driver, make_project, annotators):
+    """(project, lease, its annotator, another annotator): one task of overlap 1 whose only lease
+    expired five seconds ago."""
+    project = make_project(overlap=1)
+    driver.make_tasks(project, 1)
+    late, other = annotators(project, 2, prefix="x")
+    past = timezone.now() - timedelta(seconds=project.lease_seconds + 5)
+    return project, driver.next(project, late, now=past), late, other
+
+
 # ---------------------------------------------------------------------------------------------
 # Leases
 # ---------------------------------------------------------------------------------------------
@@ -207,12 +218,8 @@ def test_renew_pushes_the_expiry_forward(driver, project, annotator):
     assert driver.leases().get(pk=lease.pk).expires_at == later + timedelta(seconds=project.lease_seconds)
 
 
-def test_an_expired_lease_is_renewed_while_its_slot_is_free(driver, make_project, annotators):
-    project = make_project(overlap=1)
-    driver.make_tasks(project, 1)
-    user, other = annotators(project, 2)
-    past = timezone.now() - timedelta(seconds=project.lease_seconds + 5)
-    lease = driver.next(project, user, now=past)
+def test_an_expired_lease_is_renewed_while_its_slot_is_free(driver, expired):
+    project, lease, user, other = expired
     assert driver.renew(lease.pk, user).expires_at > timezone.now()
     assert driver.next(project, other) is None  # the renewed lease holds the slot again
 
@@ -271,12 +278,8 @@ def test_someone_elses_lease_is_not_found(driver, project, annotator, make_user,
     assert driver.results().count() == 0
 
 
-def test_a_late_submit_is_kept_while_the_task_still_needs_it(driver, make_project, annotators):
-    project = make_project(overlap=1)
-    driver.make_tasks(project, 1)
-    late, other = annotators(project, 2)
-    past = timezone.now() - timedelta(seconds=project.lease_seconds + 5)
-    lease = driver.next(project, late, now=past)
+def test_a_late_submit_is_kept_while_the_task_still_needs_it(driver, expired):
+    project, lease, late, other = expired
     # The lease has expired: the task is free again, but nobody has done it yet, so the late
     # answer still counts.
     result, created = driver.submit(lease.pk, late)
@@ -284,12 +287,8 @@ def test_a_late_submit_is_kept_while_the_task_still_needs_it(driver, make_projec
     assert driver.next(project, other) is None
 
 
-def test_a_late_submit_is_refused_when_the_task_went_to_someone_else(driver, make_project, annotators):
-    project = make_project(overlap=1)
-    driver.make_tasks(project, 1)
-    late, other = annotators(project, 2)
-    past = timezone.now() - timedelta(seconds=project.lease_seconds + 5)
-    stale = driver.next(project, late, now=past)
+def test_a_late_submit_is_refused_when_the_task_went_to_someone_else(driver, expired):
+    project, stale, late, other = expired
     fresh = driver.next(project, other)
     assert driver.task_of(fresh).pk == driver.task_of(stale).pk
     with pytest.raises(Conflict, match="expired") as raised:
