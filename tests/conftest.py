@@ -1,7 +1,10 @@
 """Fixtures shared by the Django-side tests: users in each role and a project with pairs.
 
-The suite runs against the real PostgreSQL named by DATABASE_URL (the Makefile sets it);
-pytest-django creates and drops the `test_<name>` database around the run.
+The suite runs against the database named by DATABASE_URL: the real PostgreSQL (the Makefile's
+first pass; pytest-django creates and drops `test_<name>`), or SQLite (`sqlite:///path`, the
+embedded default `make run` serves; the Makefile's second pass). On SQLite the test database is a
+file next to the URL's (`test_<name>`), never in memory, so the Celery workers that tests start in
+other processes open the same database; tests marked `postgres_only` are deselected there.
 """
 
 from __future__ import annotations
@@ -13,6 +16,50 @@ import pytest
 
 # Tests never touch the real artifact folder or a laptop broker.
 os.environ.setdefault("FEEDBACK_DEFAULT_POLICY", "builtin:smollm2-135m-instruct")
+
+
+def _sqlite_run(config) -> bool:
+    if not config.pluginmanager.hasplugin("django"):
+        return False
+    from django.conf import settings
+
+    from tests.backends import is_sqlite
+
+    return settings.configured and is_sqlite(settings.DATABASES["default"])
+
+
+def pytest_collection_modifyitems(config, items):
+    """On SQLite, leave out (deselect, not skip: nothing counts as passed) the tests that need
+    PostgreSQL itself: SKIP LOCKED concurrency, PL/pgSQL functions, pg restarts, pg_dump."""
+    if not _sqlite_run(config):
+        return
+    keep, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("postgres_only") else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    config._postgres_only_deselected = len(dropped)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    dropped = getattr(config, "_postgres_only_deselected", None)
+    if dropped is not None:
+        terminalreporter.write_line(f"SQLite run: {dropped} postgres_only tests deselected (they run on PostgreSQL)")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A file-backed SQLite test database (pytest-django would make it in-memory, which a worker
+    process cannot open)."""
+    from django.conf import settings
+
+    from tests.backends import is_sqlite
+
+    db = settings.DATABASES["default"]
+    if is_sqlite(db) and not db.get("TEST", {}).get("NAME"):
+        name = Path(db["NAME"])
+        db.setdefault("TEST", {})["NAME"] = str(name.with_name(f"test_{name.name}"))
 
 
 @pytest.fixture(autouse=True)

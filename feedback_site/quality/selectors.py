@@ -1,7 +1,7 @@
-"""Dashboard reads, aggregated in PostgreSQL.
+"""Dashboard reads, aggregated in the database (PostgreSQL, or SQLite for `make run`).
 
 Every function issues a fixed number of queries whatever the project's size: counts, left/right
-tallies, medians (`percentile_cont`), too-fast counts and time buckets are GROUP BY queries.
+tallies, medians (`quality.db.Median`), too-fast counts and time buckets are GROUP BY queries.
 Agreement and alpha need each overlapping pair's labels, so one compact query fetches
 (pair_id, annotator_id, preferred, UTC day number) for pairs with at least two judgments, and the
 statistics run over those tuples (`feedback_site.quality.stats`).
@@ -15,19 +15,13 @@ from collections import defaultdict
 from datetime import date, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Count, F, FloatField, Func, IntegerField, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Greatest, TruncHour
 
 from feedback_site.annotation.models import DisplayChoice, Judgment, Pair, Preference
 from feedback_site.projects.models import Membership, Project, Role
 from feedback_site.quality import stats
-
-
-class Median(Aggregate):
-    function = "PERCENTILE_CONT"
-    name = "median"
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
+from feedback_site.quality.db import EpochDay, Median
 
 
 def simulated_user_ids(project: Project):
@@ -82,8 +76,7 @@ def overlap_rows(project: Project, *, pair_ids=None) -> list[tuple[int, int, str
     qs = human_judgments(project).filter(pair__judgment_count__gte=2)
     if pair_ids is not None:
         qs = qs.filter(pair_id__in=pair_ids)
-    day = Func(F("created_at"), function="", template="(EXTRACT(EPOCH FROM %(expressions)s) / 86400)::int",
-               output_field=IntegerField())
+    day = EpochDay("created_at")
     sql, params = qs.order_by("pair_id", "id").annotate(day=day).values_list(
         "pair_id", "annotator_id", "preferred", "day").query.sql_with_params()
     # Straight from the cursor: Django's per-row converters would cost more than the query.

@@ -102,9 +102,14 @@ def test_inserts_are_batched_not_per_row(tmp_path):
     _seed(tmp_path, name="first.json", pairs=1, annotators=1, overlap=1)  # creates the shared owner
     small = _statements(tmp_path, name="a.json", pairs=5, annotators=5, overlap=1, batch_size=1000)
     large = _statements(tmp_path, name="b.json", pairs=400, annotators=300, overlap=1, batch_size=1000)
-    # Sixty times the rows, the same statements: nothing is saved one row at a time.
-    assert large == small
-    assert large < 40
+    # Sixty times the rows (about 2,500 more rows), the same statements: nothing is saved one row
+    # at a time. SQLite takes at most 999 parameters a statement, so Django splits each bulk insert
+    # there into batches of 999 // columns rows: a few more statements, never one per row.
+    if connection.vendor == "sqlite":
+        assert large - small < 2_500 // 50
+    else:
+        assert large == small
+        assert large < 40
 
 
 def test_running_twice_makes_a_second_project_and_reuses_the_owner(tmp_path):

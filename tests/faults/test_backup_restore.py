@@ -13,7 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# pg_dump and pg_restore: the backup scripts are for the PostgreSQL deployment (SQLite is one file).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_only]
 REPO = Path(__file__).resolve().parents[2]
 
 

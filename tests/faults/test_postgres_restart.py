@@ -28,7 +28,8 @@ from rest_framework.authtoken.models import Token
 
 from tests.faults.conftest import _free_port
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Kills PostgreSQL backends under a live web process: there is no server to restart on SQLite.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_only]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import database_url
 from tests.browser.conftest import _fast_password_hashing, login, page  # noqa: F401  (fixtures)
 from tests.workers.conftest import REPO, WorkerProcess, redis_broker  # noqa: F401  (fixture)
 
@@ -45,7 +46,7 @@ def start_playground_worker(settings, redis_broker, tmp_path):  # noqa: F811
         db = settings.DATABASES["default"]
         env = {
             **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "DATABASE_URL": database_url(db),
             "CELERY_BROKER_URL": redis_broker,
             "FEEDBACK_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
             "PYTHONUNBUFFERED": "1",

@@ -38,19 +38,27 @@ def judged(project, make_pairs, make_user, add_member):
 
 @pytest.fixture
 def progress_log():
-    """Every write to a snapshot row, as PostgreSQL commits it (a trigger into a side table), so
-    the test sees what other requests saw while the job ran."""
+    """Every write to a snapshot row, as the database commits it (a trigger into a side table), so
+    the test sees what other requests saw while the job ran. PostgreSQL needs a PL/pgSQL function
+    for the trigger's body; SQLite (the embedded default) takes the INSERT inline."""
+    postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE snapshot_progress_log (status text, done bigint, total bigint)")
-        cursor.execute(
-            "CREATE FUNCTION snapshot_progress_note() RETURNS trigger AS $$ BEGIN "
-            "INSERT INTO snapshot_progress_log VALUES (NEW.status, NEW.progress_done, NEW.progress_total); "
-            "RETURN NEW; END $$ LANGUAGE plpgsql"
-        )
-        cursor.execute(
-            "CREATE TRIGGER snapshot_progress_note AFTER UPDATE ON snapshots_snapshot "
-            "FOR EACH ROW EXECUTE FUNCTION snapshot_progress_note()"
-        )
+        if postgres:
+            cursor.execute(
+                "CREATE FUNCTION snapshot_progress_note() RETURNS trigger AS $$ BEGIN "
+                "INSERT INTO snapshot_progress_log VALUES (NEW.status, NEW.progress_done, NEW.progress_total); "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER snapshot_progress_note AFTER UPDATE ON snapshots_snapshot "
+                "FOR EACH ROW EXECUTE FUNCTION snapshot_progress_note()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER snapshot_progress_note AFTER UPDATE ON snapshots_snapshot FOR EACH ROW BEGIN "
+                "INSERT INTO snapshot_progress_log VALUES (NEW.status, NEW.progress_done, NEW.progress_total); END"
+            )
 
     def rows():
         with connection.cursor() as cursor:
@@ -59,8 +67,11 @@ def progress_log():
 
     yield rows
     with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER IF EXISTS snapshot_progress_note ON snapshots_snapshot")
-        cursor.execute("DROP FUNCTION IF EXISTS snapshot_progress_note()")
+        if postgres:
+            cursor.execute("DROP TRIGGER IF EXISTS snapshot_progress_note ON snapshots_snapshot")
+            cursor.execute("DROP FUNCTION IF EXISTS snapshot_progress_note()")
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS snapshot_progress_note")
         cursor.execute("DROP TABLE IF EXISTS snapshot_progress_log")
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import database_url
+
 REPO = Path(__file__).resolve().parents[2]
 TEST_BROKER = os.environ.get("CELERY_BROKER_URL", "")
 if not TEST_BROKER.startswith("redis://"):
@@ -64,7 +66,7 @@ def start_worker(settings, redis_broker, tmp_path):
         db = settings.DATABASES["default"]
         env = {
             **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "DATABASE_URL": database_url(db),
             "CELERY_BROKER_URL": redis_broker,
             "FEEDBACK_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
             "PYTHONUNBUFFERED": "1",
