@@ -182,6 +182,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     else {"visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 )
 CELERY_BROKER_DIR = _broker_dir
+# App-wide limits; a task's spec (workers/task_names.py) may set tighter ones.
+CELERY_TASK_SOFT_TIME_LIMIT = env.get_int("CELERY_SOFT_TIME_LIMIT", 6 * 3600)
+CELERY_TASK_TIME_LIMIT = env.get_int("CELERY_TIME_LIMIT", 6 * 3600 + 300)
+# A training run whose worker sent no heartbeat for this long is requeued (training.requeue_stale).
+HEARTBEAT_STALE_SECONDS = env.get_int("FEEDBACK_HEARTBEAT_STALE_SECONDS", 90)
+# Seconds between two looks at an active round (tests set it lower), and for a round waiting for
+# people (human annotation, a promotion decision).
+LOOP_TICK_SECONDS = env.get_float("LOOP_TICK_SECONDS", 10.0)
+LOOP_SLOW_TICK_SECONDS = env.get_float("LOOP_SLOW_TICK_SECONDS", 60.0)
+# Playground worker: torch threads (empty: torch's default), versions kept loaded, tokens per flush.
+PLAYGROUND_TORCH_THREADS = env.get_int("PLAYGROUND_TORCH_THREADS", 0)
+PLAYGROUND_MAX_MODELS = env.get_int("PLAYGROUND_MAX_MODELS", 2)
+PLAYGROUND_FLUSH_TOKENS = max(1, env.get_int("PLAYGROUND_FLUSH_TOKENS", 4))
 
 # Django's cache holds login-throttle counts (core/throttle.py). Production shares one Redis
 # between every gunicorn worker (the broker's, unless FEEDBACK_CACHE_URL names another);

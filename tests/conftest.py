@@ -75,6 +75,25 @@ def _isolated_artifacts(request, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _enqueue_sees_commits_as_in_production(request, monkeypatch):
+    """A django_db test runs inside an atomic block that is rolled back, never committed, so work
+    enqueued "after commit" would never be sent. Leave that block out: enqueue sends at once where
+    production would be in autocommit, and still waits for the commit of a service's own atomic block.
+    (tests/workers/test_task_interface.py checks the real on-commit behaviour.)"""
+    if not request.config.pluginmanager.hasplugin("django") or "no_enqueue_patch" in request.keywords:
+        return
+    from django.db import transaction
+
+    from feedback_site.core import queue
+
+    def inside_non_test_transaction() -> bool:
+        blocks = transaction.get_connection().atomic_blocks
+        return any(not getattr(block, "_from_testcase", False) for block in blocks)
+
+    monkeypatch.setattr(queue, "inside_transaction", inside_non_test_transaction)
+
+
 @pytest.fixture
 def make_user(django_user_model):
     counter = {"n": 0}

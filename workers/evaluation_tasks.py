@@ -1,5 +1,5 @@
-"""Evaluation on the `gpu` queue: the task (named `generation.evaluate`, so celery_app routes it
-with generation work) and the job behind it.
+"""Evaluation: the task (`evaluation.run`, on the `gpu` queue by its spec in workers/task_names.py)
+and the job behind it.
 
 The job loads the run, resolves and verifies every model artifact (a changed artifact fails the
 run), calls `rlhf.evaluation`, and records results through `feedback_site.evaluation.services`.
@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from workers.celery_app import app
+from workers.celery_app import task
+from workers.task_names import EVALUATION_RUN
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="generation.evaluate", bind=True, acks_late=True, reject_on_worker_lost=True)
-def evaluate(self, run_id: int) -> None:
+@task(EVALUATION_RUN)
+def evaluate(run_id: int) -> None:
     run_evaluation(run_id)
 
 

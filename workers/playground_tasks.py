@@ -11,11 +11,13 @@ intra-op threads (default: torch's own choice; 1 is best on a small shared CPU m
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
-from workers.celery_app import app
+from django.conf import settings
+
+from workers.celery_app import task
+from workers.task_names import PLAYGROUND_GENERATE
 
 log = logging.getLogger(__name__)
 _CACHE = None
@@ -26,24 +28,23 @@ def model_cache():
     if _CACHE is None:
         from rlhf.chat import ModelCache
 
-        threads = os.environ.get("PLAYGROUND_TORCH_THREADS")
+        threads = settings.PLAYGROUND_TORCH_THREADS
         if threads:
             # On a shared or small CPU machine one thread per worker is much faster than torch's
             # default (threads spin-waiting on busy cores): measured 3.7 vs 0.4 tokens/s.
             import torch
 
-            torch.set_num_threads(int(threads))
-        _CACHE = ModelCache(max_bases=int(os.environ.get("PLAYGROUND_MAX_MODELS", "2")))
+            torch.set_num_threads(threads)
+        _CACHE = ModelCache(max_bases=settings.PLAYGROUND_MAX_MODELS)
     return _CACHE
 
 
-@app.task(name="playground.generate", bind=True, acks_late=True, reject_on_worker_lost=True)
-def generate(self, message_id: int) -> None:
+@task(PLAYGROUND_GENERATE)
+def generate(message_id: int) -> None:
     run_message(message_id)
 
 
 def run_message(message_id: int) -> None:
-    from django.conf import settings
 
     from feedback_site.playground import services
 
@@ -64,7 +65,7 @@ def run_message(message_id: int) -> None:
         history = services.lane_history(chat, message.lane, before_turn=message.turn)
         user = chat.messages.filter(lane=message.lane, turn=message.turn, role="user").first()
         conversation = history + [{"role": "user", "content": user.content if user else ""}]
-        flush_every = max(1, int(os.environ.get("PLAYGROUND_FLUSH_TOKENS", "4")))
+        flush_every = settings.PLAYGROUND_FLUSH_TOKENS
         policy = policy_for(chat.project_id)
         rules = effective_rules(policy) if policy.enabled else compile_rules([])
         state = {"stop": False, "first_ms": None, "withheld": False}

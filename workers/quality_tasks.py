@@ -1,11 +1,12 @@
-"""Celery tasks of the quality app. `generation.score_pairs` is model work: its name sends it to
-the `gpu` queue (see celery_app's routes)."""
+"""Celery tasks of the quality app. `quality.score_pairs` is model work: its spec
+(workers/task_names.py) puts it on the `gpu` queue."""
 
 from __future__ import annotations
 
 import logging
 
-from workers.celery_app import app
+from workers.celery_app import task
+from workers.task_names import QUALITY_SCORE_PAIRS
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,6 @@ def run_score_pairs(project_id: int, reward_model_id: int) -> int:
     return updated
 
 
-@app.task(name="generation.score_pairs", bind=True, acks_late=True, reject_on_worker_lost=True)
-def score_pairs_task(self, project_id: int, reward_model_id: int) -> int:
+@task(QUALITY_SCORE_PAIRS)
+def score_pairs_task(project_id: int, reward_model_id: int) -> int:
     return run_score_pairs(project_id, reward_model_id)

@@ -1,12 +1,13 @@
 """Celery task of the snapshots app: building a snapshot's files is light, streaming work (no
-model), so `snapshots.build` goes to the `default` queue (celery_app's catch-all route)."""
+model), so its spec (workers/task_names.py) puts it on the `default` queue."""
 
 from __future__ import annotations
 
-from workers.celery_app import app
+from workers.celery_app import task
+from workers.task_names import SNAPSHOT_BUILD
 
 
-@app.task(name="snapshots.build", acks_late=True)
+@task(SNAPSHOT_BUILD)
 def build_snapshot(snapshot_id: int) -> str | None:
     """Idempotent: a ready or failed snapshot is left alone; a pending or running one (say,
     redelivered after its worker died) is built again from the start into a fresh temp folder."""

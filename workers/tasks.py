@@ -3,11 +3,12 @@ function that does the work through `rlhf` and records outcomes through the site
 
 from __future__ import annotations
 
-from workers.celery_app import app
+from workers.celery_app import task
+from workers.task_names import GENERATION_RUN, OPS_PING, TRAINING_REQUEUE_STALE, TRAINING_RUN
 
 
-@app.task(name="generation.generate_responses", bind=True, acks_late=True, reject_on_worker_lost=True)
-def generate_responses(self, run_id: int) -> None:
+@task(GENERATION_RUN)
+def generate_responses(run_id: int) -> None:
     # Imported here so that loading the task module (e.g. by the beat or a light worker) does
     # not import torch.
     from workers.generation_job import run_generation
@@ -15,19 +16,19 @@ def generate_responses(self, run_id: int) -> None:
     run_generation(run_id)
 
 
-@app.task(name="training.train_model", bind=True, acks_late=True, reject_on_worker_lost=True)
-def train_model(self, run_id: int) -> None:
+@task(TRAINING_RUN)
+def train_model(run_id: int) -> None:
     from workers.training_job import run_training
 
     run_training(run_id)
 
 
-@app.task(name="default.ping")
+@task(OPS_PING)
 def ping() -> str:
     return "pong"
 
 
-@app.task(name="default.requeue_stale_training")
+@task(TRAINING_REQUEUE_STALE)
 def requeue_stale_training() -> list[int]:
     from feedback_site.training.services import training_requeue_stale
 

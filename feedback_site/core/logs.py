@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from workers.task_names import RUN_KINDS
+
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("feedback_log_context", default={})
 
-# Tasks whose first argument is the id of the run they work on (workers/tasks.py).
-RUN_TASK_PREFIXES = {"training.": "training", "generation.": "generation"}
 _FIELDS = ("task_id", "task_name", "run_id", "run_kind")
 
 
@@ -53,13 +53,13 @@ def _current_task_fields() -> dict[str, Any]:
     if not task_id:
         return {}
     fields: dict[str, Any] = {"task_id": task_id, "task_name": task.name}
-    for prefix, kind in RUN_TASK_PREFIXES.items():
-        if task.name and task.name.startswith(prefix):
-            kwargs = getattr(request, "kwargs", None) or {}
-            args = getattr(request, "args", None) or ()
-            run_id = kwargs.get("run_id", args[0] if args else None)
-            if run_id is not None:
-                fields.update(run_id=run_id, run_kind=kind)
+    kind = RUN_KINDS.get(task.name)
+    if kind is not None:
+        kwargs = getattr(request, "kwargs", None) or {}
+        args = getattr(request, "args", None) or ()
+        run_id = kwargs.get("run_id", args[0] if args else None)
+        if run_id is not None:
+            fields.update(run_id=run_id, run_kind=kind)
     return fields
 
 

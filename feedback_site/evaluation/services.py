@@ -35,10 +35,10 @@ from feedback_site.evaluation.models import (
 )
 from feedback_site.projects.models import Project
 from feedback_site.registry.models import ModelKind, ModelVersion
+from workers.task_names import EVALUATION_RUN
 
 log = logging.getLogger(__name__)
 
-EVALUATE_TASK = "generation.evaluate"
 SUITE_FILE = Path(__file__).with_name("adversarial_suite.jsonl")
 MAX_PROMPT_CHARS = 20_000
 
@@ -434,7 +434,7 @@ def _create_and_enqueue(run: EvaluationRun, actor) -> EvaluationRun:
             raise
         return existing
     try:
-        enqueue(EVALUATE_TASK, run.pk)
+        enqueue(EVALUATION_RUN, run.pk)
     except Exception as error:
         EvaluationRun.objects.filter(pk=run.pk).update(
             status=EvaluationStatus.FAILED, message=str(getattr(error, "message", error)), finished_at=timezone.now()

@@ -21,8 +21,8 @@ from feedback_site.core.queue import enqueue
 from feedback_site.generation.models import GenerationRun, Pairing, RunStatus
 from feedback_site.projects.models import Project
 from feedback_site.registry.models import ModelKind, ModelVersion
+from workers.task_names import GENERATION_RUN
 
-GENERATE_TASK = "generation.generate_responses"
 LOG_TAIL_CHARS = 8000
 
 SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "top_k": 50, "max_new_tokens": 128, "seed": 0, "batch_size": 8}
@@ -113,7 +113,7 @@ def generation_launch(
 
 def _enqueue_run(run: GenerationRun) -> None:
     try:
-        enqueue(GENERATE_TASK, run.pk)
+        enqueue(GENERATION_RUN, run.pk)
     except Exception as error:
         GenerationRun.objects.filter(pk=run.pk).update(
             status=RunStatus.FAILED, message=str(getattr(error, "message", error)), finished_at=timezone.now()

@@ -44,13 +44,10 @@ from feedback_site.loop.models import (
 )
 from feedback_site.projects.models import Membership, Project, Role
 from feedback_site.registry.models import ModelKind, ModelVersion
+from workers.task_names import LOOP_ADVANCE_ROUND, LOOP_CAMPAIGN_RESPONSES, LOOP_SIMULATE_JUDGMENTS, LOOP_SIMULATE_WITH_REWARD_MODEL
 
 log = logging.getLogger(__name__)
 
-SIMULATE_TASK = "loop.simulate_judgments"
-SIMULATE_RM_TASK = "generation.loop_simulate_judgments"  # loads a reward model: GPU-shaped, gpu queue
-CAMPAIGN_TASK = "generation.loop_campaign_responses"
-ADVANCE_TASK = "loop.advance_round"
 CLAIM_SECONDS = 600
 
 
@@ -121,7 +118,7 @@ def simulation_launch(*, annotator: SimulatedAnnotator, target: int, actor) -> S
     if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= 100_000:
         raise Invalid("target must be an integer between 1 and 100000", code="bad_target")
     run = SimulationRun.objects.create(annotator=annotator, target=target, created_by=_user_or_none(actor))
-    task = SIMULATE_RM_TASK if annotator.rule == SimulatedRule.REWARD_MODEL else SIMULATE_TASK
+    task = LOOP_SIMULATE_WITH_REWARD_MODEL if annotator.rule == SimulatedRule.REWARD_MODEL else LOOP_SIMULATE_JUDGMENTS
     try:
         enqueue(task, run.pk)
     except ServiceError as error:
@@ -261,7 +258,7 @@ def campaign_launch(
         audit_record(actor=actor, action="campaign.launch", target=campaign, project=project,
                      details={"version_x": x.pk, "version_y": y.pk, "prompts": len(ids)})
     try:
-        enqueue(CAMPAIGN_TASK, campaign.pk)
+        enqueue(LOOP_CAMPAIGN_RESPONSES, campaign.pk)
     except ServiceError as error:
         campaign_fail(campaign_id=campaign.pk, message=error.message)
         raise
@@ -453,7 +450,7 @@ def round_start(*, project: Project, actor, simulated_annotator: SimulatedAnnota
 
 def _schedule(round_id: int) -> None:
     try:
-        enqueue(ADVANCE_TASK, round_id)
+        enqueue(LOOP_ADVANCE_ROUND, round_id)
     except ServiceError as error:
         # The round exists; the periodic driver (or the Advance button) picks it up later.
         Round.objects.filter(pk=round_id).update(message=f"driver not queued: {error.message}")

@@ -19,8 +19,8 @@ from feedback_site.core.queue import enqueue
 from feedback_site.playground.models import OPEN_STATUSES, Chat, ChatMessage, MessageStatus
 from feedback_site.projects.models import Project
 from feedback_site.registry.models import ModelKind, ModelVersion
+from workers.task_names import PLAYGROUND_GENERATE
 
-GENERATE_TASK = "playground.generate"
 MAX_MESSAGE_CHARS = 20_000
 MAX_SYSTEM_PROMPT_CHARS = 20_000
 SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "top_k": 50, "max_new_tokens": 256, "seed": 0}
@@ -121,7 +121,7 @@ def message_send(*, chat: Chat, actor, content: str, sampling: dict | None = Non
             )
     for answer in answers:
         try:
-            enqueue(GENERATE_TASK, answer.pk)
+            enqueue(PLAYGROUND_GENERATE, answer.pk)
         except Exception:
             ChatMessage.objects.filter(pk__in=[a.pk for a in answers], status=MessageStatus.QUEUED).update(
                 status=MessageStatus.FAILED, error="The task queue is unavailable; nothing was generated."

@@ -10,6 +10,7 @@ from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Invalid, NotFound
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.quality.models import Adjudication
+from workers.task_names import QUALITY_SCORE_PAIRS
 
 MAX_NOTE = 2000
 
@@ -51,7 +52,6 @@ def adjudicate(*, pair_id: int, actor, label: str, note: str = "") -> tuple[Adju
 # Uncertainty-first queue (issue 5, item 9)
 # ------------------------------------------------------------------------------------------------
 
-SCORE_TASK = "generation.score_pairs"  # the generation.* route sends it to the gpu queue
 
 
 def _reward_version(project, reward_model_id: int):
@@ -72,7 +72,7 @@ def uncertainty_request(*, project, actor, reward_model_id: int) -> str:
     if not project.uncertainty_first:
         raise Invalid("turn on 'uncertainty first' in the project settings before scoring pairs", code="uncertainty_off")
     version = _reward_version(project, reward_model_id)
-    task_id = enqueue(SCORE_TASK, project.pk, version.pk)
+    task_id = enqueue(QUALITY_SCORE_PAIRS, project.pk, version.pk)
     with transaction.atomic():
         audit_record(actor=actor, action="queue.score_pairs", target=version, project=project,
                      details={"reward_model": version.pk, "task_id": task_id})

@@ -72,6 +72,7 @@ from feedback_site.core.hashing import file_sha256
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project
 from feedback_site.snapshots.models import Snapshot, SnapshotStatus
+from workers.task_names import SNAPSHOT_BUILD
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +492,6 @@ def snapshot_create(
         return snapshot, True
 
 
-BUILD_TASK = "snapshots.build"
 
 
 def snapshot_start(
@@ -513,7 +513,7 @@ def snapshot_start(
             include_prelabelled=include_prelabelled, note=note, created_by=actor, status=SnapshotStatus.PENDING,
         )
     try:
-        enqueue(BUILD_TASK, snapshot.pk)
+        enqueue(SNAPSHOT_BUILD, snapshot.pk)
     except Exception:
         Snapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.PENDING).delete()
         raise

@@ -9,6 +9,7 @@ import os
 import socket
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -28,12 +29,12 @@ from feedback_site.training.models import (
     TrainingRun,
     TrainingStatus,
 )
+from workers.task_names import TRAINING_RUN
 
-TRAIN_TASK = "training.train_model"
 LOG_TAIL_CHARS = 12_000
 # A worker that has not touched its run for this long is taken to be dead; a redelivered task
 # then takes the run over and resumes it from its last checkpoint.
-HEARTBEAT_STALE_AFTER = timedelta(seconds=int(os.environ.get("FEEDBACK_HEARTBEAT_STALE_SECONDS", "90")))
+HEARTBEAT_STALE_AFTER = timedelta(seconds=settings.HEARTBEAT_STALE_SECONDS)
 
 
 def this_process() -> str:
@@ -151,7 +152,7 @@ def training_launch(
                                    reward_model=reward_model, config=config)
         return existing, False
     try:
-        enqueue(TRAIN_TASK, run.pk)
+        enqueue(TRAINING_RUN, run.pk)
     except Exception as error:
         training_fail(run_id=run.pk, message=str(getattr(error, "message", error)))
         raise
@@ -296,5 +297,5 @@ def training_requeue_stale(*, now=None) -> list[int]:
         .values_list("pk", flat=True)
     )
     for run_id in stale:
-        enqueue(TRAIN_TASK, run_id)
+        enqueue(TRAINING_RUN, run_id)
     return stale

@@ -74,7 +74,7 @@ def queued_training_run(site_admin, make_project, monkeypatch, tmp_path):
     from feedback_site.training import services
 
     policy = make_tiny_model(tmp_path / "tiny", seed=0)
-    monkeypatch.setattr(services, "enqueue", lambda *args: "not-published")
+    monkeypatch.setattr(services, "enqueue", lambda *args, **options: "not-published")
     project = make_project("Ops", base_policy_uri=str(policy))
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
     import_file(project=project, actor=site_admin, kind="pairs", filename="p.jsonl",
@@ -98,7 +98,7 @@ def test_health_details_reports_database_broker_workers_queues_and_runs(
     client.force_login(site_admin)
     # Two tasks wait on the gpu queue, which no worker consumes here.
     for _ in range(2):
-        app.send_task("default.ping", queue="gpu")
+        app.send_task("ops.ping", queue="gpu")
     assert redis.Redis.from_url(redis_broker).llen("gpu") == 2
 
     def healthy():

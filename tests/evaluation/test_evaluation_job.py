@@ -19,7 +19,7 @@ SMALL = {"max_new_tokens": 8, "temperature": 0.0, "n_resamples": 200, "batch_siz
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     sent = []
-    monkeypatch.setattr(services, "enqueue", lambda *args: sent.append(args) or "task-id")
+    monkeypatch.setattr(services, "enqueue", lambda spec, *args, **options: sent.append((spec.name, *args)) or "task-id")
     return sent
 
 
@@ -35,7 +35,7 @@ def test_policy_evaluation_records_win_rate_kl_lengths_and_adversarial_flags(eva
     project, base, child = eval_project["project"], eval_project["base"], eval_project["child"]
     _small_suite(project, site_admin)
     run = services.evaluation_launch(project=project, policy=child, baseline=base, actor=site_admin, config=SMALL)
-    assert _no_broker == [("generation.evaluate", run.pk)]
+    assert _no_broker == [("evaluation.run", run.pk)]
     # No reward model was named and the policy was not trained against one: the newest judges.
     assert run.reward_model == eval_project["rm2"] and run.reference == base
 
@@ -164,7 +164,7 @@ def test_evaluation_is_queued_after_a_training_run_registers_a_version(eval_proj
     assert evaluation.policy == out and evaluation.baseline == base
     # Judged by a reward model other than the one PPO optimised against.
     assert evaluation.reward_model == eval_project["rm2"] and evaluation.notes == []
-    assert ("generation.evaluate", evaluation.pk) in _no_broker
+    assert ("evaluation.run", evaluation.pk) in _no_broker
 
 
 def test_launch_from_the_page_and_refusals_shown_there(eval_project, site_admin, client, _no_broker):
@@ -174,7 +174,7 @@ def test_launch_from_the_page_and_refusals_shown_there(eval_project, site_admin,
     response = client.post(url, {"action": "launch", "kind": "policy", "policy": child.pk, "baseline": base.pk, "max_new_tokens": "8"})
     run = EvaluationRun.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("evaluation-run", args=[run.pk])
-    assert run.config["max_new_tokens"] == 8 and run.trigger == "manual" and _no_broker == [("generation.evaluate", run.pk)]
+    assert run.config["max_new_tokens"] == 8 and run.trigger == "manual" and _no_broker == [("evaluation.run", run.pk)]
     response = client.post(url, {"action": "launch", "kind": "policy", "policy": child.pk, "baseline": child.pk})
     assert response.status_code == 400 and b"different versions" in response.content
     response = client.post(url, {"action": "eval_prompts", "jsonl": '{"prompt": "Another held-out prompt"}'})

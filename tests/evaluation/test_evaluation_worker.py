@@ -25,4 +25,4 @@ def test_an_evaluation_goes_through_redis_to_a_gpu_queue_worker(eval_project, si
     assert finished.attempts == 1 and finished.results["win_rate"]["n"] == 3
     assert finished.samples.filter(sample_set=SampleSet.EVAL).count() == 3
     assert not finished.samples.filter(sample_set=SampleSet.ADVERSARIAL).exists()
-    assert "generation.evaluate" in worker.output()
+    assert "evaluation.run" in worker.output()

@@ -20,7 +20,7 @@ SECRET = "HELD-OUT-MARKER"
 
 
 def test_evaluation_prompts_never_reach_snapshots_generation_or_the_queue(site_admin, monkeypatch):
-    monkeypatch.setattr(generation_services, "enqueue", lambda *args: "task-id")
+    monkeypatch.setattr(generation_services, "enqueue", lambda *args, **options: "task-id")
     project = project_create(creator=site_admin, name="Leak check")
     train_lines = [{"prompt": f"Train topic {i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(5)]
     import_file(project=project, actor=site_admin, kind="pairs", filename="train.jsonl",

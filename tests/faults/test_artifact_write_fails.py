@@ -80,7 +80,7 @@ def _launch(project, snapshot, site_admin):
 
     # The broker is not what this test is about; the job runs in this process below.
     services_enqueue = services.enqueue
-    services.enqueue = lambda *args: "in-process"
+    services.enqueue = lambda *args, **options: "in-process"
     try:
         run, _ = services.training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot,
                                           config={"max_steps": 4, "batch_size": 4, "save_steps": 2, "max_length": 128})

@@ -73,7 +73,7 @@ def test_annotating_survives_redis_and_launching_resumes(setup, broker_on, ml_st
     before = staff.post(generation_url, data=json.dumps({"prompt_selection": "all", "k": 2}), content_type="application/json")
     assert before.status_code == 201, before.content
     first_run = before.json()["id"]
-    assert _queued_run_ids(server) == [("generation.generate_responses", first_run)]
+    assert _queued_run_ids(server) == [("generation.run", first_run)]
     _annotate_one(worker, project)
 
     server.kill()
@@ -107,9 +107,9 @@ def test_annotating_survives_redis_and_launching_resumes(setup, broker_on, ml_st
     # launches published nothing; every queued run has exactly one message).
     queued = sorted(_queued_run_ids(server))
     assert queued == sorted([
-        ("generation.generate_responses", first_run),
-        ("generation.generate_responses", again.json()["id"]),
-        ("training.train_model", trained.json()["id"]),
+        ("generation.run", first_run),
+        ("generation.run", again.json()["id"]),
+        ("training.run", trained.json()["id"]),
     ])
     assert set(GenerationRun.objects.filter(status="queued").values_list("pk", flat=True)) == {first_run, again.json()["id"]}
     assert list(TrainingRun.objects.filter(status="queued").values_list("pk", flat=True)) == [trained.json()["id"]]

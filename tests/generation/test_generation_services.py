@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch):
     """Records what would be sent to the broker (the real broker path has its own worker test)."""
     calls = []
-    monkeypatch.setattr(services, "enqueue", lambda name, *args: calls.append((name, args)) or "task-id")
+    monkeypatch.setattr(services, "enqueue", lambda spec, *args, **options: calls.append((spec.name, args)) or "task-id")
     return calls
 
 
@@ -31,7 +31,7 @@ def test_launch_freezes_training_prompts_and_queues_one_task(project, ml_staff, 
     run = services.generation_launch(project=project, actor=ml_staff, k=3, temperature=0.9, seed=7)
     assert run.prompt_ids == [p.pk for p in prompts]  # evaluation prompts are never used
     assert run.status == RunStatus.QUEUED and run.policy == project.current_policy
-    assert sent == [("generation.generate_responses", (run.pk,))]
+    assert sent == [("generation.run", (run.pk,))]
     assert len(run.config_hash) == 64
 
 

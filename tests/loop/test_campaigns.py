@@ -45,7 +45,7 @@ def campaign(project, staff, two_versions, eval_prompts, redis_broker):
     x, y = two_versions
     launched = services.campaign_launch(project=project, actor=staff, version_x=x.pk, version_y=y.pk, max_new_tokens=8, seed=3)
     assert launched.status == CampaignStatus.GENERATING
-    run_campaign_generation(launched.pk)  # what the gpu worker runs for generation.loop_campaign_responses
+    run_campaign_generation(launched.pk)  # what the gpu worker runs for loop.campaign_responses
     launched.refresh_from_db()
     return launched
 

@@ -27,7 +27,7 @@ def test_reward_model_annotator_prefers_the_higher_score(project, staff, make_pa
     sim = services.simulated_annotator_create(project=project, actor=staff, name="RM", rule="reward_model", noise=0.0, reward_model=reward)
 
     run = SimulationRun.objects.create(annotator=sim, target=6)
-    run_reward_model_simulation(run.pk)  # what the gpu worker runs for generation.loop_simulate_judgments
+    run_reward_model_simulation(run.pk)  # what the gpu worker runs for loop.simulate_judgments_with_reward_model
     run.refresh_from_db()
     assert (run.status, run.done) == (JobStatus.SUCCEEDED, 6)
     scores = score_pairs(result.artifact_dir, [(p.prompt.messages(), p.response_a.text, p.response_b.text) for p in pairs], device="cpu")

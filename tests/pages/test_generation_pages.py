@@ -31,7 +31,7 @@ def test_launch_queues_a_run_and_opens_its_page(login, ml_staff, project, make_p
     assert (run.k, run.temperature, run.top_p, run.top_k, run.max_new_tokens, run.seed, run.batch_size) == (3, 0.8, 0.9, 40, 64, 7, 4)
     assert (run.pairing, run.pairs_per_prompt, run.policy_id, run.created_by) == ("sample", 2, project.current_policy_id, ml_staff)
     assert len(run.prompt_ids) == 4 and run.status == RunStatus.QUEUED
-    assert sent_tasks == [("generation.generate_responses", (run.pk,))]
+    assert sent_tasks == [("generation.run", (run.pk,))]
 
     html = client.get(response["Location"]).content.decode()
     assert f"Generation run {run.pk} queued: 3 responses for each of 4 prompts." in html

@@ -19,7 +19,7 @@ from feedback_site.training.views import format_number
 
 pytestmark = pytest.mark.django_db
 
-TASK = "training.train_model"
+TASK = "training.run"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -118,6 +118,6 @@ def test_score_pairs_goes_through_redis_to_a_gpu_queue_worker(client, scored_pro
     assert response.status_code == 202, response.content
     wait_for(lambda: not Pair.objects.filter(pk__in=[p.pk for p in pairs], priority=0).exists(),
              timeout=240, worker=worker, what="the pairs to be scored")
-    assert "generation.score_pairs" in worker.output()
+    assert "quality.score_pairs" in worker.output()
     stored = dict(Pair.objects.filter(pk__in=[p.pk for p in pairs]).values_list("id", "priority"))
     assert stored == _expected_priorities(pairs, tiny_reward_model)

@@ -26,7 +26,7 @@ def tiny_policy(tmp_path_factory):
 
 @pytest.mark.timeout(300)
 def test_a_two_process_run_is_launched_followed_and_registered_once(site_admin, tiny_policy, monkeypatch):
-    monkeypatch.setattr(services, "enqueue", lambda *args: "task-id")  # run in this process instead
+    monkeypatch.setattr(services, "enqueue", lambda *args, **options: "task-id")  # run in this process instead
     monkeypatch.setenv("RLHF_DEVICE", "cpu")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     project = project_create(creator=site_admin, name="DDP", base_policy_uri=str(tiny_policy))

@@ -27,7 +27,7 @@ def tiny_policy(tmp_path_factory):
 
 @pytest.fixture
 def setup(site_admin, tiny_policy, monkeypatch):
-    monkeypatch.setattr(services, "enqueue", lambda *args: "task-id")
+    monkeypatch.setattr(services, "enqueue", lambda *args, **options: "task-id")
     project = project_create(creator=site_admin, name="Toy", base_policy_uri=str(tiny_policy))
     lines = [{"prompt": f"Topic {i}?", "response_a": f"good answer {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(8)]
     import_file(project=project, actor=site_admin, kind="pairs", filename="t.jsonl",
