@@ -154,8 +154,8 @@ def _profile(args) -> int:
             if open_leases.get(i) is None:
                 continue
             done += 1
-            for kind, call in (("judgment", lambda: submit(clients[i], open_leases[i])),
-                               ("next", lambda: open_leases.__setitem__(i, next_(clients[i])))):
+            for kind, call in (("judgment", lambda i=i: submit(clients[i], open_leases[i])),
+                               ("next", lambda i=i: open_leases.__setitem__(i, next_(clients[i])))):
                 t, c = time.perf_counter(), time.process_time()
                 with connection.execute_wrapper(timed(kind)):
                     if profiler:

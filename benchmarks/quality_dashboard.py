@@ -87,7 +87,7 @@ def _seed(n_judgments: int, n_annotators: int, seed: int):
     skill = {u.pk: rng.uniform(0.55, 0.95) for u in annotators}
     rows = []
     left = n_judgments
-    for i, pair in enumerate(pairs):
+    for pair in pairs:
         k = min(3, left)
         if k <= 0:
             break

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             print(f"  exporting (fresh process) ...", flush=True)
             child = subprocess.run([PYTHON, __file__, "--_child", str(project_id), "loadtest-owner"], cwd=ROOT, env=env,
                                    capture_output=True, text=True)
-            line = next((l for l in child.stdout.splitlines() if l.startswith("RESULT ")), None)
+            line = next((out for out in child.stdout.splitlines() if out.startswith("RESULT ")), None)
             if child.returncode or line is None:
                 raise SystemExit(f"export failed:\n{child.stdout[-3000:]}\n{child.stderr[-3000:]}")
             result = json.loads(line[len("RESULT "):])
