@@ -293,7 +293,7 @@ async def _health_client(http, deadline: float, think_s: float, rng: random.Rand
                 stats.add(started, status)
                 if status != 200 and len(errors) < 20:
                     errors.append(f"health {status}: {body[:200]!r}")
-            except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
+            except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as error:
                 http.close()
                 stats.fail(error)
                 if len(errors) < 20:
@@ -311,7 +311,7 @@ async def _annotator_client(http, project_id: int, token: str, deadline: float, 
         started = time.perf_counter()
         try:
             status, body = await asyncio.wait_for(http.request("POST", next_path, headers), REQUEST_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as error:
             http.close()
             calls["next"].fail(error)
             if len(result.error_samples) < 20:
@@ -339,7 +339,7 @@ async def _annotator_client(http, project_id: int, token: str, deadline: float, 
             started = time.perf_counter()
             try:
                 status, body = await asyncio.wait_for(http.request("POST", path, headers, payload), REQUEST_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
+            except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as error:
                 http.close()
                 calls["judgment"].fail(error)
                 if len(result.error_samples) < 20:

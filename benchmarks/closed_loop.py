@@ -54,7 +54,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -275,7 +275,7 @@ def main() -> int:
     report = {
         "benchmark": "closed_loop",
         "mode": mode,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "load_average_at_end": os.getloadavg()},
         "settings": {k: v for k, v in cfg.items()},

@@ -37,7 +37,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ def main() -> int:
     }
     result = {
         "benchmark": "playground_latency",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": "SmolLM2-135M-Instruct (builtin, float32)",
         "device": "cpu" if os.environ.get("RLHF_DEVICE", "cpu") == "cpu" else os.environ["RLHF_DEVICE"],
         "machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "python": platform.python_version()},

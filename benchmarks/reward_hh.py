@@ -44,7 +44,7 @@ import platform
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     subset = bool(args.limit_train and args.limit_train < full_sizes[0]) or bool(args.limit_eval and args.limit_eval < full_sizes[1])
     report = {
         "benchmark": "reward_hh",
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "subset_run": subset,
         "train_file": TRAIN_FILE.name,
         "eval_file": EVAL_FILE.name,

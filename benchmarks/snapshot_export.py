@@ -128,7 +128,7 @@ def main(argv=None) -> int:
             project_id = json.loads(out.read_text())["project_id"]
             users_s = time.perf_counter() - t
             seeded = seed_pairs(db_url, project_id, pairs, judged_overlap=args.overlap)
-            print(f"  exporting (fresh process) ...", flush=True)
+            print("  exporting (fresh process) ...", flush=True)
             child = subprocess.run([PYTHON, __file__, "--_child", str(project_id), "loadtest-owner"], cwd=ROOT, env=env,
                                    capture_output=True, text=True)
             line = next((out for out in child.stdout.splitlines() if out.startswith("RESULT ")), None)

@@ -90,7 +90,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -355,7 +355,7 @@ def main() -> None:
 
     report = {
         "benchmark": "training_throughput",
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": "SmolLM2-135M-Instruct",
         "batch_size": BATCH_SIZE,
         "max_length": MAX_LENGTH,

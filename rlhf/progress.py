@@ -8,8 +8,9 @@ library never needs to know where progress goes (database row, terminal, list in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class RunControl(Protocol):

@@ -6,8 +6,8 @@ are the ones where a human judgment teaches the most, so they are served first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 Conversation = list[dict[str, str]]
 

@@ -18,7 +18,6 @@ from django.conf import settings
 
 from feedback_site.annotation.models import Prompt
 from feedback_site.generation import services
-from feedback_site.generation.models import GenerationRun
 
 log = logging.getLogger(__name__)
 CANCEL_POLL_SECONDS = 2.0

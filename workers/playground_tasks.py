@@ -53,11 +53,10 @@ def run_message(message_id: int) -> None:
     if message is None:
         return
     try:
+        from feedback_site.safety.services import effective_rules, policy_for
         from rlhf.chat import stream_chat
         from rlhf.models import resolve_model_path
         from rlhf.safety import compile_rules
-
-        from feedback_site.safety.services import effective_rules, policy_for
 
         chat = message.chat
         path = resolve_model_path(message.model_version.artifact_uri, Path(settings.ARTIFACTS_DIR))

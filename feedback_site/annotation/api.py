@@ -10,7 +10,7 @@ the error format stay DRF's (`@api_view`).
 from __future__ import annotations
 
 import json
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -77,7 +77,7 @@ def _json(data, status_code: int = 200) -> HttpResponse:
 
 def _drf_datetime(value) -> str:
     # DRF's DateTimeField output (settings.TIME_ZONE is UTC): ISO 8601 with a Z.
-    text = value.astimezone(dt_timezone.utc).isoformat()
+    text = value.astimezone(UTC).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

@@ -5,7 +5,7 @@ Site superusers act as admins of every project; a user with `is_staff` may creat
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
 

@@ -71,6 +71,7 @@ infinities, duplicate keys in one object, the escape ``\\u0000`` and unpaired su
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import gzip
 import io
@@ -79,7 +80,6 @@ import math
 import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass
 from dataclasses import field as _dc_field
 from typing import Any, Literal

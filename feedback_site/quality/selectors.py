@@ -313,7 +313,6 @@ def disagreements(project: Project, *, status: str = "open", limit: int = 50, of
     """Pairs whose human judgments carry more than one label (tie and both-bad count as labels),
     with each judgment (pseudonymous annotator, choice, canonical label, rationale) and the
     current adjudication. status: open (not adjudicated), adjudicated or all. Three queries."""
-    from feedback_site.quality.models import Adjudication
     from feedback_site.snapshots.services import pseudonym
 
     sim = simulated_user_ids(project)

@@ -22,8 +22,8 @@ was preferred), not on the clicked side, so display order does not matter.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Mapping, Sequence
 
 LABELS = ("a", "b", "tie", "both_bad")
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
@@ -180,7 +180,7 @@ def dawid_skene(
     iterations: int = 50,
     tolerance: float = 1e-6,
     smoothing: float = 0.01,
-) -> tuple[dict[Hashable, dict[Hashable, float]], dict[Hashable, "object"]]:
+) -> tuple[dict[Hashable, dict[Hashable, float]], dict[Hashable, object]]:
     """Dawid & Skene (1979) EM estimate of each unit's true label and each annotator's confusion
     matrix, from (unit, annotator, label) triples. Initialised with per-unit vote shares (so one
     annotator gives that annotator's labels back). Returns ({unit: {label: posterior}},

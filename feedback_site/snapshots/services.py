@@ -63,10 +63,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import Max, Q
-
-from feedback_site.annotation.models import Judgment, Pair, Preference, Split
 from django.utils import timezone
 
+from feedback_site.annotation.models import Judgment, Pair, Preference, Split
 from feedback_site.core.errors import Conflict, Invalid, ServiceError
 from feedback_site.core.hashing import file_sha256
 from feedback_site.core.permissions import STAFF_ROLES, require_role

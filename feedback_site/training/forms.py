@@ -21,7 +21,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, Literal
 
 from django import forms
@@ -79,7 +79,7 @@ def _config_classes() -> dict[str, type]:
     return CONFIG_CLASSES
 
 
-@lru_cache(maxsize=None)
+@cache
 def method_defaults(method: str) -> dict:
     """The method's full default config, as the service would store it."""
     from feedback_site.training.services import validate_training_config
@@ -162,7 +162,7 @@ def _describe(name: str, hint: Any, default: Any, help_text: str) -> ConfigField
     return ConfigField(kind="json", **common)
 
 
-@lru_cache(maxsize=None)
+@cache
 def config_spec() -> ConfigSpec:
     classes = _config_classes()
     described: dict[str, list[ConfigField]] = {}

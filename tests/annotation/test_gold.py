@@ -16,7 +16,7 @@ from feedback_site.annotation import services
 from feedback_site.annotation.gold import gold_accuracy_by_annotator
 from feedback_site.annotation.models import Assignment, Judgment, Pair
 from feedback_site.annotation.queue import gold_turn
-from feedback_site.core.errors import Forbidden, Invalid, NotFound
+from feedback_site.core.errors import Forbidden, Invalid
 from feedback_site.core.models import AuditEntry
 from feedback_site.projects.models import Membership
 

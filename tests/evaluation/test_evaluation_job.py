@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from feedback_site.core.errors import Invalid
 from feedback_site.evaluation import services
-from feedback_site.evaluation.models import AdversarialPrompt, EvaluationRun, EvaluationSample, EvaluationStatus, SampleSet
+from feedback_site.evaluation.models import EvaluationRun, EvaluationSample, EvaluationStatus, SampleSet
 from workers.evaluation_tasks import run_evaluation
 
 pytestmark = pytest.mark.django_db

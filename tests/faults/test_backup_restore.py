@@ -36,10 +36,9 @@ def restored_db(settings):
 
 @pytest.fixture
 def project_with_snapshot(settings, site_admin):
-    from rlhf.models import make_tiny_model
-
     from feedback_site.projects.services import import_file, project_create
     from feedback_site.snapshots.services import snapshot_create
+    from rlhf.models import make_tiny_model
 
     base = make_tiny_model(Path(settings.ARTIFACTS_DIR) / "models" / "base", seed=0)
     project = project_create(creator=site_admin, name="Backed up", base_policy_uri=str(base))

@@ -54,8 +54,8 @@ def test_bad_settings_are_refused_before_anything_is_queued(project, ml_staff, p
 
 
 def test_unreachable_queue_is_reported_and_the_run_marked_failed(project, ml_staff, prompts, monkeypatch):
-    from feedback_site.core import queue
     import workers.celery_app
+    from feedback_site.core import queue
 
     def down(*args, **kwargs):
         from kombu.exceptions import OperationalError

@@ -404,11 +404,11 @@ def test_pairs_jsonl():
 
 def test_pairs_csv():
     data = (
-        "prompt,response_a,response_b,preferred,system_prompt,batch\n"
-        'Hi,"Hello,\nfriend",Hey.,a,Be nice,1\n'
-        "Q,x,y,,,2\n"
-        "Q,x,y, tie ,,3\n"
-    ).encode()
+        b"prompt,response_a,response_b,preferred,system_prompt,batch\n"
+        b'Hi,"Hello,\nfriend",Hey.,a,Be nice,1\n'
+        b"Q,x,y,,,2\n"
+        b"Q,x,y, tie ,,3\n"
+    )
     assert imp.parse_pairs(data, "pairs.csv") == [
         PairRecord(2, PromptRecord(2, "Hi", "Be nice", (), {"batch": "1"}), "Hello,\nfriend", "Hey.", "a", {"batch": "1"}),
         PairRecord(4, PromptRecord(4, "Q", metadata={"batch": "2"}), "x", "y", None, {"batch": "2"}),

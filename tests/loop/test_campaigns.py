@@ -123,7 +123,7 @@ def test_results_count_x_wins_from_human_judgments_only(campaign, annotator, sta
 
     client.force_login(staff)
     page = client.get(f"/campaigns/{campaign.pk}/")
-    assert page.status_code == 200 and f'id="wins"' in page.content.decode()
+    assert page.status_code == 200 and 'id="wins"' in page.content.decode()
     detail = api(staff).get(f"/api/v1/campaigns/{campaign.pk}/")
     assert detail.status_code == 200 and detail.json()["results"]["wins"] == expected["wins"]
     # annotators cannot read results

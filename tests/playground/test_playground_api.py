@@ -10,7 +10,6 @@ import time
 import pytest
 
 from feedback_site.annotation.models import Prompt
-from tests.workers.conftest import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -4,7 +4,7 @@ judgment's day is the floor of its UTC time (23:59 stays on its day; `::int` onc
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def judged(project, team, make_pairs, judge):
     pairs = make_pairs(project, 4, overlap=3)
-    at = [datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc), datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc),
-          datetime(2026, 3, 2, 23, 59, 59, 999000, tzinfo=timezone.utc), datetime(2026, 3, 3, 0, 0, 0, 1000, tzinfo=timezone.utc)]
+    at = [datetime(2026, 3, 2, 0, 0, tzinfo=UTC), datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+          datetime(2026, 3, 2, 23, 59, 59, 999000, tzinfo=UTC), datetime(2026, 3, 3, 0, 0, 0, 1000, tzinfo=UTC)]
     judge([dict(pair=p, user=team["alice"], preferred="a", time_ms=ms, at=when)
            for p, ms, when in zip(pairs, (1_000, 4_000, 2_000, None), at)])
     judge([dict(pair=pairs[0], user=team["bob"], preferred="b", time_ms=9_000, at=at[0])])

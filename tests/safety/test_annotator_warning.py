@@ -26,10 +26,10 @@ def flagged_project(make_project, make_user, add_member, site_admin, make_pairs)
 
 @pytest.mark.django_db
 def test_payload_flags_the_warned_response_on_both_paths(client, flagged_project):
+    from rest_framework.authtoken.models import Token
+
     from feedback_site.annotation.models import Assignment
     from feedback_site.annotation.selectors import assignment_payload
-
-    from rest_framework.authtoken.models import Token
 
     project, pair, annotator = flagged_project
     token = Token.objects.create(user=annotator)  # the token path is the hand-written SQL one
