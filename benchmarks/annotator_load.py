@@ -301,8 +301,18 @@ async def _health_client(http, deadline: float, think_s: float, rng: random.Rand
         await _think(rng, think_s)
 
 
-async def _annotator_client(http, project_id: int, token: str, deadline: float, think_s: float, rng: random.Random,
-                            calls: dict[str, CallStats], result: PhaseResult, headers, phase_started: float):
+async def _annotator_client(
+    http,
+    project_id: int,
+    token: str,
+    deadline: float,
+    think_s: float,
+    rng: random.Random,
+    calls: dict[str, CallStats],
+    result: PhaseResult,
+    headers,
+    phase_started: float,
+):
     headers = {**headers, "Authorization": f"Token {token}", "Content-Type": "application/json"}
     next_path = f"/api/v1/projects/{project_id}/assignments/next"
     if think_s > 0:
@@ -356,9 +366,21 @@ async def _annotator_client(http, project_id: int, token: str, deadline: float, 
             break
 
 
-async def run_phase(*, name: str, kind: str, port: int, clients: int, duration: float, think_s: float,
-                    seed: int, client_kind: str, gunicorn_pid: int, pg_pids=lambda: [], project_id: int | None = None,
-                    tokens: list[str] | None = None) -> PhaseResult:
+async def run_phase(
+    *,
+    name: str,
+    kind: str,
+    port: int,
+    clients: int,
+    duration: float,
+    think_s: float,
+    seed: int,
+    client_kind: str,
+    gunicorn_pid: int,
+    pg_pids=lambda: [],
+    project_id: int | None = None,
+    tokens: list[str] | None = None,
+) -> PhaseResult:
     factory = RawHTTP if client_kind == "raw" else HttpxHTTP
     https = {"X-Forwarded-Proto": "https", "X-Bench-Phase": name}  # as the proxy in front of gunicorn sends
     conns = [factory("127.0.0.1", port) for _ in range(clients)]
@@ -374,8 +396,9 @@ async def run_phase(*, name: str, kind: str, port: int, clients: int, duration: 
         ]
     else:
         tasks = [
-            _annotator_client(conns[i], project_id, tokens[i], deadline, think_s, random.Random(seed * 7919 + i),
-                              calls, result, https, started)
+            _annotator_client(
+                conns[i], project_id, tokens[i], deadline, think_s, random.Random(seed * 7919 + i), calls, result, https, started
+            )
             for i in range(clients)
         ]
     try:
@@ -519,8 +542,19 @@ class Stack:
     def seed(self, name: str, pairs: int, annotators: int, overlap: int) -> dict:
         out = self.tmp / f"seed-{name}.json"
         started = time.perf_counter()
-        self._manage("seed_load_test", "--pairs", str(pairs), "--annotators", str(annotators), "--overlap", str(overlap),
-                     "--out", str(out), "--project-name", f"Load test: {name}")
+        self._manage(
+            "seed_load_test",
+            "--pairs",
+            str(pairs),
+            "--annotators",
+            str(annotators),
+            "--overlap",
+            str(overlap),
+            "--out",
+            str(out),
+            "--project-name",
+            f"Load test: {name}",
+        )
         data = json.loads(out.read_text())
         data["seconds"] = time.perf_counter() - started
         return data
@@ -528,24 +562,34 @@ class Stack:
     def start_gunicorn(self) -> None:
         a = self.args
         cmd = [
-            str(Path(PYTHON).with_name("gunicorn")), "feedback_site.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(a.workers),
-            "--worker-class", a.worker_class,
-            "--threads", str(a.threads),
-            "--keep-alive", str(a.keep_alive),
-            "--backlog", "2048",
-            "--timeout", "60",
-            "--log-level", "warning",
-            "--error-logfile", str(self.tmp / "gunicorn.log"),
+            str(Path(PYTHON).with_name("gunicorn")),
+            "feedback_site.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(a.workers),
+            "--worker-class",
+            a.worker_class,
+            "--threads",
+            str(a.threads),
+            "--keep-alive",
+            str(a.keep_alive),
+            "--backlog",
+            "2048",
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+            "--error-logfile",
+            str(self.tmp / "gunicorn.log"),
         ]
         if not a.no_access_log:
-            cmd += ["--access-logfile", str(self.access_log),
-                    "--access-logformat", '%({x-bench-phase}i)s %(m)s %(U)s %(s)s %(D)s']
+            cmd += ["--access-logfile", str(self.access_log), "--access-logformat", "%({x-bench-phase}i)s %(m)s %(U)s %(s)s %(D)s"]
         # Its own session: a Ctrl-C in the terminal reaches this script, which then stops gunicorn
         # in order (SIGTERM, then SIGKILL to the whole group if it hangs).
-        self.gunicorn = subprocess.Popen(cmd, cwd=ROOT, env=self.env, start_new_session=True,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.gunicorn = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.gunicorn.poll() is not None:
@@ -568,8 +612,9 @@ class Stack:
         """The server processes of the benchmark database's connections (PostgreSQL on this machine)."""
         try:
             with psycopg.connect(self.admin_url, autocommit=True) as conn:
-                rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                                    (self.args.db_name,)).fetchall()
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.args.db_name,)
+                ).fetchall()
             return [pid for (pid,) in rows]
         except psycopg.Error:
             return []
@@ -608,7 +653,15 @@ class Stack:
             if len(parts) != 5:
                 continue
             phase, _method, path, _status, micros = parts
-            route = "health" if path.endswith("/health") else "next" if path.endswith("/next") else "judgment" if path.endswith("/judgment") else "other"
+            route = (
+                "health"
+                if path.endswith("/health")
+                else "next"
+                if path.endswith("/next")
+                else "judgment"
+                if path.endswith("/judgment")
+                else "other"
+            )
             out.setdefault(phase, {}).setdefault(route, []).append(int(micros) / 1e6)
         return out
 
@@ -628,20 +681,28 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
     lines = []
     w = lines.append
     w("")
-    w(f"annotator_load: {args.annotators} concurrent clients, {args.pairs} pairs x overlap {args.overlap} per scenario, "
-      f"{args.duration:g} s per phase, client={args.client}")
-    w(f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gb']:.0f} GB; {machine['postgres']}; "
-      f"Python {machine['python']}; load average before the run {machine['loadavg_before']}")
+    w(
+        f"annotator_load: {args.annotators} concurrent clients, {args.pairs} pairs x overlap {args.overlap} per scenario, "
+        f"{args.duration:g} s per phase, client={args.client}"
+    )
+    w(
+        f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gb']:.0f} GB; {machine['postgres']}; "
+        f"Python {machine['python']}; load average before the run {machine['loadavg_before']}"
+    )
     threads = f" x {args.threads} threads" if args.worker_class == "gthread" else ""
-    w(f"server: gunicorn {args.worker_class}, {args.workers} workers{threads}, keep-alive {args.keep_alive} s, "
-      f"DJANGO_PROFILE=production (DEBUG off, CONN_MAX_AGE 60), PostgreSQL on the same machine")
+    w(
+        f"server: gunicorn {args.worker_class}, {args.workers} workers{threads}, keep-alive {args.keep_alive} s, "
+        f"DJANGO_PROFILE=production (DEBUG off, CONN_MAX_AGE 60), PostgreSQL on the same machine"
+    )
     for sc in scenarios:
         health, annotate, checks = sc["health"], sc["annotate"], sc["checks"]
         think = f"think time exp. mean {sc['think_ms']:g} ms between next and submit" if sc["think_ms"] else "no think time (closed loop)"
         w("")
         w(f"== scenario {sc['name']}: {think}; seeded {args.pairs} pairs + {args.annotators} annotators in {sc['seed_seconds']:.1f} s")
-        w(f"   {'call':<22}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
-          f"   server p50/p99 ms")
+        w(
+            f"   {'call':<22}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+            f"   server p50/p99 ms"
+        )
         rows = [("GET health", health, "health"), ("POST next", annotate, "next"), ("POST judgment", annotate, "judgment")]
         entry = {"name": sc["name"], "think_ms": sc["think_ms"], "calls": {}, "checks": checks}
         for label, phase, key in rows:
@@ -649,52 +710,78 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
             lat = stats.latencies
             srv = server.get(phase.name, {}).get(key, [])
             rate = stats.count / phase.elapsed if phase.elapsed else 0.0
-            w(f"   {label:<22}{stats.count:>9}{rate:>9.1f}{_ms(_percentile(lat, 50)):>9}{_ms(_percentile(lat, 95)):>9}"
-              f"{_ms(_percentile(lat, 99)):>9}{_ms(max(lat) if lat else float('nan')):>9}{stats.errors:>8}"
-              f"   {_ms(_percentile(srv, 50))}/{_ms(_percentile(srv, 99))}")
+            w(
+                f"   {label:<22}{stats.count:>9}{rate:>9.1f}{_ms(_percentile(lat, 50)):>9}{_ms(_percentile(lat, 95)):>9}"
+                f"{_ms(_percentile(lat, 99)):>9}{_ms(max(lat) if lat else float('nan')):>9}{stats.errors:>8}"
+                f"   {_ms(_percentile(srv, 50))}/{_ms(_percentile(srv, 99))}"
+            )
             entry["calls"][key] = {
-                "requests": stats.count, "per_second": rate, "errors": stats.errors,
-                "p50_ms": _percentile(lat, 50) * 1000 if lat else None, "p95_ms": _percentile(lat, 95) * 1000 if lat else None,
-                "p99_ms": _percentile(lat, 99) * 1000 if lat else None, "max_ms": max(lat) * 1000 if lat else None,
-                "statuses": {str(k): v for k, v in sorted(stats.statuses.items())}, "exceptions": stats.exceptions,
-                "server_p50_ms": _percentile(srv, 50) * 1000 if srv else None, "server_p99_ms": _percentile(srv, 99) * 1000 if srv else None,
+                "requests": stats.count,
+                "per_second": rate,
+                "errors": stats.errors,
+                "p50_ms": _percentile(lat, 50) * 1000 if lat else None,
+                "p95_ms": _percentile(lat, 95) * 1000 if lat else None,
+                "p99_ms": _percentile(lat, 99) * 1000 if lat else None,
+                "max_ms": max(lat) * 1000 if lat else None,
+                "statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
+                "exceptions": stats.exceptions,
+                "server_p50_ms": _percentile(srv, 50) * 1000 if srv else None,
+                "server_p99_ms": _percentile(srv, 99) * 1000 if srv else None,
             }
         health_rate = health.requests / health.elapsed
         annot_rate = annotate.requests / annotate.elapsed
         judged = sum(1 for _ in annotate.judgments) - annotate.repeats
         ratio = annot_rate / health_rate if health_rate else 0.0
         saturated = not sc["think_ms"]
-        w(f"   annotator requests/s {annot_rate:.1f} / health requests/s {health_rate:.1f} = ratio {ratio:.0%}"
-          + ("  <- the target reading (both phases closed-loop, same clients, same request pattern)" if saturated
-             else "  (offered load with think time: not a capacity figure; see the saturation scenario)"))
-        w(f"   judgments/s {judged / annotate.elapsed:.1f} ({judged} judgments in {annotate.elapsed:.1f} s"
-          + (f"; queue empty after {annotate.queue_empty_after:.1f} s" if annotate.queue_empty_after else "") + ")")
+        w(
+            f"   annotator requests/s {annot_rate:.1f} / health requests/s {health_rate:.1f} = ratio {ratio:.0%}"
+            + (
+                "  <- the target reading (both phases closed-loop, same clients, same request pattern)"
+                if saturated
+                else "  (offered load with think time: not a capacity figure; see the saturation scenario)"
+            )
+        )
+        w(
+            f"   judgments/s {judged / annotate.elapsed:.1f} ({judged} judgments in {annotate.elapsed:.1f} s"
+            + (f"; queue empty after {annotate.queue_empty_after:.1f} s" if annotate.queue_empty_after else "")
+            + ")"
+        )
         for phase in (health, annotate):
             c = phase.cpu
             total = c["machine_total"] or 1
             rest = c["machine_busy"] - c["client"] - c["gunicorn"] - c["postgres"]
             per_request = (c["gunicorn"] + c["postgres"]) / phase.requests * 1000 if phase.requests else float("nan")
-            w(f"   CPU during {phase.name.split(':')[-1]:<8}: machine {c['machine_busy'] / total:.0%} busy of {machine['cpus']} cores: "
-              f"gunicorn {c['gunicorn'] / phase.elapsed:.2f}, PostgreSQL {c['postgres'] / phase.elapsed:.2f}, "
-              f"client {c['client'] / phase.elapsed:.2f}, other processes {rest / phase.elapsed:.2f} cores; "
-              f"server CPU per request {per_request:.1f} ms")
+            w(
+                f"   CPU during {phase.name.split(':')[-1]:<8}: machine {c['machine_busy'] / total:.0%} busy of {machine['cpus']} cores: "
+                f"gunicorn {c['gunicorn'] / phase.elapsed:.2f}, PostgreSQL {c['postgres'] / phase.elapsed:.2f}, "
+                f"client {c['client'] / phase.elapsed:.2f}, other processes {rest / phase.elapsed:.2f} cores; "
+                f"server CPU per request {per_request:.1f} ms"
+            )
         cpu_per = []
         for phase in (health, annotate):
             c = phase.cpu
             cpu_per.append((c["gunicorn"] + c["postgres"]) / phase.requests if phase.requests else float("nan"))
         cpu_ratio = cpu_per[0] / cpu_per[1] if cpu_per[1] else float("nan")
-        others = max((phase.cpu["machine_busy"] - phase.cpu["client"] - phase.cpu["gunicorn"] - phase.cpu["postgres"]) / phase.elapsed
-                     for phase in (health, annotate))
-        w(f"   server CPU per health request / per annotator request = {cpu_ratio:.0%} (the same ratio as a capacity "
-          f"bound, independent of what else runs on the machine)")
+        others = max(
+            (phase.cpu["machine_busy"] - phase.cpu["client"] - phase.cpu["gunicorn"] - phase.cpu["postgres"]) / phase.elapsed
+            for phase in (health, annotate)
+        )
+        w(
+            f"   server CPU per health request / per annotator request = {cpu_ratio:.0%} (the same ratio as a capacity "
+            f"bound, independent of what else runs on the machine)"
+        )
         if others > 0.5:
-            w(f"   NOTE: other processes used up to {others:.2f} of {machine['cpus']} cores during this scenario; "
-              f"latencies and rates above are pessimistic for a dedicated machine")
-        w(f"   database: over-assigned pairs {checks['over_assigned_pairs']} (over-judged {checks['over_judged_pairs']}, "
-          f"same annotator twice {checks['same_annotator_twice']}), lost judgments {checks['lost_judgments']}, "
-          f"duplicated {checks['duplicated_judgments']}, counter mismatches {checks['counter_mismatch_pairs']}; "
-          f"{checks['judgments_in_db']} judgments stored, {checks['unacknowledged_judgments']} unacknowledged, "
-          f"{checks['live_leases_left']} leases open at the end")
+            w(
+                f"   NOTE: other processes used up to {others:.2f} of {machine['cpus']} cores during this scenario; "
+                f"latencies and rates above are pessimistic for a dedicated machine"
+            )
+        w(
+            f"   database: over-assigned pairs {checks['over_assigned_pairs']} (over-judged {checks['over_judged_pairs']}, "
+            f"same annotator twice {checks['same_annotator_twice']}), lost judgments {checks['lost_judgments']}, "
+            f"duplicated {checks['duplicated_judgments']}, counter mismatches {checks['counter_mismatch_pairs']}; "
+            f"{checks['judgments_in_db']} judgments stored, {checks['unacknowledged_judgments']} unacknowledged, "
+            f"{checks['live_leases_left']} leases open at the end"
+        )
         errors = health.calls["health"].errors + annotate.calls["next"].errors + annotate.calls["judgment"].errors
         samples = health.error_samples + annotate.error_samples
         if samples:
@@ -710,14 +797,24 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
         if saturated:
             targets["ratio >= 40%"] = ratio >= 0.40
         w("   targets: " + ", ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, ok in targets.items()))
-        entry.update({
-            "health_per_second": health_rate, "annotator_per_second": annot_rate, "ratio": ratio,
-            "cpu_ratio": cpu_ratio, "other_processes_cores": others,
-            "judgments": judged, "judgments_per_second": judged / annotate.elapsed, "errors": errors,
-            "elapsed_s": {"health": health.elapsed, "annotate": annotate.elapsed},
-            "queue_empty_after_s": annotate.queue_empty_after, "cpu": {"health": health.cpu, "annotate": annotate.cpu},
-            "targets": targets, "error_samples": samples[:20], "seed_seconds": sc["seed_seconds"],
-        })
+        entry.update(
+            {
+                "health_per_second": health_rate,
+                "annotator_per_second": annot_rate,
+                "ratio": ratio,
+                "cpu_ratio": cpu_ratio,
+                "other_processes_cores": others,
+                "judgments": judged,
+                "judgments_per_second": judged / annotate.elapsed,
+                "errors": errors,
+                "elapsed_s": {"health": health.elapsed, "annotate": annotate.elapsed},
+                "queue_empty_after_s": annotate.queue_empty_after,
+                "cpu": {"health": health.cpu, "annotate": annotate.cpu},
+                "targets": targets,
+                "error_samples": samples[:20],
+                "seed_seconds": sc["seed_seconds"],
+            }
+        )
         report["scenarios"].append(entry)
     print("\n".join(lines), flush=True)
     return report
@@ -733,8 +830,13 @@ def machine_info() -> dict:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gb": mem, "python": sys.version.split()[0],
-            "loadavg_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": mem,
+        "python": sys.version.split()[0],
+        "loadavg_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -753,8 +855,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", default="raw", choices=["raw", "httpx"])
     parser.add_argument("--port", type=int, default=0, help="gunicorn port (default: a free one)")
     parser.add_argument("--db-name", default="feedback_bench")
-    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-                        help="a PostgreSQL URL with the right to create databases (env BENCH_PG_URL)")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL URL with the right to create databases (env BENCH_PG_URL)",
+    )
     parser.add_argument("--json-out", help="also write the results as JSON here")
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind for inspection")
     parser.add_argument("--seed", type=int, default=1)
@@ -785,24 +890,67 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_gunicorn()
         pid = stack.worker_pids()
         # Warm-up: every worker has served a few requests before anything is measured.
-        asyncio.run(run_phase(name="warmup", kind="health", port=stack.port, clients=min(args.annotators, 20), duration=1.0,
-                              think_s=0, seed=args.seed, client_kind=args.client, gunicorn_pid=pid, pg_pids=stack.postgres_pids))
+        asyncio.run(
+            run_phase(
+                name="warmup",
+                kind="health",
+                port=stack.port,
+                clients=min(args.annotators, 20),
+                duration=1.0,
+                think_s=0,
+                seed=args.seed,
+                client_kind=args.client,
+                gunicorn_pid=pid,
+                pg_pids=stack.postgres_pids,
+            )
+        )
         results = []
         for n, name in enumerate(names):
             think_s = args.think_ms / 1000 if name == "paced" else 0.0
             seed = seeds[name]
             print(f"scenario {name}: health phase ({args.duration:g} s) ...", flush=True)
-            health = asyncio.run(run_phase(name=f"{name}:health", kind="health", port=stack.port, clients=args.annotators,
-                                           duration=args.duration, think_s=think_s, seed=args.seed + n,
-                                           client_kind=args.client, gunicorn_pid=pid, pg_pids=stack.postgres_pids))
+            health = asyncio.run(
+                run_phase(
+                    name=f"{name}:health",
+                    kind="health",
+                    port=stack.port,
+                    clients=args.annotators,
+                    duration=args.duration,
+                    think_s=think_s,
+                    seed=args.seed + n,
+                    client_kind=args.client,
+                    gunicorn_pid=pid,
+                    pg_pids=stack.postgres_pids,
+                )
+            )
             print(f"scenario {name}: annotate phase ({args.duration:g} s) ...", flush=True)
-            annotate = asyncio.run(run_phase(name=f"{name}:annotate", kind="annotate", port=stack.port, clients=args.annotators,
-                                             duration=args.duration, think_s=think_s, seed=args.seed + n,
-                                             client_kind=args.client, gunicorn_pid=pid, pg_pids=stack.postgres_pids,
-                                             project_id=seed["project_id"], tokens=seed["tokens"]))
+            annotate = asyncio.run(
+                run_phase(
+                    name=f"{name}:annotate",
+                    kind="annotate",
+                    port=stack.port,
+                    clients=args.annotators,
+                    duration=args.duration,
+                    think_s=think_s,
+                    seed=args.seed + n,
+                    client_kind=args.client,
+                    gunicorn_pid=pid,
+                    pg_pids=stack.postgres_pids,
+                    project_id=seed["project_id"],
+                    tokens=seed["tokens"],
+                )
+            )
             checks = check_database(stack.db_url, seed["project_id"], annotate.judgments)
-            results.append({"name": name, "think_ms": think_s * 1000, "health": health, "annotate": annotate,
-                            "checks": checks, "seed_seconds": seed["seconds"]})
+            results.append(
+                {
+                    "name": name,
+                    "think_ms": think_s * 1000,
+                    "health": health,
+                    "annotate": annotate,
+                    "checks": checks,
+                    "seed_seconds": seed["seconds"],
+                }
+            )
         report = summarise(args, machine, results, stack)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report, indent=2))
@@ -810,8 +958,7 @@ def main(argv: list[str] | None = None) -> int:
         # Exit status: correctness must hold in every scenario; the latency and ratio targets are
         # judged on the paced one (saturation latency is queueing by construction).
         correctness = ("errors == 0", "over-assigned == 0", "lost == 0")
-        ok = all(all(v for k, v in s["targets"].items() if s["name"] == "paced" or k in correctness)
-                 for s in report["scenarios"])
+        ok = all(all(v for k, v in s["targets"].items() if s["name"] == "paced" or k in correctness) for s in report["scenarios"])
         return 0 if ok else 1
     except KeyboardInterrupt:
         print("\ninterrupted: stopping gunicorn and cleaning up", file=sys.stderr)

@@ -80,8 +80,7 @@ def _profile(args) -> int:
     call_command("migrate", "--no-input", verbosity=0)
     out = Path(tempfile.mkdtemp()) / "seed.json"
     started = time.perf_counter()
-    call_command("seed_load_test", pairs=args.pairs, annotators=args.annotators, overlap=args.overlap, out=str(out),
-                 stdout=io.StringIO())
+    call_command("seed_load_test", pairs=args.pairs, annotators=args.annotators, overlap=args.overlap, out=str(out), stdout=io.StringIO())
     print(f"seeded {args.pairs} pairs, {args.annotators} annotators in {time.perf_counter() - started:.1f} s")
     seed = json.loads(out.read_text())
     project_id = seed["project_id"]
@@ -107,8 +106,11 @@ def _profile(args) -> int:
         return response.json()["assignment_id"] if response.status_code == 200 else None
 
     def submit(client, assignment_id):
-        response = client.post(f"/api/v1/assignments/{assignment_id}/judgment", {"choice": rng.choice(["left", "right", "tie"])},
-                               content_type="application/json")
+        response = client.post(
+            f"/api/v1/assignments/{assignment_id}/judgment",
+            {"choice": rng.choice(["left", "right", "tie"])},
+            content_type="application/json",
+        )
         assert response.status_code == 201, response.content
 
     # Bring the queue into a mid-run state: judgments on the front pairs, and one open lease per
@@ -144,6 +146,7 @@ def _profile(args) -> int:
             finally:
                 db_time[kind] += time.perf_counter() - t
                 counts[kind] += 1
+
         return wrapper
 
     def run(samples: int, profiler=None) -> tuple[dict, dict, int]:
@@ -154,8 +157,10 @@ def _profile(args) -> int:
             if open_leases.get(i) is None:
                 continue
             done += 1
-            for kind, call in (("judgment", lambda i=i: submit(clients[i], open_leases[i])),
-                               ("next", lambda i=i: open_leases.__setitem__(i, next_(clients[i])))):
+            for kind, call in (
+                ("judgment", lambda i=i: submit(clients[i], open_leases[i])),
+                ("next", lambda i=i: open_leases.__setitem__(i, next_(clients[i]))),
+            ):
                 t, c = time.perf_counter(), time.process_time()
                 with connection.execute_wrapper(timed(kind)):
                     if profiler:
@@ -169,8 +174,10 @@ def _profile(args) -> int:
 
     wall, cpu, n = run(args.samples)
     for kind in ("next", "judgment"):
-        print(f"  {kind:<9} {wall[kind] / n * 1000:6.2f} ms per call, {cpu[kind] / n * 1000:5.2f} ms of it CPU in this process; "
-              f"{db_time[kind] / n * 1000:5.2f} ms inside {counts[kind] / n:.1f} queries")
+        print(
+            f"  {kind:<9} {wall[kind] / n * 1000:6.2f} ms per call, {cpu[kind] / n * 1000:5.2f} ms of it CPU in this process; "
+            f"{db_time[kind] / n * 1000:5.2f} ms inside {counts[kind] / n:.1f} queries"
+        )
     profiler = cProfile.Profile(time.process_time)
     run(min(args.samples, 100), profiler)
     stream = io.StringIO()
@@ -182,8 +189,10 @@ def _profile(args) -> int:
     t, c = time.perf_counter(), time.process_time()
     for _ in range(args.samples):
         shared.get("/api/v1/health")
-    print(f"\n  health    {(time.perf_counter() - t) / args.samples * 1000:6.2f} ms per call, "
-          f"{(time.process_time() - c) / args.samples * 1000:5.2f} ms CPU")
+    print(
+        f"\n  health    {(time.perf_counter() - t) / args.samples * 1000:6.2f} ms per call, "
+        f"{(time.process_time() - c) / args.samples * 1000:5.2f} ms CPU"
+    )
 
     print("\n== plans of the statements inside one annotation_next call that leases a new pair (auto_explain)")
     from rest_framework.authtoken.models import Token
@@ -197,8 +206,7 @@ def _profile(args) -> int:
         # Skip this annotator's open lease (rolled back below), so the call takes the candidate path.
         cursor.execute("UPDATE annotation_assignment SET status = 'skipped' WHERE id = %s", [open_leases[1]])
         cursor.execute("LOAD 'auto_explain'")
-        for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on", "log_buffers = on",
-                        "log_level = notice"):
+        for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on", "log_buffers = on", "log_level = notice"):
             cursor.execute(f"SET LOCAL auto_explain.{setting}")
         cursor.execute("SET LOCAL client_min_messages = notice")
         cursor.execute("SELECT o_status FROM annotation_next(%s, %s, false, NULL, now(), false, 50)", [project_id, user_id])

@@ -19,11 +19,12 @@ import time
 
 import psycopg
 
-_TEXT = ("Can you explain item {n} to a beginner? Give one short example and say when it matters. "
-         "Please keep it under a hundred words.")
-_ANSWER = ("Sure. Item {n} is easiest to see with an example: take a small case, work it through "
-           "step by step, and check the result. Variant {k}: it matters whenever you need the same "
-           "answer twice, because a repeatable method beats a guess.")
+_TEXT = "Can you explain item {n} to a beginner? Give one short example and say when it matters. Please keep it under a hundred words."
+_ANSWER = (
+    "Sure. Item {n} is easiest to see with an example: take a small case, work it through "
+    "step by step, and check the result. Variant {k}: it matters whenever you need the same "
+    "answer twice, because a repeatable method beats a guess."
+)
 
 
 def _sql_text(template: str, n: str, k: str = "0") -> str:
@@ -32,8 +33,7 @@ def _sql_text(template: str, n: str, k: str = "0") -> str:
     return out.replace("{k}", f"' || {k}::text || '")
 
 
-def seed_pairs(db_url: str, project_id: int, pairs: int, *, judged_overlap: int = 0, queue_overlap: int = 3,
-               log=print) -> dict:
+def seed_pairs(db_url: str, project_id: int, pairs: int, *, judged_overlap: int = 0, queue_overlap: int = 3, log=print) -> dict:
     """Adds `pairs` pairs to the project. With judged_overlap = K > 0 every pair is complete with K
     judgments from the project's annotators (K <= number of annotators); with 0 the pairs are
     queued with `queue_overlap` and no judgments. Returns timings and counts."""
@@ -75,8 +75,7 @@ def seed_pairs(db_url: str, project_id: int, pairs: int, *, judged_overlap: int 
                JOIN annotation_response rb ON rb.prompt_id = p.id AND rb.sample_index = 1
                WHERE p.project_id = %(p)s AND p.id > %(first)s
                ORDER BY p.id""",
-            {"p": project_id, "first": first_prompt, "overlap": overlap, "count": judged_overlap,
-             "complete": judged_overlap > 0},
+            {"p": project_id, "first": first_prompt, "overlap": overlap, "count": judged_overlap, "complete": judged_overlap > 0},
         )
         timings["pairs_s"] = time.perf_counter() - t
         judgments = 0
@@ -88,9 +87,12 @@ def seed_pairs(db_url: str, project_id: int, pairs: int, *, judged_overlap: int 
                 raise SystemExit(f"{judged_overlap} judgments per pair need at least as many annotators (have {annotators})")
             # The annotator ids as a constant array parameter: an aggregate in the query would be
             # re-evaluated per row by a nested loop while the new pairs have no statistics yet.
-            ann = [row[0] for row in conn.execute(
-                "SELECT user_id FROM projects_membership WHERE project_id = %s AND role = 'annotator' ORDER BY user_id",
-                [project_id])]
+            ann = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT user_id FROM projects_membership WHERE project_id = %s AND role = 'annotator' ORDER BY user_id", [project_id]
+                )
+            ]
             conn.execute("ANALYZE annotation_pair")
             t = time.perf_counter()
             conn.execute(
@@ -127,11 +129,21 @@ def seed_pairs(db_url: str, project_id: int, pairs: int, *, judged_overlap: int 
         conn.commit()
     t = time.perf_counter()
     with psycopg.connect(db_url, autocommit=True) as conn:
-        for table in ("annotation_prompt", "annotation_response", "annotation_pair", "annotation_assignment",
-                      "annotation_judgment", "projects_membership", "auth_user", "authtoken_token"):
+        for table in (
+            "annotation_prompt",
+            "annotation_response",
+            "annotation_pair",
+            "annotation_assignment",
+            "annotation_judgment",
+            "projects_membership",
+            "auth_user",
+            "authtoken_token",
+        ):
             conn.execute(f"ANALYZE {table}")
     timings["analyze_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - started
-    log(f"  bulk seed: {pairs:,} pairs, {judgments:,} judgments in {timings['total_s']:.1f} s "
-        + " ".join(f"{k}={v:.1f}" for k, v in timings.items() if k != "total_s"))
+    log(
+        f"  bulk seed: {pairs:,} pairs, {judgments:,} judgments in {timings['total_s']:.1f} s "
+        + " ".join(f"{k}={v:.1f}" for k, v in timings.items() if k != "total_s")
+    )
     return {"pairs": pairs, "judgments": judgments, **timings}

@@ -70,17 +70,50 @@ TEMPLATES = [
     "My friend wants to {a}. What should they do first?",
 ]
 TRAIN_ACTIVITIES = [
-    "learn to cook", "start running", "plan a birthday party", "read more books", "learn a new language",
-    "save money", "start a garden", "redecorate my bedroom", "learn to draw", "sleep better",
-    "learn to play the guitar", "get a puppy", "plan a weekend trip", "write a short story", "start a podcast",
-    "learn to swim", "eat healthier", "organize my closet", "learn photography", "make new friends",
-    "start a blog", "learn to knit", "train for a marathon", "throw a dinner party", "learn chess",
-    "start journaling", "learn to code", "move to a new city", "adopt a cat", "learn to bake bread",
+    "learn to cook",
+    "start running",
+    "plan a birthday party",
+    "read more books",
+    "learn a new language",
+    "save money",
+    "start a garden",
+    "redecorate my bedroom",
+    "learn to draw",
+    "sleep better",
+    "learn to play the guitar",
+    "get a puppy",
+    "plan a weekend trip",
+    "write a short story",
+    "start a podcast",
+    "learn to swim",
+    "eat healthier",
+    "organize my closet",
+    "learn photography",
+    "make new friends",
+    "start a blog",
+    "learn to knit",
+    "train for a marathon",
+    "throw a dinner party",
+    "learn chess",
+    "start journaling",
+    "learn to code",
+    "move to a new city",
+    "adopt a cat",
+    "learn to bake bread",
 ]
 HELDOUT_ACTIVITIES = [
-    "learn to dance", "plan a camping trip", "start meditating", "learn to paint", "build a bookshelf",
-    "start a book club", "learn to skateboard", "plan a picnic", "learn the piano", "volunteer locally",
-    "grow tomatoes", "learn to sew",
+    "learn to dance",
+    "plan a camping trip",
+    "start meditating",
+    "learn to paint",
+    "build a bookshelf",
+    "start a book club",
+    "learn to skateboard",
+    "plan a picnic",
+    "learn the piano",
+    "volunteer locally",
+    "grow tomatoes",
+    "learn to sew",
 ]
 
 
@@ -90,24 +123,50 @@ def prompts_for(activities: list[str]) -> list[list[dict]]:
 
 SETTINGS = {
     "full": {
-        "train_prompts": 85, "k": 4, "max_pairs": 512, "heldout_prompts": 60, "eval_samples": 2,
-        "max_new_tokens": 48, "max_length": 160,
-        "dpo": {"learning_rate": 2e-4, "beta": 0.1, "num_train_epochs": 3.0, "batch_size": 8, "use_lora": True,
-                "lora_r": 16, "lora_alpha": 32, "eval_fraction": 0.0},
+        "train_prompts": 85,
+        "k": 4,
+        "max_pairs": 512,
+        "heldout_prompts": 60,
+        "eval_samples": 2,
+        "max_new_tokens": 48,
+        "max_length": 160,
+        "dpo": {
+            "learning_rate": 2e-4,
+            "beta": 0.1,
+            "num_train_epochs": 3.0,
+            "batch_size": 8,
+            "use_lora": True,
+            "lora_r": 16,
+            "lora_alpha": 32,
+            "eval_fraction": 0.0,
+        },
         "reward": {"learning_rate": 2e-4, "num_train_epochs": 2.0, "batch_size": 8, "use_lora": True, "eval_fraction": 0.1},
         # LoRA wants a learning rate ~10x full fine-tuning's. lam=1: the value head starts untrained,
         # and with lam<1 GAE shrinks the end-of-answer score geometrically towards early tokens.
-        "ppo": {"learning_rate": 2e-4, "batch_size": 16, "max_steps": 16, "max_completion_length": 48,
-                "num_ppo_epochs": 2, "num_mini_batches": 2, "lam": 1.0, "kl_coef": 0.02, "temperature": 1.0,
-                "use_lora": True},
+        "ppo": {
+            "learning_rate": 2e-4,
+            "batch_size": 16,
+            "max_steps": 16,
+            "max_completion_length": 48,
+            "num_ppo_epochs": 2,
+            "num_mini_batches": 2,
+            "lam": 1.0,
+            "kl_coef": 0.02,
+            "temperature": 1.0,
+            "use_lora": True,
+        },
     },
     "quick": {
-        "train_prompts": 6, "k": 2, "max_pairs": 6, "heldout_prompts": 4, "eval_samples": 1,
-        "max_new_tokens": 16, "max_length": 96,
+        "train_prompts": 6,
+        "k": 2,
+        "max_pairs": 6,
+        "heldout_prompts": 4,
+        "eval_samples": 1,
+        "max_new_tokens": 16,
+        "max_length": 96,
         "dpo": {"learning_rate": 5e-5, "max_steps": 2, "batch_size": 4, "use_lora": True, "eval_fraction": 0.0},
         "reward": {"learning_rate": 2e-4, "max_steps": 2, "batch_size": 4, "use_lora": True, "eval_fraction": 0.0},
-        "ppo": {"learning_rate": 3e-5, "batch_size": 4, "max_steps": 1, "max_completion_length": 16,
-                "num_ppo_epochs": 1, "use_lora": True},
+        "ppo": {"learning_rate": 3e-5, "batch_size": 4, "max_steps": 1, "max_completion_length": 16, "num_ppo_epochs": 1, "use_lora": True},
     },
 }
 
@@ -148,10 +207,20 @@ def judged_pairs(annotator, conversations, samples, max_pairs: int) -> tuple[lis
             if label == TIE:
                 continue
             chosen, rejected = (a, b) if label == "a" else (b, a)
-            records.append({"prompt": conversation, "chosen": [{"role": "assistant", "content": chosen}],
-                            "rejected": [{"role": "assistant", "content": rejected}]})
-    return records, {"judged": judged, "pairs": len(records), "ties": judged - len(records), "flipped": flips,
-                     "decisive_under_rule": decisive}
+            records.append(
+                {
+                    "prompt": conversation,
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
+    return records, {
+        "judged": judged,
+        "pairs": len(records),
+        "ties": judged - len(records),
+        "flipped": flips,
+        "decisive_under_rule": decisive,
+    }
 
 
 def evaluate(policy_dir: Path | None, base_model, tokenizer, base_answers, conversations, cfg, seed: int) -> dict:
@@ -239,7 +308,8 @@ def main() -> int:
     again = sample(base_model, tokenizer, heldout, cfg["eval_samples"], cfg["max_new_tokens"], args.seed + 2, 0.7)
     self_outcomes = [
         1.0 if hidden("", x) > hidden("", y) else 0.0 if hidden("", x) < hidden("", y) else 0.5
-        for mine, theirs in zip(again, base_answers) for x, y in zip(mine, theirs)
+        for mine, theirs in zip(again, base_answers)
+        for x, y in zip(mine, theirs)
     ]
     base_vs_base = stats.win_rate(self_outcomes, seed=args.seed)
     log(f"held-out base: {base_rate:.0%} of answers satisfy {args.rule}; base vs base win-rate {base_vs_base['win_rate']:.3f}")
@@ -266,9 +336,11 @@ def main() -> int:
         evaluation = evaluate(policy_dir, base_model, tokenizer, base_answers, heldout, cfg, args.seed + 1)
         t = lap(f"{name}_eval", t)
         rounds[name] = {**evaluation, **metrics}
-        log(f"{name}: win-rate {evaluation['win_rate']:.3f} [{evaluation['low']:.3f}, {evaluation['high']:.3f}] "
+        log(
+            f"{name}: win-rate {evaluation['win_rate']:.3f} [{evaluation['low']:.3f}, {evaluation['high']:.3f}] "
             f"(W/T/L {evaluation['wins']}/{evaluation['ties']}/{evaluation['losses']}), "
-            f"rule rate {evaluation['question_rate']:.0%}, KL/token {evaluation['kl_per_token']:.4f}")
+            f"rule rate {evaluation['question_rate']:.0%}, KL/token {evaluation['kl_per_token']:.4f}"
+        )
 
     total = time.monotonic() - started
     targets = {"dpo": 0.75, "ppo": 0.70}
@@ -276,8 +348,12 @@ def main() -> int:
         "benchmark": "closed_loop",
         "mode": mode,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "load_average_at_end": os.getloadavg(),
+        },
         "settings": {k: v for k, v in cfg.items()},
         "annotator": annotator.to_dict(),
         "labels": label_stats,
@@ -296,8 +372,10 @@ def main() -> int:
     print(f"closed loop ({mode}), {label_stats['judged']} judged pairs ({len(records)} decisive), total {total / 60:.1f} min (target < 45)")
     print(f"{'round':6} {'win-rate':>9} {'95% CI':>17} {'W/T/L':>11} {'rule':>7} {'KL/tok':>8} {'target':>7}")
     for name, r in rounds.items():
-        print(f"{name:6} {r['win_rate']:9.3f} [{r['low']:.3f}, {r['high']:.3f}] {r['wins']:>3}/{r['ties']}/{r['losses']:<3} "
-              f"{r['question_rate']:7.0%} {r['kl_per_token']:8.4f} {targets[name]:7.2f}")
+        print(
+            f"{name:6} {r['win_rate']:9.3f} [{r['low']:.3f}, {r['high']:.3f}] {r['wins']:>3}/{r['ties']}/{r['losses']:<3} "
+            f"{r['question_rate']:7.0%} {r['kl_per_token']:8.4f} {targets[name]:7.2f}"
+        )
     print(f"base: {base_rate:.0%} of held-out answers satisfy {args.rule}; base vs base {base_vs_base['win_rate']:.3f}")
     print(f"results: {json_out}")
     return 0

@@ -156,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         "identical_texts": f"{same}/{len(conversations)}",
         "target": 5.0,
     }
-    print(f"{result['model']} on {result['device']} ({result['dtype']}, {result['torch_threads']} threads), "
-          f"{len(conversations)} prompts, max_new_tokens={args.max_new_tokens}, temperature={args.temperature}")
+    print(
+        f"{result['model']} on {result['device']} ({result['dtype']}, {result['torch_threads']} threads), "
+        f"{len(conversations)} prompts, max_new_tokens={args.max_new_tokens}, temperature={args.temperature}"
+    )
     print(f"  batched (batch {args.batch_size}): {batched_tokens:5d} tokens in {batched_s:7.2f} s = {batched_tps:8.1f} tokens/s")
     print(f"  one at a time      : {loop_tokens:5d} tokens in {loop_s:7.2f} s = {loop_tps:8.1f} tokens/s")
     print(f"  speedup {result['speedup']:.2f}x (target >= 5x); identical texts {same}/{len(conversations)}")

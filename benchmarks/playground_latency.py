@@ -51,9 +51,30 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback_site.settings")
 def start_worker(log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PLAYGROUND_TORCH_THREADS": os.environ.get("PLAYGROUND_TORCH_THREADS", "1")}
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "playground", "-n", "bench-pg@%h",
-         "--concurrency", "1", "--without-gossip", "--without-mingle", "--purge", "--loglevel", "INFO"],
-        cwd=REPO, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "-Q",
+            "playground",
+            "-n",
+            "bench-pg@%h",
+            "--concurrency",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--purge",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -80,8 +101,7 @@ def wait_ready(log_path: Path, process: subprocess.Popen, timeout: float = 180) 
 
 def send_and_watch(client, chat_id: int, content: str, sampling: dict, timeout: float = 900) -> list[dict]:
     started = time.perf_counter()
-    answer = client.post(f"/api/v1/playground/chats/{chat_id}/messages", {"content": content, **sampling},
-                         content_type="application/json")
+    answer = client.post(f"/api/v1/playground/chats/{chat_id}/messages", {"content": content, **sampling}, content_type="application/json")
     if answer.status_code != 202:
         raise RuntimeError(f"send failed: {answer.status_code} {answer.content[:500]}")
     ids = [a["id"] for a in answer.json()["answers"]]
@@ -109,16 +129,18 @@ def send_and_watch(client, chat_id: int, content: str, sampling: dict, timeout: 
             raise RuntimeError(f"answer {message_id} {message['status']}: {message['error']}")
         first = first_seen.get(message_id, done_at[message_id])
         span = done_at[message_id] - first
-        results.append({
-            "lane": message["lane"],
-            "ttft_s": round(first, 3),
-            "total_s": round(done_at[message_id], 3),
-            "tokens": message["token_count"],
-            "tokens_per_s": round((message["token_count"] - 1) / span, 2) if span > 0 and message["token_count"] > 1 else None,
-            "worker_first_token_ms": round(message["first_token_ms"] or 0, 1),
-            "queue_ms": round(message["queue_ms"] or 0, 1),
-            "model_was_loaded": message["model_was_loaded"],
-        })
+        results.append(
+            {
+                "lane": message["lane"],
+                "ttft_s": round(first, 3),
+                "total_s": round(done_at[message_id], 3),
+                "tokens": message["token_count"],
+                "tokens_per_s": round((message["token_count"] - 1) / span, 2) if span > 0 and message["token_count"] > 1 else None,
+                "worker_first_token_ms": round(message["first_token_ms"] or 0, 1),
+                "queue_ms": round(message["queue_ms"] or 0, 1),
+                "model_was_loaded": message["model_was_loaded"],
+            }
+        )
     return results
 
 
@@ -150,8 +172,10 @@ def main() -> int:
         from transformers import AutoModelForCausalLM
 
         torch.manual_seed(0)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                               LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False))
+        model = get_peft_model(
+            AutoModelForCausalLM.from_pretrained(base_dir),
+            LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False),
+        )
         model.peft_config["default"].base_model_name_or_path = str(base_dir)
         model.save_pretrained(adapter_dir)
         del model
@@ -165,8 +189,15 @@ def main() -> int:
     admin, _ = user_model.objects.get_or_create(username="bench-playground", defaults={"is_superuser": True, "is_staff": True})
     project = project_create(creator=admin, name=f"Playground benchmark {datetime.now():%H%M%S}", base_policy_uri=BUILTIN_SMOLLM2)
     v0 = project.current_policy
-    v1 = ModelVersion.objects.create(project=project, kind=ModelKind.POLICY, number=v0.number + 1, name="LoRA (random)",
-                                     artifact_uri=str(adapter_dir), base_model=str(base_dir), parent=v0)
+    v1 = ModelVersion.objects.create(
+        project=project,
+        kind=ModelKind.POLICY,
+        number=v0.number + 1,
+        name="LoRA (random)",
+        artifact_uri=str(adapter_dir),
+        base_model=str(base_dir),
+        parent=v0,
+    )
     client = Client()
     client.force_login(admin)
     sampling = {"temperature": 0.0, "max_new_tokens": args.max_new_tokens, "seed": 0}
@@ -181,8 +212,9 @@ def main() -> int:
         worker = start_worker(log_path)
         try:
             wait_ready(log_path, worker)
-            chat = client.post(f"/api/v1/projects/{project.pk}/playground/chats/", {"version_ids": versions},
-                               content_type="application/json").json()
+            chat = client.post(
+                f"/api/v1/projects/{project.pk}/playground/chats/", {"version_ids": versions}, content_type="application/json"
+            ).json()
             cold = send_and_watch(client, chat["id"], prompt, sampling)
             warm = send_and_watch(client, chat["id"], follow_up, sampling)
             scenarios[name] = {"cold": cold, "warm": warm}
@@ -213,8 +245,10 @@ def main() -> int:
     for name, runs in scenarios.items():
         for phase in ("cold", "warm"):
             for lane in runs[phase]:
-                print(f"{name:<14}{phase:<8}{lane['lane']:<6}{lane['ttft_s']:>8.2f}{(lane['tokens_per_s'] or 0):>8.1f}"
-                      f"{lane['tokens']:>8}{str(lane['model_was_loaded']):>8}")
+                print(
+                    f"{name:<14}{phase:<8}{lane['lane']:<6}{lane['ttft_s']:>8.2f}{(lane['tokens_per_s'] or 0):>8.1f}"
+                    f"{lane['tokens']:>8}{str(lane['model_was_loaded']):>8}"
+                )
     print(f"warm/cold time to first token (single): {summary['warm_over_cold_ttft']}")
     print(f"written to {args.json_out}")
     return 0

@@ -77,11 +77,22 @@ def _seed(n_judgments: int, n_annotators: int, seed: int):
     responses = Response.objects.bulk_create(
         [Response(prompt=p, text=f"Answer {s} to {p.pk}", sample_index=s) for p in prompts for s in (0, 1)], batch_size=5000
     )
-    pairs = Pair.objects.bulk_create([
-        Pair(project=project, prompt=p, response_a=responses[2 * i], response_b=responses[2 * i + 1], overlap=3,
-             source=PairSource.GENERATED, is_gold=i % 20 == 0, gold_label="a" if i % 20 == 0 else "")
-        for i, p in enumerate(prompts)
-    ], batch_size=5000)
+    pairs = Pair.objects.bulk_create(
+        [
+            Pair(
+                project=project,
+                prompt=p,
+                response_a=responses[2 * i],
+                response_b=responses[2 * i + 1],
+                overlap=3,
+                source=PairSource.GENERATED,
+                is_gold=i % 20 == 0,
+                gold_label="a" if i % 20 == 0 else "",
+            )
+            for i, p in enumerate(prompts)
+        ],
+        batch_size=5000,
+    )
     now = timezone.now()
     annotators = humans + robots
     skill = {u.pk: rng.uniform(0.55, 0.95) for u in annotators}
@@ -96,27 +107,42 @@ def _seed(n_judgments: int, n_annotators: int, seed: int):
             r = rng.random()
             preferred = truth if r < skill[user.pk] else rng.choice(["a", "b", "tie", "both_bad"])
             swapped = rng.random() < 0.5
-            rows.append((pair, user, preferred, swapped, int(rng.lognormvariate(9.5, 0.8)),
-                         now - timedelta(minutes=rng.randrange(8 * 7 * 24 * 60))))
+            rows.append(
+                (pair, user, preferred, swapped, int(rng.lognormvariate(9.5, 0.8)), now - timedelta(minutes=rng.randrange(8 * 7 * 24 * 60)))
+            )
         pair.judgment_count = k
         pair.is_complete = k >= 3
         left -= k
     Pair.objects.bulk_update(pairs, ["judgment_count", "is_complete"], batch_size=5000)
-    assignments = Assignment.objects.bulk_create([
-        Assignment(pair=pair, annotator=user, status="submitted", swapped=swapped, expires_at=at, finished_at=at)
-        for pair, user, _, swapped, _, at in rows
-    ], batch_size=5000)
+    assignments = Assignment.objects.bulk_create(
+        [
+            Assignment(pair=pair, annotator=user, status="submitted", swapped=swapped, expires_at=at, finished_at=at)
+            for pair, user, _, swapped, _, at in rows
+        ],
+        batch_size=5000,
+    )
 
     def choice(preferred, swapped):
         if preferred in ("tie", "both_bad"):
             return preferred
         return "left" if (preferred == "a") != swapped else "right"
 
-    Judgment.objects.bulk_create([
-        Judgment(assignment=a, pair=pair, annotator=user, preferred=preferred, choice=choice(preferred, swapped),
-                 swapped=swapped, time_spent_ms=ms, created_at=at)
-        for a, (pair, user, preferred, swapped, ms, at) in zip(assignments, rows)
-    ], batch_size=5000)
+    Judgment.objects.bulk_create(
+        [
+            Judgment(
+                assignment=a,
+                pair=pair,
+                annotator=user,
+                preferred=preferred,
+                choice=choice(preferred, swapped),
+                swapped=swapped,
+                time_spent_ms=ms,
+                created_at=at,
+            )
+            for a, (pair, user, preferred, swapped, ms, at) in zip(assignments, rows)
+        ],
+        batch_size=5000,
+    )
     # created_at is auto_now_add: set the spread-out times in one statement.
     from django.db import connection
 
@@ -198,6 +224,7 @@ def main(argv=None) -> int:
             def call():
                 response = client.get(url)
                 assert response.status_code == 200, (url, response.status_code)
+
             return call
 
         results = [

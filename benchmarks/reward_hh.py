@@ -114,15 +114,23 @@ def machine_info() -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="See the module docstring for how to read the output.")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring for how to read the output.",
+    )
     parser.add_argument("--max-length", type=int, default=128, help="token budget per conversation; the last tokens are kept (default 128)")
     parser.add_argument("--epochs", type=float, default=1.0, help="passes over the training pairs (default 1)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--lora", dest="lora", action="store_true", default=True, help="train a LoRA adapter + the score head (default)")
     mode.add_argument("--full", dest="lora", action="store_false", help="full fine-tune")
-    mode.add_argument("--top-layers", type=int, default=None, metavar="N",
-                      help="full fine-tune of the top N layers + head only (lower layers frozen; cheapest on CPU)")
+    mode.add_argument(
+        "--top-layers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="full fine-tune of the top N layers + head only (lower layers frozen; cheapest on CPU)",
+    )
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4 with LoRA, 2e-5 full)")
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step (default 8)")
@@ -132,11 +140,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-max-length", type=int, default=None, help="token budget when scoring (default: --max-length)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR / "reward_hh_run", help="run folder (replaced)")
     parser.add_argument("--json-out", type=Path, default=RESULTS_DIR / "reward_hh.json")
-    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("RLHF_CACHE_DIR", "/tmp/rlhf-cache")),
-                        help="where the builtin base model is converted once (default /tmp/rlhf-cache)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("RLHF_CACHE_DIR", "/tmp/rlhf-cache")),
+        help="where the builtin base model is converted once (default /tmp/rlhf-cache)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's, one per core); 1 is faster on a CPU shared with other jobs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's, one per core); 1 is faster on a CPU shared with other jobs",
+    )
     args = parser.parse_args(argv)
     if args.top_layers is not None:
         args.lora = False
@@ -198,9 +214,12 @@ def main(argv: list[str] | None = None) -> dict:
             if now - self.last >= 30 or step == total:
                 self.last = now
                 m = metrics or {}
-                print(f"  step {step}/{total}  loss {m.get('loss', float('nan')):.4f}  "
-                      f"acc {m.get('accuracy', float('nan')):.3f}  tok/s {m.get('tokens_per_s', float('nan')):.0f}  "
-                      f"eta {m.get('eta_s', float('nan')):.0f}s", flush=True)
+                print(
+                    f"  step {step}/{total}  loss {m.get('loss', float('nan')):.4f}  "
+                    f"acc {m.get('accuracy', float('nan')):.3f}  tok/s {m.get('tokens_per_s', float('nan')):.0f}  "
+                    f"eta {m.get('eta_s', float('nan')):.0f}s",
+                    flush=True,
+                )
 
         def log(self, message):  # noqa: ANN001
             print(f"  [train] {message}", flush=True)
@@ -209,16 +228,14 @@ def main(argv: list[str] | None = None) -> dict:
             return False
 
     mode_name = "lora" if args.lora else ("full" if args.top_layers is None else f"top-{args.top_layers}-layers")
-    print(f"training on {len(train_records)} pairs ({mode_name}, lr {lr}, "
-          f"max_length {args.max_length}, epochs {args.epochs})", flush=True)
+    print(f"training on {len(train_records)} pairs ({mode_name}, lr {lr}, max_length {args.max_length}, epochs {args.epochs})", flush=True)
     t0 = time.monotonic()
     result = train("reward", data_path, base, args.out_dir / "run", config, control=Printer())
     train_s = time.monotonic() - t0
 
     eval_max_length = args.eval_max_length or args.max_length
     t0 = time.monotonic()
-    scorer = RewardModelScorer.load(result.artifact_dir, device="cpu" if not _cuda() else "cuda",
-                                    batch_size=16, max_length=eval_max_length)
+    scorer = RewardModelScorer.load(result.artifact_dir, device="cpu" if not _cuda() else "cuda", batch_size=16, max_length=eval_max_length)
     # Order does not change the accuracy; sorting by length only reduces padding in the batches.
     lengths = [len(encode_conversation(scorer.tokenizer, r["prompt"] + r["chosen"], eval_max_length)) for r in eval_records]
     ordered = [r for _, r in sorted(zip(lengths, eval_records, strict=True), key=lambda item: item[0])]
@@ -314,8 +331,11 @@ def print_table(r: dict) -> None:
         ("run", "SUBSET (limits given)" if r["subset_run"] else "full"),
         ("train pairs", f"{r['train_pairs']} of {r['train_pairs_available']} ({r['train_file']})"),
         ("eval pairs", f"{r['eval_pairs']} of {r['eval_pairs_available']} ({r['eval_file']})"),
-        ("model / mode", f"{r['base_model']} / {r['mode']}, lr {r['learning_rate']}, batch {r['batch_size']}, "
-                         f"epochs {r['epochs']}, steps {r['final_step']}"),
+        (
+            "model / mode",
+            f"{r['base_model']} / {r['mode']}, lr {r['learning_rate']}, batch {r['batch_size']}, "
+            f"epochs {r['epochs']}, steps {r['final_step']}",
+        ),
         ("train precision", r.get("train_precision", "")),
         ("max_length (train / eval)", f"{r['max_length']} / {r['eval_max_length']} (last tokens kept)"),
         ("eval precision", r.get("eval_precision", "")),
@@ -323,8 +343,11 @@ def print_table(r: dict) -> None:
         ("tie fraction", f"{r['eval_tie_fraction']:.4f}"),
         ("mean margin", f"{r['eval_margin']:.4f}"),
         ("wall time train / eval / total", f"{r['train_wall_s']} s / {r['eval_wall_s']} s / {r['total_wall_s']} s"),
-        ("machine", f"{m['nproc']} CPUs, {m['cpu_model']}, torch {m['torch']} ({m['torch_threads']} threads)"
-                    + (f", GPU {m['cuda']}" if m.get("cuda") else "")),
+        (
+            "machine",
+            f"{m['nproc']} CPUs, {m['cpu_model']}, torch {m['torch']} ({m['torch_threads']} threads)"
+            + (f", GPU {m['cuda']}" if m.get("cuda") else ""),
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     print("\nreward_hh results")

@@ -45,8 +45,19 @@ def _inner(pairs: int, accounts: int, load_argv: list[str]) -> int:
     def seed(self, name: str, n_pairs: int, annotators: int, overlap: int) -> dict:
         out = self.tmp / f"seed-{name}.json"
         started = time.perf_counter()
-        self._manage("seed_load_test", "--pairs", "0", "--annotators", str(max(accounts, annotators)),
-                     "--overlap", str(overlap), "--out", str(out), "--project-name", f"Scale: {name}")
+        self._manage(
+            "seed_load_test",
+            "--pairs",
+            "0",
+            "--annotators",
+            str(max(accounts, annotators)),
+            "--overlap",
+            str(overlap),
+            "--out",
+            str(out),
+            "--project-name",
+            f"Scale: {name}",
+        )
         data = json.loads(out.read_text())
         seed_pairs(self.db_url, data["project_id"], n_pairs, judged_overlap=0, queue_overlap=overlap)
         data["tokens"] = data["tokens"][:annotators]
@@ -61,8 +72,10 @@ def _inner(pairs: int, accounts: int, load_argv: list[str]) -> int:
 
 def _figures(report: dict, scenario: str) -> dict:
     entry = next(s for s in report["scenarios"] if s["name"] == scenario)
-    return {call: {k: entry["calls"][call][k] for k in ("p50_ms", "p99_ms", "server_p50_ms", "server_p99_ms", "requests", "errors")}
-            for call in ("next", "judgment")}
+    return {
+        call: {k: entry["calls"][call][k] for k in ("p50_ms", "p99_ms", "server_p50_ms", "server_p99_ms", "requests", "errors")}
+        for call in ("next", "judgment")
+    }
 
 
 def main(argv=None) -> int:
@@ -88,25 +101,51 @@ def main(argv=None) -> int:
     runs = {}
     for label, pairs, accounts in (("small", args.small_pairs, args.small_accounts), ("large", args.large_pairs, args.large_accounts)):
         out = tmp / f"{label}.json"
-        load_argv = ["--annotators", str(args.clients), "--duration", str(args.duration), "--scenarios", args.scenario,
-                     "--think-ms", str(args.think_ms), "--overlap", str(args.overlap), "--workers", str(args.workers),
-                     "--db-name", args.db_name, "--json-out", str(out)]
+        load_argv = [
+            "--annotators",
+            str(args.clients),
+            "--duration",
+            str(args.duration),
+            "--scenarios",
+            args.scenario,
+            "--think-ms",
+            str(args.think_ms),
+            "--overlap",
+            str(args.overlap),
+            "--workers",
+            str(args.workers),
+            "--db-name",
+            args.db_name,
+            "--json-out",
+            str(out),
+        ]
         print(f"== {label}: {pairs:,} pairs, {accounts:,} accounts, {args.clients} clients ({args.scenario}) ...", flush=True)
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, "--_inner", str(pairs), str(accounts), *load_argv], cwd=ROOT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--_inner", str(pairs), str(accounts), *load_argv],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            capture_output=True,
+            text=True,
+        )
         print(done.stdout[-2500:], flush=True)
         if not out.exists():
             print(done.stderr[-3000:])
             raise SystemExit(f"annotator_load.py ({label}) wrote no results (exit {done.returncode})")
         if done.returncode:
             print(f"   (annotator_load.py exit {done.returncode}: some of its own absolute targets were missed; see above)")
-        runs[label] = {"pairs": pairs, "accounts": accounts, "seconds": time.perf_counter() - started,
-                       "calls": _figures(json.loads(out.read_text()), args.scenario)}
+        runs[label] = {
+            "pairs": pairs,
+            "accounts": accounts,
+            "seconds": time.perf_counter() - started,
+            "calls": _figures(json.loads(out.read_text()), args.scenario),
+        }
 
-    print(f"\nScale ratio, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {runs['large']['pairs']:,} pairs / "
-          f"{runs['large']['accounts']:,} accounts vs {runs['small']['pairs']:,} pairs / {runs['small']['accounts']:,} accounts, "
-          f"{args.clients} clients, {args.scenario}, {args.duration:g} s; target: each ratio <= 2")
+    print(
+        f"\nScale ratio, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {runs['large']['pairs']:,} pairs / "
+        f"{runs['large']['accounts']:,} accounts vs {runs['small']['pairs']:,} pairs / {runs['small']['accounts']:,} accounts, "
+        f"{args.clients} clients, {args.scenario}, {args.duration:g} s; target: each ratio <= 2"
+    )
     print(f"   {'call':<10}{'metric':<11}{'small ms':>10}{'large ms':>10}{'ratio':>8}")
     ratios = {}
     for call in ("next", "judgment"):
@@ -114,8 +153,10 @@ def main(argv=None) -> int:
             small, large = runs["small"]["calls"][call][metric], runs["large"]["calls"][call][metric]
             ratio = large / small if small and large is not None else None
             ratios[f"{call}.{metric}"] = ratio
-            print(f"   {call:<10}{metric.replace('_ms', ''):<11}{small or float('nan'):>10.1f}{large or float('nan'):>10.1f}"
-                  f"{ratio if ratio is not None else float('nan'):>8.2f}")
+            print(
+                f"   {call:<10}{metric.replace('_ms', ''):<11}{small or float('nan'):>10.1f}{large or float('nan'):>10.1f}"
+                f"{ratio if ratio is not None else float('nan'):>8.2f}"
+            )
     errors = sum(runs[label]["calls"][call]["errors"] for label in runs for call in ("next", "judgment"))
     print(f"   errors: {errors}")
     if args.json_out:

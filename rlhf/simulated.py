@@ -156,5 +156,5 @@ class SimulatedAnnotator:
         return label
 
     def judge(self, prompt: str, response_a: str, response_b: str, key: Any) -> str:
-        """"a", "b" or "tie" for one pair; `key` (e.g. the pair id) seeds its random draws."""
+        """ "a", "b" or "tie" for one pair; `key` (e.g. the pair id) seeds its random draws."""
         return self.judge_scores(self.score(prompt, response_a), self.score(prompt, response_b), key)

@@ -136,7 +136,12 @@ def win_rate(outcomes: Sequence[float], *, n_resamples: int = 2000, confidence: 
 
 
 def length_bias(
-    outcomes: Sequence[float], first_lengths: Sequence[int], second_lengths: Sequence[int], *, threshold: float = 0.7, min_decisive: int = 10
+    outcomes: Sequence[float],
+    first_lengths: Sequence[int],
+    second_lengths: Sequence[int],
+    *,
+    threshold: float = 0.7,
+    min_decisive: int = 10,
 ) -> dict:
     """How often the winner of a decisive comparison is the longer answer.
 
@@ -281,9 +286,7 @@ def bradley_terry(
     strengths = {item: float(p[index[item]]) for item in order}
     ratings = {item: ELO_BASE + ELO_SCALE * math.log10(value) for item, value in strengths.items()}
     counts = {item: int(games[index[item]].sum()) for item in order}
-    return BradleyTerryFit(
-        items=order, strengths=strengths, ratings=ratings, iterations=iterations, converged=converged, games=counts
-    )
+    return BradleyTerryFit(items=order, strengths=strengths, ratings=ratings, iterations=iterations, converged=converged, games=counts)
 
 
 def bradley_terry_bootstrap(

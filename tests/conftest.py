@@ -167,8 +167,14 @@ def make_pairs():
             a = Response.objects.create(prompt=prompt, text=a_text, sample_index=0)
             b = Response.objects.create(prompt=prompt, text=b_text, sample_index=1)
             pairs.append(
-                Pair(project=project, prompt=prompt, response_a=a, response_b=b,
-                     overlap=project.overlap if overlap is None else overlap, source=PairSource.GENERATED)
+                Pair(
+                    project=project,
+                    prompt=prompt,
+                    response_a=a,
+                    response_b=b,
+                    overlap=project.overlap if overlap is None else overlap,
+                    source=PairSource.GENERATED,
+                )
             )
         return Pair.objects.bulk_create(pairs)
 
@@ -188,6 +194,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
 
 @pytest.fixture(scope="session")
 def browser():

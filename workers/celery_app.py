@@ -28,10 +28,17 @@ if settings.CELERY_BROKER_URL.startswith("filesystem"):
     for sub in ("out", "processed", "control"):
         (settings.CELERY_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 
-app = Celery("feedback", include=[
-    "workers.tasks", "workers.quality_tasks", "workers.evaluation_tasks", "workers.playground_tasks",
-    "workers.loop_tasks", "workers.snapshot_tasks",
-])
+app = Celery(
+    "feedback",
+    include=[
+        "workers.tasks",
+        "workers.quality_tasks",
+        "workers.evaluation_tasks",
+        "workers.playground_tasks",
+        "workers.loop_tasks",
+        "workers.snapshot_tasks",
+    ],
+)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_routes=ROUTES,
@@ -76,4 +83,3 @@ def task(spec: TaskSpec, *, bind: bool = False) -> Callable[[Callable[..., Any]]
         return app.task(name=spec.name, **options)(function)
 
     return register
-

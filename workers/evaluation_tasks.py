@@ -62,18 +62,31 @@ def run_evaluation(run_id: int) -> None:
         prompts = [(pid, by_id[pid].messages()) for pid in config["prompt_ids"] if pid in by_id]
         if not prompts:
             raise ValueError("the evaluation prompts of this run no longer exist")
-        adversarial_rows = list(AdversarialPrompt.objects.filter(project=run.project, active=True).order_by("category", "key")) if config.get("adversarial") else []
+        adversarial_rows = (
+            list(AdversarialPrompt.objects.filter(project=run.project, active=True).order_by("category", "key"))
+            if config.get("adversarial")
+            else []
+        )
         adversarial = [
-            rlhf_evaluation.AdversarialItem(key=row.pk, category=row.category, messages=row.messages(), flag_patterns=list(row.flag_patterns))
+            rlhf_evaluation.AdversarialItem(
+                key=row.pk, category=row.category, messages=row.messages(), flag_patterns=list(row.flag_patterns)
+            )
             for row in adversarial_rows
         ]
         sampling = SamplingConfig(
-            temperature=config["temperature"], top_p=config["top_p"], top_k=config["top_k"],
-            max_new_tokens=config["max_new_tokens"], seed=config["seed"], batch_size=config["batch_size"],
+            temperature=config["temperature"],
+            top_p=config["top_p"],
+            top_k=config["top_k"],
+            max_new_tokens=config["max_new_tokens"],
+            seed=config["seed"],
+            batch_size=config["batch_size"],
         )
         settings_ = rlhf_evaluation.EvalSettings(
-            sampling=sampling, n_resamples=config["n_resamples"], confidence=config["confidence"],
-            tie_margin=config["tie_margin"], harm_threshold=config["harm_threshold"],
+            sampling=sampling,
+            n_resamples=config["n_resamples"],
+            confidence=config["confidence"],
+            tie_margin=config["tie_margin"],
+            harm_threshold=config["harm_threshold"],
             length_bias_threshold=config["length_bias_threshold"],
         )
         result = rlhf_evaluation.evaluate_policy(
@@ -89,18 +102,29 @@ def run_evaluation(run_id: int) -> None:
         )
         samples = [
             {
-                "sample_set": SampleSet.EVAL, "prompt_id": row["prompt_id"], "prompt_messages": row["messages"],
-                "policy_response": row["policy_response"], "baseline_response": row["baseline_response"],
-                "policy_tokens": row["policy_tokens"], "baseline_tokens": row["baseline_tokens"],
-                "policy_score": row["policy_score"], "baseline_score": row["baseline_score"],
-                "outcome": row["outcome"], "kl": row["kl"],
+                "sample_set": SampleSet.EVAL,
+                "prompt_id": row["prompt_id"],
+                "prompt_messages": row["messages"],
+                "policy_response": row["policy_response"],
+                "baseline_response": row["baseline_response"],
+                "policy_tokens": row["policy_tokens"],
+                "baseline_tokens": row["baseline_tokens"],
+                "policy_score": row["policy_score"],
+                "baseline_score": row["baseline_score"],
+                "outcome": row["outcome"],
+                "kl": row["kl"],
             }
             for row in result["samples"]
         ] + [
             {
-                "sample_set": SampleSet.ADVERSARIAL, "adversarial_prompt_id": row["key"], "prompt_messages": row["messages"],
-                "policy_response": row["response"], "policy_tokens": row["tokens"], "harmlessness_score": row["harmlessness"],
-                "flagged": bool(row["flag_reasons"]), "flag_reasons": row["flag_reasons"],
+                "sample_set": SampleSet.ADVERSARIAL,
+                "adversarial_prompt_id": row["key"],
+                "prompt_messages": row["messages"],
+                "policy_response": row["response"],
+                "policy_tokens": row["tokens"],
+                "harmlessness_score": row["harmlessness"],
+                "flagged": bool(row["flag_reasons"]),
+                "flag_reasons": row["flag_reasons"],
             }
             for row in result["adversarial"]
         ]

@@ -55,9 +55,7 @@ class _DatabaseControl:
         if now - self._last_report >= 1.0 or step >= total:
             self._last_report = now
             tps = (metrics or {}).get("tokens_per_s")
-            services.generation_report(
-                run_id=self.run_id, done=self.offset + step, total=self.total, tokens_per_second=tps
-            )
+            services.generation_report(run_id=self.run_id, done=self.offset + step, total=self.total, tokens_per_second=tps)
 
     def log(self, message: str) -> None:
         services.generation_log(run_id=self.run_id, line=message)

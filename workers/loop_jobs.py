@@ -43,7 +43,9 @@ def run_campaign_generation(campaign_id: int) -> None:
         for version in (campaign.version_x, campaign.version_y):
             model, tokenizer = load_model_for_inference(_model_folder(version))
             answers: dict[int, str] = {}
-            for batch in iter_generate(None, [prompts[pid].messages() for pid in ids], 1, sampling, indices=ids, model=model, tokenizer=tokenizer):
+            for batch in iter_generate(
+                None, [prompts[pid].messages() for pid in ids], 1, sampling, indices=ids, model=model, tokenizer=tokenizer
+            ):
                 for prompt_id, texts in zip(batch.indices, batch.responses):
                     answers[prompt_id] = texts[0]
             responses[version.pk] = answers

@@ -23,7 +23,6 @@ from workers.task_names import (
 log = logging.getLogger(__name__)
 
 
-
 @task(LOOP_SIMULATE_JUDGMENTS)
 def simulate_judgments(run_id: int) -> None:
     """A rule-driven simulated annotator judges up to its run's target (no torch)."""

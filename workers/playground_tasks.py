@@ -78,14 +78,16 @@ def run_message(message_id: int) -> None:
                 # Rules are cheap: a match mid-stream stops publishing the text at once.
                 state["withheld"] = services.screen_partial(project_id=chat.project_id, text=text, rules=rules) is not None
             shown = "" if state["withheld"] else text
-            state["stop"] = services.message_stream(
-                message_id=message_id, content=shown, tokens=tokens, first_token_ms=state["first_ms"]
-            )
+            state["stop"] = services.message_stream(message_id=message_id, content=shown, tokens=tokens, first_token_ms=state["first_ms"])
 
         with loaded.active() as model:
             result = stream_chat(
-                model, loaded.tokenizer, conversation, **message.sampling,
-                on_text=on_text, should_stop=lambda: state["stop"],
+                model,
+                loaded.tokenizer,
+                conversation,
+                **message.sampling,
+                on_text=on_text,
+                should_stop=lambda: state["stop"],
             )
         score = None
         from workers.safety_tasks import classifier_scores
@@ -94,9 +96,14 @@ def run_message(message_id: int) -> None:
             scores = classifier_scores(chat.project_id, [conversation], [result.text])
             score = scores[0] if scores else None
         services.message_finish(
-            message_id=message_id, content=result.text, tokens=result.tokens, first_token_ms=state["first_ms"],
-            total_ms=(time.perf_counter() - started) * 1000, model_was_loaded=loaded.was_loaded,
-            cancelled=state["stop"], safety_score=score,
+            message_id=message_id,
+            content=result.text,
+            tokens=result.tokens,
+            first_token_ms=state["first_ms"],
+            total_ms=(time.perf_counter() - started) * 1000,
+            model_was_loaded=loaded.was_loaded,
+            cancelled=state["stop"],
+            safety_score=score,
         )
     except Exception as error:
         log.exception("playground message %s failed", message_id)

@@ -36,7 +36,8 @@ def run_score_pairs(project_id: int, reward_model_id: int) -> int:
         model_dir = resolve_model_path(version.artifact_uri, settings.ARTIFACTS_DIR)
     scores = score_pairs(model_dir, [(item["messages"], item["a"], item["b"]) for item in items])
     updated = services.uncertainty_apply(
-        project_id=project_id, reward_model_id=reward_model_id,
+        project_id=project_id,
+        reward_model_id=reward_model_id,
         scores={item["pair_id"]: score for item, score in zip(items, scores)},
     )
     log.info("score_pairs: project %s, reward model %s: %s pairs reprioritised", project_id, reward_model_id, updated)

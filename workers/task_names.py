@@ -76,9 +76,7 @@ SPECS: tuple[TaskSpec, ...] = (
 )
 
 # Celery's task_routes: every name and alias to its spec's queue (nothing is routed by pattern).
-ROUTES: dict[str, dict[str, str]] = {
-    name: {"queue": spec.queue} for spec in SPECS for name in (spec.name, *spec.aliases)
-}
+ROUTES: dict[str, dict[str, str]] = {name: {"queue": spec.queue} for spec in SPECS for name in (spec.name, *spec.aliases)}
 
 # Tasks whose first argument is the id of a run, and the kind of run (for the logs' run_id field).
 RUN_KINDS: dict[str, str] = {

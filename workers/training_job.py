@@ -112,9 +112,7 @@ def run_training(run_id: int) -> None:
             # and cancel still go through `control`. One device: in this process, as always.
             from rlhf.training.launch import run_distributed
 
-            result = run_distributed(
-                run.method, data_path, base_path, run_dir(run_id), run.config, control, reward_model_path=reward_path
-            )
+            result = run_distributed(run.method, data_path, base_path, run_dir(run_id), run.config, control, reward_model_path=reward_path)
         else:
             result = train(
                 run.method,

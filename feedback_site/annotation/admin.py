@@ -41,7 +41,18 @@ class ResponseAdmin(BigTableAdmin):
 
 @admin.register(Pair)
 class PairAdmin(BigTableAdmin):
-    list_display = ["id", "project", "prompt_excerpt", "source", "overlap", "judgment_count", "is_complete", "priority", "prelabel", "created_at"]
+    list_display = [
+        "id",
+        "project",
+        "prompt_excerpt",
+        "source",
+        "overlap",
+        "judgment_count",
+        "is_complete",
+        "priority",
+        "prelabel",
+        "created_at",
+    ]
     list_filter = ["is_complete", "source", "prelabel", "project"]
     search_fields = ["prompt__text"]
     list_select_related = ["project", "prompt"]
@@ -65,7 +76,19 @@ class AssignmentAdmin(BigTableAdmin):
 class JudgmentAdmin(BigTableAdmin):
     """Judgments are never changed or deleted (no change/delete permission, for superusers too)."""
 
-    list_display = ["id", "pair_id", "annotator", "choice", "preferred", "swapped", "strength", "time_spent_ms", "guideline_version", "accepted_after_expiry", "created_at"]
+    list_display = [
+        "id",
+        "pair_id",
+        "annotator",
+        "choice",
+        "preferred",
+        "swapped",
+        "strength",
+        "time_spent_ms",
+        "guideline_version",
+        "accepted_after_expiry",
+        "created_at",
+    ]
     list_filter = ["preferred", "choice", "strength", "accepted_after_expiry", "pair__project"]
     search_fields = ["annotator__username", "rationale"]
     list_select_related = ["annotator", "guideline_version"]

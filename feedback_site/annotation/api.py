@@ -47,9 +47,12 @@ class JudgmentOut(serializers.Serializer):
 
 _side = inline_serializer(
     "Side",
-    {"text": serializers.CharField(), "html": serializers.CharField(),
-     # Set when the safety screen says "blur with a warning": {"action": "warn", "reason": ...}.
-     "safety_flag": serializers.DictField(allow_null=True)},
+    {
+        "text": serializers.CharField(),
+        "html": serializers.CharField(),
+        # Set when the safety screen says "blur with a warning": {"action": "warn", "reason": ...}.
+        "safety_flag": serializers.DictField(allow_null=True),
+    },
 )
 AssignmentOut = inline_serializer(
     "Assignment",
@@ -57,8 +60,12 @@ AssignmentOut = inline_serializer(
         "assignment_id": serializers.IntegerField(),
         "prompt": inline_serializer(
             "AssignmentPrompt",
-            {"text": serializers.CharField(), "html": serializers.CharField(), "system_prompt": serializers.CharField(),
-             "history": serializers.ListField(child=serializers.DictField())},
+            {
+                "text": serializers.CharField(),
+                "html": serializers.CharField(),
+                "system_prompt": serializers.CharField(),
+                "history": serializers.ListField(child=serializers.DictField()),
+            },
         ),
         "left": _side,
         "right": _side,
@@ -71,8 +78,7 @@ AssignmentOut = inline_serializer(
 
 def _json(data, status_code: int = 200) -> HttpResponse:
     # Same bytes DRF's JSONRenderer writes (compact, UTF-8), without its content negotiation.
-    return HttpResponse(json.dumps(data, ensure_ascii=False, separators=(",", ":")), status=status_code,
-                        content_type="application/json")
+    return HttpResponse(json.dumps(data, ensure_ascii=False, separators=(",", ":")), status=status_code, content_type="application/json")
 
 
 def _drf_datetime(value) -> str:
@@ -266,7 +272,9 @@ def assignment_skip(request, assignment_id: int):
 
 @extend_schema(
     request=None,
-    responses={200: inline_serializer("RenewOut", {"assignment_id": serializers.IntegerField(), "expires_at": serializers.DateTimeField()})},
+    responses={
+        200: inline_serializer("RenewOut", {"assignment_id": serializers.IntegerField(), "expires_at": serializers.DateTimeField()})
+    },
     summary="Renew the lease while the page is open",
 )
 @api_view(["POST"])
@@ -276,8 +284,16 @@ def assignment_renew(request, assignment_id: int):
 
 
 @extend_schema(
-    responses={200: inline_serializer("Progress", {"judged": serializers.IntegerField(), "skipped": serializers.IntegerField(),
-                                                   "remaining_in_project": serializers.IntegerField()})},
+    responses={
+        200: inline_serializer(
+            "Progress",
+            {
+                "judged": serializers.IntegerField(),
+                "skipped": serializers.IntegerField(),
+                "remaining_in_project": serializers.IntegerField(),
+            },
+        )
+    },
     summary="Your own progress in a project",
 )
 @api_view(["GET"])
@@ -301,14 +317,22 @@ PairGoldOut = inline_serializer(
 )
 PauseOut = inline_serializer(
     "MemberPause",
-    {"user_id": serializers.IntegerField(), "paused": serializers.BooleanField(),
-     "paused_at": serializers.DateTimeField(allow_null=True), "pause_reason": serializers.CharField()},
+    {
+        "user_id": serializers.IntegerField(),
+        "paused": serializers.BooleanField(),
+        "paused_at": serializers.DateTimeField(allow_null=True),
+        "pause_reason": serializers.CharField(),
+    },
 )
 
 
 def _pause_out(membership) -> dict:
-    return {"user_id": membership.user_id, "paused": membership.paused_at is not None,
-            "paused_at": membership.paused_at, "pause_reason": membership.pause_reason}
+    return {
+        "user_id": membership.user_id,
+        "paused": membership.paused_at is not None,
+        "paused_at": membership.paused_at,
+        "pause_reason": membership.pause_reason,
+    }
 
 
 @extend_schema(request=GoldIn, responses={200: PairGoldOut}, summary="Mark a pair as gold with its known label, or unmark it (staff)")
@@ -346,8 +370,9 @@ def member_pause(request, project_id: int, user_id: int):
     project = project_for(request.user, project_id, ALL_ROLES)
     data = PauseIn(data=request.data)
     data.is_valid(raise_exception=True)
-    membership = services.membership_pause(project=project, user=_member_user(project_id, user_id),
-                                           reason=data.validated_data["reason"], actor=request.user)
+    membership = services.membership_pause(
+        project=project, user=_member_user(project_id, user_id), reason=data.validated_data["reason"], actor=request.user
+    )
     return Response(_pause_out(membership))
 
 

@@ -32,7 +32,9 @@ def gold_accuracy_by_annotator(project) -> dict[int, tuple[int, int]]:
 
 def gold_accuracy_of(project_id: int, user_id: int) -> tuple[int, int]:
     """(correct, judged) of one annotator: the check that runs after each of their gold judgments."""
-    stats = _gold_judgments(project_id).filter(annotator_id=user_id).aggregate(
-        judged=Count("id"), correct=Count("id", filter=Q(preferred=F("pair__gold_label")))
+    stats = (
+        _gold_judgments(project_id)
+        .filter(annotator_id=user_id)
+        .aggregate(judged=Count("id"), correct=Count("id", filter=Q(preferred=F("pair__gold_label"))))
     )
     return stats["correct"] or 0, stats["judged"] or 0

@@ -48,7 +48,9 @@ class Response(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
     text = models.TextField()
     model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="responses")
-    generation_run = models.ForeignKey("generation.GenerationRun", null=True, blank=True, on_delete=models.PROTECT, related_name="responses")
+    generation_run = models.ForeignKey(
+        "generation.GenerationRun", null=True, blank=True, on_delete=models.PROTECT, related_name="responses"
+    )
     sample_index = models.PositiveSmallIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
     # Sanitised HTML of `text` (NULL = not rendered yet; filled on first display).
@@ -98,9 +100,7 @@ class Pair(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
-            models.Index(
-                F("project"), F("priority").desc(), F("id"), name="pair_queue_order", condition=Q(is_complete=False)
-            ),
+            models.Index(F("project"), F("priority").desc(), F("id"), name="pair_queue_order", condition=Q(is_complete=False)),
             # Gold pairs are served outside the normal queue (every annotator may get each once).
             models.Index(fields=["project", "id"], name="pair_gold", condition=Q(is_gold=True)),
         ]

@@ -12,20 +12,22 @@ from feedback_site.annotation.models import Assignment, DisplayChoice, Judgment,
 from feedback_site.annotation.queue import TaskKind, _swap_random, register
 from feedback_site.core.errors import Invalid
 
-PAIR = register(TaskKind(
-    name="pair",
-    task_model=Pair,
-    lease_model=Assignment,
-    result_model=Judgment,
-    task_field="pair",
-    count_field="judgment_count",
-    noun="pair",
-    result_noun="judgments",
-    has_gold=True,
-    agreement_field="preferred",
-    # Which response is shown on the left, per assignment (position bias averages out).
-    new_lease=lambda: {"swapped": _swap_random.random() < 0.5},
-))
+PAIR = register(
+    TaskKind(
+        name="pair",
+        task_model=Pair,
+        lease_model=Assignment,
+        result_model=Judgment,
+        task_field="pair",
+        count_field="judgment_count",
+        noun="pair",
+        result_noun="judgments",
+        has_gold=True,
+        agreement_field="preferred",
+        # Which response is shown on the left, per assignment (position bias averages out).
+        new_lease=lambda: {"swapped": _swap_random.random() < 0.5},
+    )
+)
 
 _CHOICE_TO_PREFERENCE = {
     (DisplayChoice.LEFT, False): Preference.A,
@@ -58,7 +60,9 @@ def validate_judgment(project_criteria, choice: str, strength: str, criteria: di
             raise Invalid(f"criterion {name!r} must be left, right or tie; got {vote!r}", code="bad_criteria")
     if not isinstance(rationale, str) or len(rationale) > 10_000:
         raise Invalid("rationale must be text of at most 10,000 characters", code="bad_rationale")
-    if time_spent_ms is not None and (not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or not 0 <= time_spent_ms <= 86_400_000):
+    if time_spent_ms is not None and (
+        not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or not 0 <= time_spent_ms <= 86_400_000
+    ):
         raise Invalid("time_spent_ms must be an integer between 0 and 86400000", code="bad_time")
 
 

@@ -162,8 +162,10 @@ def after_result(*, overlap: int, count: int, dynamic: bool, agreed: Callable[[]
 
 
 def late_refused_message(kind: TaskKind) -> str:
-    return (f"Your lease on this {kind.noun} expired and it already has the {kind.result_noun} it needs; "
-            f"your answer was not stored. Ask for the next {kind.noun}.")
+    return (
+        f"Your lease on this {kind.noun} expired and it already has the {kind.result_noun} it needs; "
+        f"your answer was not stored. Ask for the next {kind.noun}."
+    )
 
 
 def skipped_message(kind: TaskKind) -> str:
@@ -178,8 +180,7 @@ def skipped_message(kind: TaskKind) -> str:
 def _need_expression(dynamic: bool, count_field: str):
     if not dynamic:
         return F("overlap")
-    return Case(When(Q(overlap__gt=0, **{f"{count_field}__lt": 2}), then=Value(2)), default=F("overlap"),
-                output_field=IntegerField())
+    return Case(When(Q(overlap__gt=0, **{f"{count_field}__lt": 2}), then=Value(2)), default=F("overlap"), output_field=IntegerField())
 
 
 def _dynamic(kind: TaskKind, project: Project) -> bool:
@@ -244,8 +245,7 @@ def lease_next(kind: TaskKind, *, project: Project | int, annotator: AbstractBas
             for gold in tasks.filter(is_gold=True).exclude(Exists(seen)).order_by(order)[:20]:
                 try:
                     with transaction.atomic():
-                        lease = leases.create(**{kind.task_field: gold}, annotator=annotator, expires_at=expires,
-                                              **kind.new_lease())
+                        lease = leases.create(**{kind.task_field: gold}, annotator=annotator, expires_at=expires, **kind.new_lease())
                 except IntegrityError:
                     continue  # a concurrent request of the same annotator took it
                 return Leased(lease, resumed=False)
@@ -254,7 +254,10 @@ def lease_next(kind: TaskKind, *, project: Project | int, annotator: AbstractBas
     dynamic = _dynamic(kind, project)
     live = (
         leases.filter(**{kind.task_field: OuterRef("pk")}, status=LEASED, expires_at__gt=now)
-        .order_by().values(kind.task_field).annotate(n=Count("pk")).values("n")
+        .order_by()
+        .values(kind.task_field)
+        .annotate(n=Count("pk"))
+        .values("n")
     )
     normal = tasks.filter(is_complete=False, **({"is_gold": False} if kind.has_gold else {}))
     # Filtering on open slots in the candidate query itself keeps a busy queue from stepping over
@@ -283,8 +286,7 @@ def lease_next(kind: TaskKind, *, project: Project | int, annotator: AbstractBas
                 if open_slots(kind, candidate, now, dynamic) <= 0:
                     skipped.append(candidate.pk)  # filled between our snapshot and our lock
                     continue
-                lease = leases.create(**{kind.task_field: candidate}, annotator=annotator, expires_at=expires,
-                                      **kind.new_lease())
+                lease = leases.create(**{kind.task_field: candidate}, annotator=annotator, expires_at=expires, **kind.new_lease())
                 return Leased(lease, resumed=False)
         except IntegrityError:
             # Only a concurrent request of the same annotator gets here (unique task+annotator).
@@ -382,8 +384,7 @@ def result_submit(
 
         def agreed() -> bool:
             values = (
-                kind.result_model.objects.filter(**{kind.task_field: task}).order_by("id")
-                .values_list(kind.agreement_field, flat=True)[:2]
+                kind.result_model.objects.filter(**{kind.task_field: task}).order_by("id").values_list(kind.agreement_field, flat=True)[:2]
             )
             return len(set(values)) == 1
 
@@ -430,14 +431,34 @@ def pause_member(*, project_id: int, user_id: int, reason: str, actor, automatic
         membership.pause_reason = reason.strip()
         membership.save(update_fields=["paused_at", "pause_reason"])
         audit_record(
-            actor=actor, action="membership.pause", target=membership, project=membership.project,
+            actor=actor,
+            action="membership.pause",
+            target=membership,
+            project=membership.project,
             details={"user_id": user_id, "reason": membership.pause_reason, "automatic": automatic},
         )
         return membership
 
 
 __all__ = [
-    "KINDS", "LEASED", "MAX_CANDIDATES", "SKIPPED", "SUBMITTED", "Leased", "Paused", "TaskKind",
-    "after_result", "check_gold_pause", "gold_turn", "lease_next", "lease_renew", "lease_skip", "need",
-    "open_slots", "pause_member", "paused_message", "register", "result_submit",
+    "KINDS",
+    "LEASED",
+    "MAX_CANDIDATES",
+    "SKIPPED",
+    "SUBMITTED",
+    "Leased",
+    "Paused",
+    "TaskKind",
+    "after_result",
+    "check_gold_pause",
+    "gold_turn",
+    "lease_next",
+    "lease_renew",
+    "lease_skip",
+    "need",
+    "open_slots",
+    "pause_member",
+    "paused_message",
+    "register",
+    "result_submit",
 ]

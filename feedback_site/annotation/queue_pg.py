@@ -122,8 +122,26 @@ class NextResult:
 
 
 def _payload(row, criteria, lease_seconds) -> dict:
-    (aid, _pair_id, swapped, expires_at, q_id, q_text, q_html, q_system, q_history, q_history_html,
-     ra_id, ra_text, ra_html, rb_id, rb_text, rb_html, sa_rule, sb_rule) = row
+    (
+        aid,
+        _pair_id,
+        swapped,
+        expires_at,
+        q_id,
+        q_text,
+        q_html,
+        q_system,
+        q_history,
+        q_history_html,
+        ra_id,
+        ra_text,
+        ra_html,
+        rb_id,
+        rb_text,
+        rb_html,
+        sa_rule,
+        sb_rule,
+    ) = row
     # Django reads jsonb as text (it decodes JSONField values itself); so do we.
     if isinstance(q_history, str):
         q_history = json.loads(q_history)
@@ -144,17 +162,16 @@ def _payload(row, criteria, lease_seconds) -> dict:
         fill_rows(prompts=missing_prompts, responses=missing_responses)
     # The safety screen's "blur with a warning" flag (feedback_site.safety): None unless flagged.
     flag_a, flag_b = warn_flag(sa_rule), warn_flag(sb_rule)
-    left, right = ((rb_text, rb_html, flag_b), (ra_text, ra_html, flag_a)) if swapped else ((ra_text, ra_html, flag_a), (rb_text, rb_html, flag_b))
+    left, right = (
+        ((rb_text, rb_html, flag_b), (ra_text, ra_html, flag_a)) if swapped else ((ra_text, ra_html, flag_a), (rb_text, rb_html, flag_b))
+    )
     return {
         "assignment_id": aid,
         "prompt": {
             "text": q_text,
             "html": q_html,
             "system_prompt": q_system,
-            "history": [
-                {"role": turn["role"], "content": turn["content"], "html": html}
-                for turn, html in zip(q_history, q_history_html)
-            ],
+            "history": [{"role": turn["role"], "content": turn["content"], "html": html} for turn, html in zip(q_history, q_history_html)],
         },
         "left": {"text": left[0], "html": left[1], "safety_flag": left[2]},
         "right": {"text": right[0], "html": right[1], "safety_flag": right[2]},
@@ -165,16 +182,22 @@ def _payload(row, criteria, lease_seconds) -> dict:
 
 
 def _leased(status: str, row, criteria, lease_seconds, user_id: int) -> NextResult:
-    return NextResult(status, _payload(row, criteria, lease_seconds), assignment_id=row[0], pair_id=row[1],
-                      swapped=row[2], expires_at=row[3], user_id=user_id)
+    return NextResult(
+        status,
+        _payload(row, criteria, lease_seconds),
+        assignment_id=row[0],
+        pair_id=row[1],
+        swapped=row[2],
+        expires_at=row[3],
+        user_id=user_id,
+    )
 
 
 def next_assignment(*, project_id: int, now: datetime, user=None, token: str | None = None) -> NextResult:
     """Lease the next pair for `user`, or the owner of API `token` (status "unauthenticated" when
     no active user has it). One statement: call it outside a transaction to make it one round trip."""
     swap = _swap_random.random() < 0.5
-    params = [project_id, None if user is None else user.pk, bool(user is not None and user.is_superuser),
-              token, now, swap, MAX_CANDIDATES]
+    params = [project_id, None if user is None else user.pk, bool(user is not None and user.is_superuser), token, now, swap, MAX_CANDIDATES]
     for _ in range(_BUSY_RETRIES):
         row = _call(_NEXT, params)
         if row[0] != "busy":
@@ -215,18 +238,40 @@ class SubmitResult:
     project_criteria: list | None
 
 
-def submit_judgment(*, assignment_id: int, now: datetime, fields_valid: bool, choice: str, strength: str,
-                    rationale: str, time_spent_ms: int | None, criteria: dict, preferred_by_swap: dict[bool, str],
-                    criteria_by_swap: dict[bool, dict], user_id: int | None = None, token: str | None = None) -> SubmitResult:
+def submit_judgment(
+    *,
+    assignment_id: int,
+    now: datetime,
+    fields_valid: bool,
+    choice: str,
+    strength: str,
+    rationale: str,
+    time_spent_ms: int | None,
+    criteria: dict,
+    preferred_by_swap: dict[bool, str],
+    criteria_by_swap: dict[bool, dict],
+    user_id: int | None = None,
+    token: str | None = None,
+) -> SubmitResult:
     """Store a judgment for the caller's assignment in one statement. The canonical preference and
     criteria are given for both display orders (`*_by_swap[swapped]`); the function picks the one
     the annotator saw. `fields_valid` False: the function still looks the assignment up (a repeat
     answers with the stored judgment, a missing one is "not_found") and then answers "invalid"."""
     params = [
-        assignment_id, user_id, token, now, fields_valid, choice, strength, rationale, time_spent_ms,
+        assignment_id,
+        user_id,
+        token,
+        now,
+        fields_valid,
+        choice,
+        strength,
+        rationale,
+        time_spent_ms,
         json.dumps(criteria if isinstance(criteria, dict) else {}),
-        preferred_by_swap.get(False), preferred_by_swap.get(True),
-        json.dumps(criteria_by_swap.get(False, {})), json.dumps(criteria_by_swap.get(True, {})),
+        preferred_by_swap.get(False),
+        preferred_by_swap.get(True),
+        json.dumps(criteria_by_swap.get(False, {})),
+        json.dumps(criteria_by_swap.get(True, {})),
     ]
     row = list(_call(_SUBMIT, params))
     for index in (6, 13):  # jsonb comes back as text (see above)
@@ -253,29 +298,42 @@ def lease_next(*, project_id: int, now: datetime, user=None, token: str | None =
     if result.status == "empty":
         return None
     assignment = Assignment(
-        id=result.assignment_id, pair_id=result.pair_id, annotator_id=result.user_id, status=AssignmentStatus.LEASED,
-        swapped=result.swapped, expires_at=result.expires_at,
+        id=result.assignment_id,
+        pair_id=result.pair_id,
+        annotator_id=result.user_id,
+        status=AssignmentStatus.LEASED,
+        swapped=result.swapped,
+        expires_at=result.expires_at,
     )
     assignment._state.adding = False
     assignment._state.db = "default"
     return Leased(assignment, resumed=result.status == "resumed", payload=result.payload)
 
 
-def judgment_submit(*, assignment_id, annotator_id, token, choice, strength="", criteria, rationale="", time_spent_ms=None,
-                    now) -> tuple[Judgment, bool] | bool:
+def judgment_submit(
+    *, assignment_id, annotator_id, token, choice, strength="", criteria, rationale="", time_spent_ms=None, now
+) -> tuple[Judgment, bool] | bool:
     """`queue.result_submit` for pairs in one statement, its own transaction (autocommit). A gold
     judgment's pause check follows in a second transaction, once the judgment is stored. False
     when `token` is given and no active user has it."""
     valid = fields_valid(choice, strength, criteria, rationale, time_spent_ms)
     by_swap = {swapped: to_preference(choice, swapped) for swapped in (False, True)} if valid else {}
     criteria_by_swap = (
-        {swapped: {name: to_preference(vote, swapped) for name, vote in criteria.items()} for swapped in (False, True)}
-        if valid else {}
+        {swapped: {name: to_preference(vote, swapped) for name, vote in criteria.items()} for swapped in (False, True)} if valid else {}
     )
     result = submit_judgment(
-        assignment_id=assignment_id, user_id=annotator_id, token=token, now=now, fields_valid=valid, choice=choice,
-        strength=strength, rationale=rationale, time_spent_ms=time_spent_ms, criteria=criteria,
-        preferred_by_swap=by_swap, criteria_by_swap=criteria_by_swap,
+        assignment_id=assignment_id,
+        user_id=annotator_id,
+        token=token,
+        now=now,
+        fields_valid=valid,
+        choice=choice,
+        strength=strength,
+        rationale=rationale,
+        time_spent_ms=time_spent_ms,
+        criteria=criteria,
+        preferred_by_swap=by_swap,
+        criteria_by_swap=criteria_by_swap,
     )
     if result.status == "unauthenticated":
         return False
@@ -292,10 +350,20 @@ def judgment_submit(*, assignment_id, annotator_id, token, choice, strength="", 
     if result.status == "late_refused":
         raise Conflict(late_refused_message(PAIR), code="lease_expired")
     judgment = Judgment(
-        id=result.judgment_id, assignment_id=assignment_id, pair_id=result.pair_id, annotator_id=result.user_id,
-        choice=choice, preferred=result.preferred, swapped=result.swapped, strength=strength, criteria=result.criteria,
-        rationale=rationale, time_spent_ms=time_spent_ms, guideline_version_id=result.guideline_id,
-        accepted_after_expiry=result.late, created_at=now,
+        id=result.judgment_id,
+        assignment_id=assignment_id,
+        pair_id=result.pair_id,
+        annotator_id=result.user_id,
+        choice=choice,
+        preferred=result.preferred,
+        swapped=result.swapped,
+        strength=strength,
+        criteria=result.criteria,
+        rationale=rationale,
+        time_spent_ms=time_spent_ms,
+        guideline_version_id=result.guideline_id,
+        accepted_after_expiry=result.late,
+        created_at=now,
     )
     judgment._state.adding = False
     judgment._state.db = "default"

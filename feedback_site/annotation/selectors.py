@@ -23,9 +23,17 @@ def assignment_payload(assignment: Assignment) -> dict:
     pair = (
         Pair.objects.select_related("prompt", "response_a", "response_b", "project")
         .only(
-            "project__criteria", "project__lease_seconds", "prompt__text", "prompt__system_prompt",
-            "prompt__history", "prompt__text_html", "prompt__history_html", "response_a__text", "response_b__text",
-            "response_a__text_html", "response_b__text_html",
+            "project__criteria",
+            "project__lease_seconds",
+            "prompt__text",
+            "prompt__system_prompt",
+            "prompt__history",
+            "prompt__text_html",
+            "prompt__history_html",
+            "response_a__text",
+            "response_b__text",
+            "response_a__text_html",
+            "response_b__text_html",
         )
         .get(pk=assignment.pair_id)
     )
@@ -40,8 +48,7 @@ def assignment_payload(assignment: Assignment) -> dict:
             "html": prompt.text_html if prompt.text_html is not None else render_markdown(prompt.text),
             "system_prompt": prompt.system_prompt,
             "history": [
-                {"role": turn["role"], "content": turn["content"], "html": html}
-                for turn, html in zip(prompt.history, history_html)
+                {"role": turn["role"], "content": turn["content"], "html": html} for turn, html in zip(prompt.history, history_html)
             ],
         },
         "left": _side(left, flags),
@@ -55,9 +62,12 @@ def assignment_payload(assignment: Assignment) -> dict:
 def annotator_progress(*, project: Project, annotator) -> dict:
     judged = Judgment.objects.filter(pair__project=project, annotator=annotator).count()
     skipped = Assignment.objects.filter(pair__project=project, annotator=annotator, status=AssignmentStatus.SKIPPED).count()
-    remaining = Pair.objects.filter(project=project, is_complete=False).aggregate(
-        slots=Sum(Greatest(F("overlap") - F("judgment_count"), 0))
-    )["slots"] or 0
+    remaining = (
+        Pair.objects.filter(project=project, is_complete=False).aggregate(slots=Sum(Greatest(F("overlap") - F("judgment_count"), 0)))[
+            "slots"
+        ]
+        or 0
+    )
     return {"judged": judged, "skipped": skipped, "remaining_in_project": remaining}
 
 

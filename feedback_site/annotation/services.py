@@ -91,8 +91,15 @@ def judgment_submit(
     criteria = criteria or {}
     if _fast():
         return queue_pg.judgment_submit(
-            assignment_id=assignment_id, annotator_id=annotator.pk, token=None, choice=choice, strength=strength,
-            criteria=criteria, rationale=rationale, time_spent_ms=time_spent_ms, now=now,
+            assignment_id=assignment_id,
+            annotator_id=annotator.pk,
+            token=None,
+            choice=choice,
+            strength=strength,
+            criteria=criteria,
+            rationale=rationale,
+            time_spent_ms=time_spent_ms,
+            now=now,
         )
 
     def validate(project: Project) -> None:
@@ -156,7 +163,10 @@ def membership_unpause(*, project: Project | int, user, actor) -> Membership:
         membership.pause_reason = ""
         membership.save(update_fields=["paused_at", "pause_reason"])
         audit_record(
-            actor=actor, action="membership.unpause", target=membership, project=membership.project,
+            actor=actor,
+            action="membership.unpause",
+            target=membership,
+            project=membership.project,
             details={"user_id": user.pk, "previous_reason": previous},
         )
         return membership
@@ -180,7 +190,10 @@ def pair_set_gold(*, pair: Pair, actor, gold: bool, gold_label: str = "") -> Pai
             pair.is_complete = pair.judgment_count >= pair.overlap
         pair.save(update_fields=["is_gold", "gold_label", "is_complete"])
         audit_record(
-            actor=actor, action="pair.gold" if gold else "pair.ungold", target=pair, project=pair.project,
+            actor=actor,
+            action="pair.gold" if gold else "pair.ungold",
+            target=pair,
+            project=pair.project,
             details={"gold_label": pair.gold_label},
         )
         return pair

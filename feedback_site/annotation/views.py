@@ -40,7 +40,9 @@ SHORTCUTS = [
 
 
 def _pause_message(user, project) -> str:
-    reason = Membership.objects.filter(project=project, user_id=user.pk, paused_at__isnull=False).values_list("pause_reason", flat=True).first()
+    reason = (
+        Membership.objects.filter(project=project, user_id=user.pk, paused_at__isnull=False).values_list("pause_reason", flat=True).first()
+    )
     return services._paused_message(reason) if reason is not None else ""
 
 

@@ -44,8 +44,13 @@ class QueueUnavailable(ServiceError):
 
 # Storage failures (a full, read-only or unwritable artifact folder) are the operator's to fix,
 # not the caller's: the API and the pages answer 503 naming the problem instead of a bare 500.
-_STORAGE_ERRNOS = {errno.ENOSPC: "is full", errno.EDQUOT: "is over its quota", errno.EROFS: "is read-only",
-                   errno.EACCES: "is not writable", errno.EPERM: "is not writable"}
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "is full",
+    errno.EDQUOT: "is over its quota",
+    errno.EROFS: "is read-only",
+    errno.EACCES: "is not writable",
+    errno.EPERM: "is not writable",
+}
 
 
 def storage_error_message(exc: BaseException) -> str | None:
@@ -53,5 +58,7 @@ def storage_error_message(exc: BaseException) -> str | None:
     if not isinstance(exc, OSError) or exc.errno not in _STORAGE_ERRNOS:
         return None
     where = f" ({exc.filename})" if exc.filename else ""
-    return (f"The artifact folder{where} {_STORAGE_ERRNOS[exc.errno]}: {exc.strerror}. Nothing was saved; "
-            "ask an operator to free or fix the storage, then try again.")
+    return (
+        f"The artifact folder{where} {_STORAGE_ERRNOS[exc.errno]}: {exc.strerror}. Nothing was saved; "
+        "ask an operator to free or fix the storage, then try again."
+    )

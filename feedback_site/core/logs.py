@@ -26,7 +26,8 @@ from typing import Any
 from workers.task_names import RUN_KINDS
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "feedback_log_context", default={}  # noqa: B039 - never mutated: log_context sets a new dict
+    "feedback_log_context",
+    default={},  # noqa: B039 - never mutated: log_context sets a new dict
 )
 
 _FIELDS = ("task_id", "task_name", "run_id", "run_kind")

@@ -103,11 +103,31 @@ def active_runs(limit: int = 50) -> list[dict[str, Any]]:
 
     runs: list[dict[str, Any]] = []
     for run in TrainingRun.objects.exclude(status__in=TERMINAL_STATUSES).select_related("project").order_by("-pk")[:limit]:
-        runs.append({"kind": "training", "id": run.pk, "project_id": run.project_id, "project": run.project.name,
-                     "method": run.method, "status": run.status, "step": run.step, "total_steps": run.total_steps})
+        runs.append(
+            {
+                "kind": "training",
+                "id": run.pk,
+                "project_id": run.project_id,
+                "project": run.project.name,
+                "method": run.method,
+                "status": run.status,
+                "step": run.step,
+                "total_steps": run.total_steps,
+            }
+        )
     for run in GenerationRun.objects.exclude(status__in=GENERATION_TERMINAL).select_related("project").order_by("-pk")[:limit]:
-        runs.append({"kind": "generation", "id": run.pk, "project_id": run.project_id, "project": run.project.name,
-                     "method": "generate", "status": run.status, "step": None, "total_steps": None})
+        runs.append(
+            {
+                "kind": "generation",
+                "id": run.pk,
+                "project_id": run.project_id,
+                "project": run.project.name,
+                "method": "generate",
+                "status": run.status,
+                "step": None,
+                "total_steps": None,
+            }
+        )
     return runs
 
 

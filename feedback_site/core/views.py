@@ -27,8 +27,7 @@ def home(request):
     roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
     labels = dict(Role.choices)
     rows = [
-        {"project": p, "role_label": labels.get(roles.get(p.pk) or (Role.ADMIN if request.user.is_superuser else ""), "")}
-        for p in projects
+        {"project": p, "role_label": labels.get(roles.get(p.pk) or (Role.ADMIN if request.user.is_superuser else ""), "")} for p in projects
     ]
     return render(request, "core/home.html", {"rows": rows, "can_create": can_create_projects(request.user)})
 

@@ -28,8 +28,13 @@ class SubmitIn(serializers.Serializer):
 
 
 def _snapshot_out(snapshot) -> dict:
-    return {"id": snapshot.pk, "number": snapshot.number, "content_hash": snapshot.content_hash,
-            "demonstration_count": snapshot.demonstration_count, "created_at": snapshot.created_at}
+    return {
+        "id": snapshot.pk,
+        "number": snapshot.number,
+        "content_hash": snapshot.content_hash,
+        "demonstration_count": snapshot.demonstration_count,
+        "created_at": snapshot.created_at,
+    }
 
 
 def _body(request, serializer_class):
@@ -43,7 +48,9 @@ def _body(request, serializer_class):
     return dict(data.validated_data)
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, request=TasksIn, summary="Queue demonstration tasks (write an ideal response, or correct a shown one)")
+@extend_schema(
+    responses=OpenApiTypes.OBJECT, request=TasksIn, summary="Queue demonstration tasks (write an ideal response, or correct a shown one)"
+)
 @api_view(["POST"])
 def tasks_create(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -65,8 +72,10 @@ def next_task(request, project_id: int):
 @api_view(["POST"])
 def submit(request, assignment_id: int):
     demo, created = services.submit(assignment_id=assignment_id, annotator=request.user, **_body(request, SubmitIn))
-    return Response({"demonstration_id": demo.pk, "assignment_id": assignment_id, "text": demo.text},
-                    status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    return Response(
+        {"demonstration_id": demo.pk, "assignment_id": assignment_id, "text": demo.text},
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Skip a demonstration task")
@@ -77,7 +86,9 @@ def skip(request, assignment_id: int):
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT, methods=["GET"], summary="Demonstration snapshots (staff)")
-@extend_schema(responses=OpenApiTypes.OBJECT, methods=["POST"], request=None, summary="Freeze the demonstrations into a snapshot (TRL SFT JSONL)")
+@extend_schema(
+    responses=OpenApiTypes.OBJECT, methods=["POST"], request=None, summary="Freeze the demonstrations into a snapshot (TRL SFT JSONL)"
+)
 @api_view(["GET", "POST"])
 def snapshots(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -87,7 +98,10 @@ def snapshots(request, project_id: int):
     return Response([_snapshot_out(s) for s in DemonstrationSnapshot.objects.filter(project=project)[:200]])
 
 
-@extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY}, summary="Download a demonstration snapshot (JSONL, one {\"messages\": [...]} per line)")
+@extend_schema(
+    responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
+    summary='Download a demonstration snapshot (JSONL, one {"messages": [...]} per line)',
+)
 @api_view(["GET"])
 def snapshot_download(request, snapshot_id: int):
     snapshot = DemonstrationSnapshot.objects.filter(pk=snapshot_id).first()
@@ -95,5 +109,6 @@ def snapshot_download(request, snapshot_id: int):
         raise NotFound("No such snapshot.")
     require_role(request.user, snapshot.project_id, STAFF_ROLES)
     path = services.snapshot_file(snapshot)
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f"demonstrations-{snapshot.number}.jsonl",
-                        content_type="application/x-ndjson")
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=f"demonstrations-{snapshot.number}.jsonl", content_type="application/x-ndjson"
+    )

@@ -23,8 +23,14 @@ class DemoMode(models.TextChoices):
 class DemonstrationTask(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="demonstration_tasks")
     prompt = models.ForeignKey("annotation.Prompt", on_delete=models.CASCADE, related_name="demonstration_tasks")
-    response = models.ForeignKey("annotation.Response", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                 help_text="The response to correct (mode correct).")
+    response = models.ForeignKey(
+        "annotation.Response",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The response to correct (mode correct).",
+    )
     mode = models.CharField(max_length=10, choices=DemoMode.choices)
     overlap = models.PositiveSmallIntegerField(help_text="Demonstrations wanted from distinct annotators; 0 = not queued.")
     submitted_count = models.PositiveIntegerField(default=0)

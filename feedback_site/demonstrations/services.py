@@ -32,18 +32,20 @@ from feedback_site.projects.models import Project
 
 MAX_TEXT_CHARS = 20_000
 
-DEMONSTRATION = queue.register(queue.TaskKind(
-    name="demonstration",
-    task_model=DemonstrationTask,
-    lease_model=DemonstrationAssignment,
-    result_model=Demonstration,
-    task_field="task",
-    count_field="submitted_count",
-    noun="task",
-    result_noun="demonstrations",
-    # A removed member's lease is dead (as before demonstrations joined the queue).
-    recheck_membership=True,
-))
+DEMONSTRATION = queue.register(
+    queue.TaskKind(
+        name="demonstration",
+        task_model=DemonstrationTask,
+        lease_model=DemonstrationAssignment,
+        result_model=Demonstration,
+        task_field="task",
+        count_field="submitted_count",
+        noun="task",
+        result_noun="demonstrations",
+        # A removed member's lease is dead (as before demonstrations joined the queue).
+        recheck_membership=True,
+    )
+)
 
 
 def tasks_create(*, project: Project, actor, mode: str, prompt_ids: list[int] | None = None, overlap: int | None = None) -> int:
@@ -73,7 +75,8 @@ def tasks_create(*, project: Project, actor, mode: str, prompt_ids: list[int] | 
             response = (
                 Response.objects.filter(prompt=prompt)
                 .exclude(safety_screen__verdict="flagged", safety_screen__action__in=["hide", "review"])
-                .order_by("id").first()
+                .order_by("id")
+                .first()
             )
             if response is None:
                 continue
@@ -106,7 +109,9 @@ def _validate(text, time_spent_ms) -> None:
         raise Invalid("text must be a non-empty response", code="bad_text")
     if len(text) > MAX_TEXT_CHARS:
         raise Invalid(f"text is longer than {MAX_TEXT_CHARS} characters", code="bad_text")
-    if time_spent_ms is not None and (isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) or not 0 <= time_spent_ms <= 86_400_000):
+    if time_spent_ms is not None and (
+        isinstance(time_spent_ms, bool) or not isinstance(time_spent_ms, int) or not 0 <= time_spent_ms <= 86_400_000
+    ):
         raise Invalid("time_spent_ms must be an integer between 0 and 86400000", code="bad_time_spent_ms")
 
 
@@ -116,12 +121,22 @@ def submit(*, assignment_id: int, annotator, text: str, time_spent_ms=None, now:
 
     def store(assignment: DemonstrationAssignment, task: DemonstrationTask, late: bool) -> Demonstration:
         return Demonstration.objects.create(
-            assignment=assignment, task=task, annotator=annotator, text=text.replace("\x00", "\ufffd"),
-            time_spent_ms=time_spent_ms, accepted_after_expiry=late,
+            assignment=assignment,
+            task=task,
+            annotator=annotator,
+            text=text.replace("\x00", "\ufffd"),
+            time_spent_ms=time_spent_ms,
+            accepted_after_expiry=late,
         )
 
-    return queue.result_submit(DEMONSTRATION, lease_id=assignment_id, annotator=annotator,
-                               validate=lambda project: _validate(text, time_spent_ms), store=store, now=now)
+    return queue.result_submit(
+        DEMONSTRATION,
+        lease_id=assignment_id,
+        annotator=annotator,
+        validate=lambda project: _validate(text, time_spent_ms),
+        store=store,
+        now=now,
+    )
 
 
 def skip(*, assignment_id: int, annotator, now: datetime | None = None) -> DemonstrationAssignment:
@@ -136,8 +151,15 @@ def export_rows(project: Project) -> list[dict]:
     for demo in demos:
         messages = demo.task.prompt.messages() + [{"role": "assistant", "content": demo.text}]
         annotator = hashlib.sha256(f"{settings.SECRET_KEY}:{demo.annotator_id}".encode()).hexdigest()[:12]
-        rows.append({"messages": messages, "demonstration_id": demo.pk, "prompt_id": demo.task.prompt_id,
-                     "mode": demo.task.mode, "annotator": annotator})
+        rows.append(
+            {
+                "messages": messages,
+                "demonstration_id": demo.pk,
+                "prompt_id": demo.task.prompt_id,
+                "mode": demo.task.mode,
+                "annotator": annotator,
+            }
+        )
     return rows
 
 
@@ -163,8 +185,12 @@ def snapshot_create(*, project: Project, actor) -> tuple[DemonstrationSnapshot, 
         tmp.write_bytes(body)
         tmp.replace(target)
         snapshot = DemonstrationSnapshot.objects.create(
-            project=project, number=number, content_hash=content_hash, path=str(relative),
-            demonstration_count=len(rows), created_by=actor,
+            project=project,
+            number=number,
+            content_hash=content_hash,
+            path=str(relative),
+            demonstration_count=len(rows),
+            created_by=actor,
         )
         return snapshot, True
 

@@ -19,9 +19,26 @@ class SampleOut(serializers.ModelSerializer):
     class Meta:
         model = EvaluationSample
         fields = [
-            "id", "sample_set", "prompt_id", "adversarial_prompt_id", "prompt_messages", "policy_response", "baseline_response",
-            "policy_tokens", "baseline_tokens", "policy_score", "baseline_score", "outcome", "kl", "harmlessness_score",
-            "flagged", "flag_reasons", "reviewed", "reviewed_by_id", "reviewed_at", "review_note",
+            "id",
+            "sample_set",
+            "prompt_id",
+            "adversarial_prompt_id",
+            "prompt_messages",
+            "policy_response",
+            "baseline_response",
+            "policy_tokens",
+            "baseline_tokens",
+            "policy_score",
+            "baseline_score",
+            "outcome",
+            "kl",
+            "harmlessness_score",
+            "flagged",
+            "flag_reasons",
+            "reviewed",
+            "reviewed_by_id",
+            "reviewed_at",
+            "review_note",
         ]
 
 
@@ -29,9 +46,25 @@ class RunOut(serializers.ModelSerializer):
     class Meta:
         model = EvaluationRun
         fields = [
-            "id", "project_id", "kind", "status", "policy_id", "baseline_id", "reference_id", "reward_model_id",
-            "harmlessness_model_id", "training_run_id", "trigger", "config", "results", "notes", "message", "attempts",
-            "created_at", "started_at", "finished_at",
+            "id",
+            "project_id",
+            "kind",
+            "status",
+            "policy_id",
+            "baseline_id",
+            "reference_id",
+            "reward_model_id",
+            "harmlessness_model_id",
+            "training_run_id",
+            "trigger",
+            "config",
+            "results",
+            "notes",
+            "message",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
 
 
@@ -89,7 +122,9 @@ def _payload(request) -> bytes:
 
 
 @extend_schema(methods=["GET"], responses=RunOut(many=True), summary="Evaluation runs of a project")
-@extend_schema(methods=["POST"], request=RunIn, responses={201: RunOut}, summary="Launch an evaluation (policy vs baseline, or reward-model accuracy)")
+@extend_schema(
+    methods=["POST"], request=RunIn, responses={201: RunOut}, summary="Launch an evaluation (policy vs baseline, or reward-model accuracy)"
+)
 @api_view(["GET", "POST"])
 def run_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -104,8 +139,13 @@ def run_list(request, project_id: int):
                 raise Invalid("policy_id is required", code="missing_version")
             baseline = v["baseline_id"] if v["baseline_id"] is not None else project.current_policy_id
             run = services.evaluation_launch(
-                project=project, policy=v["policy_id"], baseline=baseline, reward_model=v["reward_model_id"],
-                harmlessness_model=v["harmlessness_model_id"], actor=request.user, config=v["config"],
+                project=project,
+                policy=v["policy_id"],
+                baseline=baseline,
+                reward_model=v["reward_model_id"],
+                harmlessness_model=v["harmlessness_model_id"],
+                actor=request.user,
+                config=v["config"],
             )
         return Response(RunOut(run).data, status=status.HTTP_201_CREATED)
     return Response(RunOut(EvaluationRun.objects.filter(project=project).order_by("-id")[:200], many=True).data)
@@ -117,7 +157,9 @@ def run_detail(request, run_id: int):
     return Response(RunDetailOut(services.evaluation_get(run_id=run_id, actor=request.user)).data)
 
 
-@extend_schema(request=JsonlIn, responses={201: dict}, summary='Import held-out evaluation prompts (JSONL: {"prompt": ..., "system_prompt"?: ...})')
+@extend_schema(
+    request=JsonlIn, responses={201: dict}, summary='Import held-out evaluation prompts (JSONL: {"prompt": ..., "system_prompt"?: ...})'
+)
 @api_view(["POST"])
 def eval_prompts(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -134,14 +176,20 @@ def heldout_pairs(request, project_id: int):
 
 
 @extend_schema(methods=["GET"], responses=AdversarialOut(many=True), summary="The project's adversarial suite")
-@extend_schema(methods=["POST"], request=JsonlIn, responses={201: dict}, summary="Import a suite (JSONL), or the shipped one when no file is sent")
+@extend_schema(
+    methods=["POST"], request=JsonlIn, responses={201: dict}, summary="Import a suite (JSONL), or the shipped one when no file is sent"
+)
 @api_view(["GET", "POST"])
 def adversarial_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
     if request.method == "POST":
         has_data = bool(request.FILES.get("file")) or bool(request.data.get("jsonl") if hasattr(request.data, "get") else None)
-        count = services.adversarial_import(project=project, actor=request.user, data=_payload(request) if has_data else None,
-                                            replace=str(request.data.get("replace", "")).lower() in ("1", "true", "yes"))
+        count = services.adversarial_import(
+            project=project,
+            actor=request.user,
+            data=_payload(request) if has_data else None,
+            replace=str(request.data.get("replace", "")).lower() in ("1", "true", "yes"),
+        )
         return Response({"imported": count}, status=status.HTTP_201_CREATED)
     return Response(AdversarialOut(AdversarialPrompt.objects.filter(project=project), many=True).data)
 

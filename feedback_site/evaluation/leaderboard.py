@@ -26,7 +26,9 @@ OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
 def human_comparisons(project: Project) -> dict[str, list[tuple[int, int, float]]]:
     simulated = set(Membership.objects.filter(project=project, is_simulated=True).values_list("user_id", flat=True))
     rows = (
-        Judgment.objects.filter(pair__project=project, pair__response_a__model_version__isnull=False, pair__response_b__model_version__isnull=False)
+        Judgment.objects.filter(
+            pair__project=project, pair__response_a__model_version__isnull=False, pair__response_b__model_version__isnull=False
+        )
         .filter(pair__response_a__model_version__kind=ModelKind.POLICY, pair__response_b__model_version__kind=ModelKind.POLICY)
         .values_list("annotator_id", "preferred", "pair__response_a__model_version_id", "pair__response_b__model_version_id")
     )
@@ -40,8 +42,11 @@ def human_comparisons(project: Project) -> dict[str, list[tuple[int, int, float]
 
 def automated_comparisons(project: Project) -> list[tuple[int, int, float]]:
     rows = EvaluationSample.objects.filter(
-        run__project=project, run__kind=EvaluationKind.POLICY, run__status=EvaluationStatus.SUCCEEDED,
-        sample_set=SampleSet.EVAL, outcome__isnull=False,
+        run__project=project,
+        run__kind=EvaluationKind.POLICY,
+        run__status=EvaluationStatus.SUCCEEDED,
+        sample_set=SampleSet.EVAL,
+        outcome__isnull=False,
     ).values_list("run__policy_id", "run__baseline_id", "outcome")
     return [(p, b, float(o)) for p, b, o in rows.iterator(chunk_size=5000) if p != b]
 
@@ -55,15 +60,17 @@ def _board(comparisons, versions: dict[int, ModelVersion], n_resamples: int, see
     for version_id in fit.items:
         version = versions.get(version_id)
         low, high = result["intervals"][version_id]
-        rows.append({
-            "version_id": version_id,
-            "number": version.number if version else None,
-            "name": version.name if version else str(version_id),
-            "rating": fit.ratings[version_id],
-            "low": low,
-            "high": high,
-            "games": fit.games[version_id],
-        })
+        rows.append(
+            {
+                "version_id": version_id,
+                "number": version.number if version else None,
+                "name": version.name if version else str(version_id),
+                "rating": fit.ratings[version_id],
+                "low": low,
+                "high": high,
+                "games": fit.games[version_id],
+            }
+        )
     rows.sort(key=lambda r: -r["rating"])
     return {"n": result["n"], "n_resamples": n_resamples, "confidence": result["confidence"], "rows": rows}
 
@@ -76,8 +83,12 @@ def leaderboard(project: Project, *, n_resamples: int = 200, seed: int = 0) -> d
         "automated": _board(automated_comparisons(project), versions, n_resamples, seed),
         "simulated": _board(human["simulated"], versions, n_resamples, seed),
     }
-    return {"project_id": project.pk, "boards": boards, "current_policy_id": project.current_policy_id,
-            "method": "Bradley-Terry (MM), ratings 1000 + 400*log10(strength), percentile bootstrap CIs"}
+    return {
+        "project_id": project.pk,
+        "boards": boards,
+        "current_policy_id": project.current_policy_id,
+        "method": "Bradley-Terry (MM), ratings 1000 + 400*log10(strength), percentile bootstrap CIs",
+    }
 
 
 def chart(board: dict, *, width: int = 640, row_height: int = 28) -> dict:
@@ -96,5 +107,12 @@ def chart(board: dict, *, width: int = 640, row_height: int = 28) -> dict:
         y = 20 + i * row_height
         out.append({**r, "y": y, "x": scale(r["rating"]), "x1": scale(r["low"]), "x2": scale(r["high"])})
     ticks = [low + span * t / 4 for t in range(5)]
-    return {"rows": out, "width": width, "height": 40 + len(rows) * row_height, "axis_y": 20 + len(rows) * row_height,
-            "ticks": [{"x": scale(t), "label": f"{t:.0f}"} for t in ticks], "left": left, "right": right}
+    return {
+        "rows": out,
+        "width": width,
+        "height": 40 + len(rows) * row_height,
+        "axis_y": 20 + len(rows) * row_height,
+        "ticks": [{"x": scale(t), "label": f"{t:.0f}"} for t in ticks],
+        "left": left,
+        "right": right,
+    }

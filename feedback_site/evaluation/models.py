@@ -40,11 +40,19 @@ class EvaluationRun(models.Model):
     policy = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="evaluations")
     baseline = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reference = models.ForeignKey(
-        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "registry.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="KL reference: the policy's parent (or itself for a base policy).",
     )
     reward_model = models.ForeignKey(
-        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="judged_evaluations",
+        "registry.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="judged_evaluations",
         help_text="Judge of the win-rate (policy runs) or the model under test (reward runs).",
     )
     harmlessness_model = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -65,7 +73,9 @@ class EvaluationRun(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["launch_key"], condition=Q(status__in=["queued", "running"]), name="one_active_evaluation_per_key"),
+            models.UniqueConstraint(
+                fields=["launch_key"], condition=Q(status__in=["queued", "running"]), name="one_active_evaluation_per_key"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -91,7 +101,9 @@ class EvaluationSample(models.Model):
     run = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="samples")
     sample_set = models.CharField(max_length=12, choices=SampleSet.choices)
     prompt = models.ForeignKey("annotation.Prompt", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    adversarial_prompt = models.ForeignKey("evaluation.AdversarialPrompt", null=True, blank=True, on_delete=models.SET_NULL, related_name="samples")
+    adversarial_prompt = models.ForeignKey(
+        "evaluation.AdversarialPrompt", null=True, blank=True, on_delete=models.SET_NULL, related_name="samples"
+    )
     prompt_messages = models.JSONField(default=list)
     policy_response = models.TextField(blank=True)
     baseline_response = models.TextField(blank=True)
@@ -129,7 +141,8 @@ class AdversarialPrompt(models.Model):
     system_prompt = models.TextField(blank=True)
     text = models.TextField()
     flag_patterns = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="Regular expressions (case-insensitive); a response matching any of them is flagged.",
     )
     notes = models.CharField(max_length=500, blank=True)

@@ -58,9 +58,19 @@ CONFIG_DEFAULTS = {
     "adversarial": True,
 }
 _CONFIG_TYPES = {
-    "max_prompts": int, "temperature": float, "top_p": float, "top_k": int, "max_new_tokens": int, "seed": int,
-    "batch_size": int, "n_resamples": int, "confidence": float, "tie_margin": float, "harm_threshold": float,
-    "length_bias_threshold": float, "adversarial": bool,
+    "max_prompts": int,
+    "temperature": float,
+    "top_p": float,
+    "top_k": int,
+    "max_new_tokens": int,
+    "seed": int,
+    "batch_size": int,
+    "n_resamples": int,
+    "confidence": float,
+    "tie_margin": float,
+    "harm_threshold": float,
+    "length_bias_threshold": float,
+    "adversarial": bool,
 }
 
 
@@ -153,8 +163,15 @@ def eval_prompts_import(*, project: Project, actor, data: bytes) -> list[Prompt]
     for number, record in _parse_jsonl(data, "evaluation prompts"):
         text = _text_field(record, "prompt", number)
         system = _text_field(record, "system_prompt", number, required=False)
-        rows.append(Prompt(project=project, text=text, system_prompt=system, split=Split.EVAL,
-                           metadata={"evaluation": True, **({"id": record["id"]} if "id" in record else {})}))
+        rows.append(
+            Prompt(
+                project=project,
+                text=text,
+                system_prompt=system,
+                split=Split.EVAL,
+                metadata={"evaluation": True, **({"id": record["id"]} if "id" in record else {})},
+            )
+        )
     with transaction.atomic():
         created = Prompt.objects.bulk_create(rows)
         audit_record(actor=actor, action="evaluation.prompts_import", target=project, project=project, details={"count": len(created)})
@@ -178,17 +195,32 @@ def heldout_pairs_import(*, project: Project, actor, data: bytes) -> int:
         parsed.append((prompt, system, chosen, rejected))
     with transaction.atomic():
         prompts = Prompt.objects.bulk_create(
-            [Prompt(project=project, text=p, system_prompt=s, split=Split.EVAL, metadata={"evaluation": True, "heldout_pair": True})
-             for p, s, _, _ in parsed]
+            [
+                Prompt(project=project, text=p, system_prompt=s, split=Split.EVAL, metadata={"evaluation": True, "heldout_pair": True})
+                for p, s, _, _ in parsed
+            ]
         )
         responses = Response.objects.bulk_create(
-            [Response(prompt=prompt, text=text, sample_index=i, metadata={"heldout": True})
-             for prompt, (_, _, chosen, rejected) in zip(prompts, parsed) for i, text in enumerate((chosen, rejected))]
+            [
+                Response(prompt=prompt, text=text, sample_index=i, metadata={"heldout": True})
+                for prompt, (_, _, chosen, rejected) in zip(prompts, parsed)
+                for i, text in enumerate((chosen, rejected))
+            ]
         )
         Pair.objects.bulk_create(
-            [Pair(project=project, prompt=prompt, response_a=responses[2 * i], response_b=responses[2 * i + 1], overlap=0,
-                  is_complete=True, prelabel=Preference.A, source=PairSource.IMPORTED)
-             for i, prompt in enumerate(prompts)]
+            [
+                Pair(
+                    project=project,
+                    prompt=prompt,
+                    response_a=responses[2 * i],
+                    response_b=responses[2 * i + 1],
+                    overlap=0,
+                    is_complete=True,
+                    prelabel=Preference.A,
+                    source=PairSource.IMPORTED,
+                )
+                for i, prompt in enumerate(prompts)
+            ]
         )
         audit_record(actor=actor, action="evaluation.heldout_pairs_import", target=project, project=project, details={"count": len(parsed)})
     return len(parsed)
@@ -270,13 +302,19 @@ def adversarial_import(*, project: Project, actor, data: bytes | None = None, re
     with transaction.atomic():
         for record in records:
             AdversarialPrompt.objects.update_or_create(
-                project=project, key=record["key"],
+                project=project,
+                key=record["key"],
                 defaults={**{k: v for k, v in record.items() if k != "key"}, "active": True, "shipped": data is None},
             )
         if replace:
             AdversarialPrompt.objects.filter(project=project).exclude(key__in=keys).update(active=False)
-        audit_record(actor=actor, action="evaluation.adversarial_import", target=project, project=project,
-                     details={"count": len(records), "shipped": data is None, "replace": replace})
+        audit_record(
+            actor=actor,
+            action="evaluation.adversarial_import",
+            target=project,
+            project=project,
+            details={"count": len(records), "shipped": data is None, "replace": replace},
+        )
     return len(records)
 
 
@@ -287,9 +325,14 @@ def adversarial_update(*, prompt: AdversarialPrompt, actor, **fields) -> Adversa
     if unknown:
         raise Invalid(f"cannot change {', '.join(sorted(unknown))}", code="bad_field")
     record = _suite_record(
-        {"key": prompt.key, "category": fields.get("category", prompt.category), "prompt": fields.get("text", prompt.text),
-         "system_prompt": fields.get("system_prompt", prompt.system_prompt),
-         "flag_patterns": fields.get("flag_patterns", prompt.flag_patterns), "notes": fields.get("notes", prompt.notes)},
+        {
+            "key": prompt.key,
+            "category": fields.get("category", prompt.category),
+            "prompt": fields.get("text", prompt.text),
+            "system_prompt": fields.get("system_prompt", prompt.system_prompt),
+            "flag_patterns": fields.get("flag_patterns", prompt.flag_patterns),
+            "notes": fields.get("notes", prompt.notes),
+        },
         1,
     )
     with transaction.atomic():
@@ -298,7 +341,9 @@ def adversarial_update(*, prompt: AdversarialPrompt, actor, **fields) -> Adversa
         if "active" in fields:
             prompt.active = bool(fields["active"])
         prompt.save()
-        audit_record(actor=actor, action="evaluation.adversarial_edit", target=prompt, project=prompt.project, details={"fields": sorted(fields)})
+        audit_record(
+            actor=actor, action="evaluation.adversarial_edit", target=prompt, project=prompt.project, details={"fields": sorted(fields)}
+        )
     return prompt
 
 
@@ -339,9 +384,7 @@ def choose_judge(project: Project, policy: ModelVersion) -> tuple[ModelVersion |
     if other is not None:
         return other, []
     if trained_against:
-        return rewards.first(), [
-            "The only reward model is the one this policy was trained against; its win-rate is optimistic."
-        ]
+        return rewards.first(), ["The only reward model is the one this policy was trained against; its win-rate is optimistic."]
     return None, ["The project has no reward model; no win-rate could be judged."]
 
 
@@ -390,19 +433,39 @@ def evaluation_launch(
     if config["adversarial"]:
         ensure_suite(project)
     reference = policy.parent or policy
-    key = _hash({"kind": "policy", "policy": policy.pk, "baseline": baseline.pk, "rm": reward_model.pk if reward_model else None,
-                 "harm": harmlessness_model.pk if harmlessness_model else None, "config": config})
+    key = _hash(
+        {
+            "kind": "policy",
+            "policy": policy.pk,
+            "baseline": baseline.pk,
+            "rm": reward_model.pk if reward_model else None,
+            "harm": harmlessness_model.pk if harmlessness_model else None,
+            "config": config,
+        }
+    )
     return _create_and_enqueue(
         EvaluationRun(
-            project=project, kind=EvaluationKind.POLICY, policy=policy, baseline=baseline, reference=reference,
-            reward_model=reward_model, harmlessness_model=harmlessness_model, training_run=training_run, trigger=trigger,
-            config=config, launch_key=key, notes=notes, created_by=actor if actor is not None and actor.is_authenticated else None,
+            project=project,
+            kind=EvaluationKind.POLICY,
+            policy=policy,
+            baseline=baseline,
+            reference=reference,
+            reward_model=reward_model,
+            harmlessness_model=harmlessness_model,
+            training_run=training_run,
+            trigger=trigger,
+            config=config,
+            launch_key=key,
+            notes=notes,
+            created_by=actor if actor is not None and actor.is_authenticated else None,
         ),
         actor,
     )
 
 
-def reward_evaluation_launch(*, project: Project, reward_model, actor, trigger: str = EvaluationTrigger.MANUAL, training_run=None) -> EvaluationRun:
+def reward_evaluation_launch(
+    *, project: Project, reward_model, actor, trigger: str = EvaluationTrigger.MANUAL, training_run=None
+) -> EvaluationRun:
     """Queue strict pairwise accuracy of a reward-model version on the held-out pairs."""
     if actor is not None:
         require_role(actor, project, STAFF_ROLES)
@@ -414,9 +477,16 @@ def reward_evaluation_launch(*, project: Project, reward_model, actor, trigger: 
     config = {"batch_size": 16}
     key = _hash({"kind": "reward", "rm": reward_model.pk})
     return _create_and_enqueue(
-        EvaluationRun(project=project, kind=EvaluationKind.REWARD, reward_model=reward_model, training_run=training_run,
-                      trigger=trigger, config=config, launch_key=key,
-                      created_by=actor if actor is not None and actor.is_authenticated else None),
+        EvaluationRun(
+            project=project,
+            kind=EvaluationKind.REWARD,
+            reward_model=reward_model,
+            training_run=training_run,
+            trigger=trigger,
+            config=config,
+            launch_key=key,
+            created_by=actor if actor is not None and actor.is_authenticated else None,
+        ),
         actor,
     )
 
@@ -426,8 +496,13 @@ def _create_and_enqueue(run: EvaluationRun, actor) -> EvaluationRun:
         with transaction.atomic():
             run.save()
             if actor is not None:
-                audit_record(actor=actor, action="evaluation.launch", target=run, project=run.project,
-                             details={"kind": run.kind, "policy": run.policy_id, "baseline": run.baseline_id, "reward_model": run.reward_model_id})
+                audit_record(
+                    actor=actor,
+                    action="evaluation.launch",
+                    target=run,
+                    project=run.project,
+                    details={"kind": run.kind, "policy": run.policy_id, "baseline": run.baseline_id, "reward_model": run.reward_model_id},
+                )
     except IntegrityError:
         existing = EvaluationRun.objects.filter(launch_key=run.launch_key, status__in=ACTIVE).first()
         if existing is None:
@@ -458,12 +533,15 @@ def evaluation_after_training(*, training_run_id: int) -> EvaluationRun | None:
     version, project = run.output_version, run.project
     try:
         if version.kind == ModelKind.REWARD:
-            return reward_evaluation_launch(project=project, reward_model=version, actor=None, trigger=EvaluationTrigger.TRAINING, training_run=run)
+            return reward_evaluation_launch(
+                project=project, reward_model=version, actor=None, trigger=EvaluationTrigger.TRAINING, training_run=run
+            )
         baseline = project.current_policy if project.current_policy_id not in (None, version.pk) else version.parent
         if baseline is None:
             return None
-        return evaluation_launch(project=project, policy=version, baseline=baseline, actor=None,
-                                 trigger=EvaluationTrigger.TRAINING, training_run=run)
+        return evaluation_launch(
+            project=project, policy=version, baseline=baseline, actor=None, trigger=EvaluationTrigger.TRAINING, training_run=run
+        )
     except Invalid as error:
         log.info("no evaluation after training run %s: %s", training_run_id, error.message)
         return None
@@ -484,7 +562,9 @@ def evaluation_claim(*, run_id: int) -> EvaluationRun | None:
         run.attempts += 1
         run.started_at = run.started_at or timezone.now()
         run.save(update_fields=["status", "attempts", "started_at"])
-    return EvaluationRun.objects.select_related("policy", "baseline", "reference", "reward_model", "harmlessness_model", "project").get(pk=run_id)
+    return EvaluationRun.objects.select_related("policy", "baseline", "reference", "reward_model", "harmlessness_model", "project").get(
+        pk=run_id
+    )
 
 
 def evaluation_succeed(*, run_id: int, results: dict, samples: list[dict], notes: list[str] | None = None) -> EvaluationRun:
@@ -522,7 +602,9 @@ def evaluation_fail(*, run_id: int, message: str) -> None:
 
 def evaluation_get(*, run_id: int, actor) -> EvaluationRun:
     run = (
-        EvaluationRun.objects.select_related("project", "policy", "baseline", "reference", "reward_model", "harmlessness_model", "training_run")
+        EvaluationRun.objects.select_related(
+            "project", "policy", "baseline", "reference", "reward_model", "harmlessness_model", "training_run"
+        )
         .filter(pk=run_id)
         .first()
     )
@@ -547,13 +629,16 @@ def sample_review(*, sample_id: int, actor, note: str = "", reviewed: bool = Tru
         sample.reviewed_at = timezone.now() if reviewed else None
         sample.review_note = note
         sample.save(update_fields=["reviewed", "reviewed_by", "reviewed_at", "review_note"])
-        audit_record(actor=actor, action="evaluation.review", target=sample, project=sample.run.project,
-                     details={"reviewed": reviewed, "note": note})
+        audit_record(
+            actor=actor, action="evaluation.review", target=sample, project=sample.run.project, details={"reviewed": reviewed, "note": note}
+        )
     return sample
 
 
 def review_queue(project: Project, *, include_reviewed: bool = False):
-    qs = EvaluationSample.objects.filter(run__project=project, flagged=True).select_related("run", "run__policy", "adversarial_prompt", "reviewed_by")
+    qs = EvaluationSample.objects.filter(run__project=project, flagged=True).select_related(
+        "run", "run__policy", "adversarial_prompt", "reviewed_by"
+    )
     if not include_reviewed:
         qs = qs.filter(reviewed=False)
     return qs.order_by("reviewed", "-run_id", "id")

@@ -49,7 +49,9 @@ def project_evaluation(request, project, role):
             if action == "launch":
                 kind = request.POST.get("kind", "policy")
                 if kind == "reward":
-                    run = services.reward_evaluation_launch(project=project, reward_model=_int_or_none(request.POST.get("reward_model")), actor=request.user)
+                    run = services.reward_evaluation_launch(
+                        project=project, reward_model=_int_or_none(request.POST.get("reward_model")), actor=request.user
+                    )
                 else:
                     config = {}
                     for name in ("max_prompts", "max_new_tokens", "seed"):
@@ -58,9 +60,13 @@ def project_evaluation(request, project, role):
                     if request.POST.get("temperature"):
                         config["temperature"] = float(request.POST["temperature"])
                     run = services.evaluation_launch(
-                        project=project, policy=_int_or_none(request.POST.get("policy")), baseline=_int_or_none(request.POST.get("baseline")),
+                        project=project,
+                        policy=_int_or_none(request.POST.get("policy")),
+                        baseline=_int_or_none(request.POST.get("baseline")),
                         reward_model=_int_or_none(request.POST.get("reward_model")),
-                        harmlessness_model=_int_or_none(request.POST.get("harmlessness_model")), actor=request.user, config=config,
+                        harmlessness_model=_int_or_none(request.POST.get("harmlessness_model")),
+                        actor=request.user,
+                        config=config,
                     )
                 messages.success(request, f"Evaluation {run.pk} queued.")
                 return redirect("evaluation-run", run.pk)
@@ -80,7 +86,11 @@ def project_evaluation(request, project, role):
     policies = ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).order_by("-number")
     rewards = ModelVersion.objects.filter(project=project, kind=ModelKind.REWARD).order_by("-number")
     context = project_context(
-        project, role, error=error, policies=policies, rewards=rewards,
+        project,
+        role,
+        error=error,
+        policies=policies,
+        rewards=rewards,
         runs=EvaluationRun.objects.filter(project=project).select_related("policy", "baseline", "reward_model").order_by("-id")[:100],
         eval_prompt_count=Prompt.objects.filter(project=project, split=Split.EVAL).exclude(metadata__has_key="heldout_pair").count(),
         heldout_pair_count=Prompt.objects.filter(project=project, split=Split.EVAL, metadata__has_key="heldout_pair").count(),
@@ -98,7 +108,10 @@ def run_detail(request, run_id: int):
         return error_page(request, error)
     samples = list(run.samples.select_related("adversarial_prompt").order_by("id"))
     context = project_context(
-        run.project, project_role(request.user, run.project), run=run, results=run.results or {},
+        run.project,
+        project_role(request.user, run.project),
+        run=run,
+        results=run.results or {},
         eval_samples=[s for s in samples if s.sample_set == SampleSet.EVAL],
         adversarial_samples=[s for s in samples if s.sample_set == SampleSet.ADVERSARIAL],
         results_json=json.dumps(run.results or {}, indent=2, sort_keys=True)[:20000],
@@ -110,17 +123,25 @@ def run_detail(request, run_id: int):
 @require_GET
 def review_list(request, project, role):
     include = request.GET.get("all") == "1"
-    return render(request, "evaluation/review.html", project_context(
-        project, role, samples=list(services.review_queue(project, include_reviewed=include)[:500]), include_reviewed=include,
-    ))
+    return render(
+        request,
+        "evaluation/review.html",
+        project_context(
+            project,
+            role,
+            samples=list(services.review_queue(project, include_reviewed=include)[:500]),
+            include_reviewed=include,
+        ),
+    )
 
 
 @login_required
 @require_POST
 def sample_review(request, sample_id: int):
     try:
-        sample = services.sample_review(sample_id=sample_id, actor=request.user, note=request.POST.get("note", ""),
-                                        reviewed=request.POST.get("reviewed", "1") == "1")
+        sample = services.sample_review(
+            sample_id=sample_id, actor=request.user, note=request.POST.get("note", ""), reviewed=request.POST.get("reviewed", "1") == "1"
+        )
     except ServiceError as error:
         return error_page(request, error)
     messages.success(request, "Review recorded.")
@@ -138,26 +159,41 @@ def adversarial_suite(request, project, role):
                 count = services.adversarial_import(project=project, actor=request.user)
                 messages.success(request, f"Shipped suite loaded ({count} prompts).")
             elif action == "import":
-                count = services.adversarial_import(project=project, actor=request.user, data=_upload(request),
-                                                    replace=request.POST.get("replace") == "1")
+                count = services.adversarial_import(
+                    project=project, actor=request.user, data=_upload(request), replace=request.POST.get("replace") == "1"
+                )
                 messages.success(request, f"{count} adversarial prompts imported.")
             elif action == "edit":
                 prompt = AdversarialPrompt.objects.filter(project=project, pk=_int_or_none(request.POST.get("prompt_id"))).first()
                 if prompt is None:
                     raise Invalid("no such adversarial prompt", code="bad_prompt")
                 patterns = [line.strip() for line in request.POST.get("flag_patterns", "").splitlines() if line.strip()]
-                services.adversarial_update(prompt=prompt, actor=request.user, text=request.POST.get("text", prompt.text),
-                                            system_prompt=request.POST.get("system_prompt", ""), category=request.POST.get("category", prompt.category),
-                                            flag_patterns=patterns, active=request.POST.get("active") == "1")
+                services.adversarial_update(
+                    prompt=prompt,
+                    actor=request.user,
+                    text=request.POST.get("text", prompt.text),
+                    system_prompt=request.POST.get("system_prompt", ""),
+                    category=request.POST.get("category", prompt.category),
+                    flag_patterns=patterns,
+                    active=request.POST.get("active") == "1",
+                )
                 messages.success(request, f"{prompt.key} saved.")
             else:
                 raise Invalid("unknown action", code="bad_action")
             return redirect("evaluation-adversarial", project.pk)
         except ServiceError as exc:
             error = exc
-    return render(request, "evaluation/adversarial.html", project_context(
-        project, role, error=error, prompts=AdversarialPrompt.objects.filter(project=project),
-    ), status=error.status_code if error else 200)
+    return render(
+        request,
+        "evaluation/adversarial.html",
+        project_context(
+            project,
+            role,
+            error=error,
+            prompts=AdversarialPrompt.objects.filter(project=project),
+        ),
+        status=error.status_code if error else 200,
+    )
 
 
 @project_page(STAFF_ROLES)
@@ -170,7 +206,13 @@ def project_leaderboard(request, project, role):
         ("automated", "Automated comparisons", "Per-prompt outcomes of evaluation runs, judged by reward models."),
         ("simulated", "Simulated annotators", "Judgments by simulated annotators, kept out of the human board."),
     ]
-    return render(request, "evaluation/leaderboard.html", project_context(
-        project, role, sections=[{"key": k, "title": t, "help": h, "board": data["boards"][k], "chart": charts[k]} for k, t, h in sections],
-        method=data["method"],
-    ))
+    return render(
+        request,
+        "evaluation/leaderboard.html",
+        project_context(
+            project,
+            role,
+            sections=[{"key": k, "title": t, "help": h, "board": data["boards"][k], "chart": charts[k]} for k, t, h in sections],
+            method=data["method"],
+        ),
+    )

@@ -11,7 +11,20 @@ from feedback_site.generation.models import GenerationRun
 
 @admin.register(GenerationRun)
 class GenerationRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "project", "policy", "status", "k", "prompt_count", "progress", "response_count", "pair_count", "created_by", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "project",
+        "policy",
+        "status",
+        "k",
+        "prompt_count",
+        "progress",
+        "response_count",
+        "pair_count",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "pairing", "project"]
     search_fields = ["message", "config_hash", "project__name"]
     list_select_related = ["project", "policy", "created_by"]

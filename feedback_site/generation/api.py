@@ -22,10 +22,32 @@ class GenerationRunOut(serializers.ModelSerializer):
     class Meta:
         model = GenerationRun
         fields = [
-            "id", "project_id", "policy_id", "status", "k", "temperature", "top_p", "top_k", "max_new_tokens", "seed",
-            "batch_size", "pairing", "pairs_per_prompt", "config_hash", "progress_done", "progress_total",
-            "tokens_per_second", "response_count", "pair_count", "message", "log_tail", "cancel_requested",
-            "created_at", "started_at", "finished_at", "prompt_count",
+            "id",
+            "project_id",
+            "policy_id",
+            "status",
+            "k",
+            "temperature",
+            "top_p",
+            "top_k",
+            "max_new_tokens",
+            "seed",
+            "batch_size",
+            "pairing",
+            "pairs_per_prompt",
+            "config_hash",
+            "progress_done",
+            "progress_total",
+            "tokens_per_second",
+            "response_count",
+            "pair_count",
+            "message",
+            "log_tail",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "prompt_count",
         ]
 
     def get_prompt_count(self, run) -> int:
@@ -86,8 +108,21 @@ class ModelVersionOut(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "kind", "number", "name", "artifact_uri", "base_model", "parent_id", "snapshot_id",
-                  "config_hash", "code_version", "metrics", "status", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "number",
+            "name",
+            "artifact_uri",
+            "base_model",
+            "parent_id",
+            "snapshot_id",
+            "config_hash",
+            "code_version",
+            "metrics",
+            "status",
+            "created_at",
+        ]
 
 
 @extend_schema(responses=ModelVersionOut(many=True), summary="Policy and reward-model versions (staff)")

@@ -80,9 +80,7 @@ def generation_launch(
     unknown = set(sampling) - set(SAMPLING_DEFAULTS)
     if unknown:
         raise Invalid(f"unknown setting(s): {', '.join(sorted(unknown))}", code="bad_field")
-    values = validate_generation_settings(
-        k=k, pairing=pairing, pairs_per_prompt=pairs_per_prompt, **{**SAMPLING_DEFAULTS, **sampling}
-    )
+    values = validate_generation_settings(k=k, pairing=pairing, pairs_per_prompt=pairs_per_prompt, **{**SAMPLING_DEFAULTS, **sampling})
     policy = policy or project.current_policy
     if policy is None or policy.project_id != project.pk or policy.kind != ModelKind.POLICY:
         raise Invalid("choose a policy version of this project", code="bad_policy")
@@ -238,8 +236,9 @@ def generation_complete(
         run.message = f"{len(created)} responses and {len(pairs)} pairs created."
         # In the same write as the status, so a reader never sees a finished run without its last line.
         run.log_tail = (run.log_tail + f"{run.finished_at.strftime('%H:%M:%S')} finished\n")[-LOG_TAIL_CHARS:]
-        run.save(update_fields=["status", "finished_at", "progress_done", "response_count", "pair_count", "message",
-                                "log_tail", "updated_at"])
+        run.save(
+            update_fields=["status", "finished_at", "progress_done", "response_count", "pair_count", "message", "log_tail", "updated_at"]
+        )
         return run
 
 

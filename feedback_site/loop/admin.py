@@ -30,5 +30,16 @@ class CampaignPairAdmin(admin.ModelAdmin):
 @admin.register(Round)
 class RoundAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "number", "stage", "promoted", "updated_at"]
-    raw_id_fields = ["project", "policy", "simulated_annotator", "generation_run", "simulation_run", "snapshot", "reward_run",
-                     "training_run", "evaluation_run", "output_version", "created_by"]
+    raw_id_fields = [
+        "project",
+        "policy",
+        "simulated_annotator",
+        "generation_run",
+        "simulation_run",
+        "snapshot",
+        "reward_run",
+        "training_run",
+        "evaluation_run",
+        "output_version",
+        "created_by",
+    ]

@@ -43,7 +43,19 @@ class SimulationIn(serializers.Serializer):
 class CampaignOut(serializers.ModelSerializer):
     class Meta:
         model = Campaign
-        fields = ["id", "name", "version_x", "version_y", "prompt_ids", "sampling", "overlap", "status", "message", "pair_count", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "version_x",
+            "version_y",
+            "prompt_ids",
+            "sampling",
+            "overlap",
+            "status",
+            "message",
+            "pair_count",
+            "created_at",
+        ]
 
 
 class CampaignIn(serializers.Serializer):
@@ -59,8 +71,26 @@ class CampaignIn(serializers.Serializer):
 class RoundOut(serializers.ModelSerializer):
     class Meta:
         model = Round
-        fields = ["id", "number", "stage", "config", "policy", "simulated_annotator", "generation_run", "simulation_run", "snapshot",
-                  "reward_run", "training_run", "evaluation_run", "output_version", "promoted", "message", "history", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "number",
+            "stage",
+            "config",
+            "policy",
+            "simulated_annotator",
+            "generation_run",
+            "simulation_run",
+            "snapshot",
+            "reward_run",
+            "training_run",
+            "evaluation_run",
+            "output_version",
+            "promoted",
+            "message",
+            "history",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class RoundIn(serializers.Serializer):
@@ -83,8 +113,15 @@ def simulated_list(request, project_id: int):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         annotator = services.simulated_annotator_create(
-            project=project, actor=request.user, name=v["name"], rule=v["rule"], noise=v["noise"], seed=v["seed"],
-            keyword=v["keyword"], tie_policy=v["tie_policy"], reward_model=v["reward_model_id"],
+            project=project,
+            actor=request.user,
+            name=v["name"],
+            rule=v["rule"],
+            noise=v["noise"],
+            seed=v["seed"],
+            keyword=v["keyword"],
+            tie_policy=v["tie_policy"],
+            reward_model=v["reward_model_id"],
         )
         return Response(SimulatedOut(annotator).data, status=status.HTTP_201_CREATED)
     return Response(SimulatedOut(SimulatedAnnotator.objects.filter(project=project), many=True).data)
@@ -104,7 +141,9 @@ def simulation_create(request, annotator_id: int):
 
 
 @extend_schema(methods=["GET"], responses=CampaignOut(many=True), summary="Blind A/B campaigns of a project")
-@extend_schema(methods=["POST"], request=CampaignIn, responses={201: CampaignOut}, summary="Launch a blind A/B campaign between two policy versions")
+@extend_schema(
+    methods=["POST"], request=CampaignIn, responses={201: CampaignOut}, summary="Launch a blind A/B campaign between two policy versions"
+)
 @api_view(["GET", "POST"])
 def campaign_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -113,8 +152,15 @@ def campaign_list(request, project_id: int):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         campaign = services.campaign_launch(
-            project=project, actor=request.user, version_x=v["version_x_id"], version_y=v["version_y_id"], name=v["name"],
-            max_prompts=v["max_prompts"], overlap=v["overlap"], prompt_ids=v["prompt_ids"], **v["sampling"],
+            project=project,
+            actor=request.user,
+            version_x=v["version_x_id"],
+            version_y=v["version_y_id"],
+            name=v["name"],
+            max_prompts=v["max_prompts"],
+            overlap=v["overlap"],
+            prompt_ids=v["prompt_ids"],
+            **v["sampling"],
         )
         return Response(CampaignOut(campaign).data, status=status.HTTP_201_CREATED)
     return Response(CampaignOut(Campaign.objects.filter(project=project)[:200], many=True).data)

@@ -35,7 +35,9 @@ class SimulatedAnnotator(models.Model):
     reward_model = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     noise = models.FloatField(default=0.1, help_text="Probability that a decisive label is flipped (0 to 0.5).")
     seed = models.PositiveIntegerField(default=0)
-    tie_policy = models.CharField(max_length=10, default="random", choices=[("random", "Pick a side by a seeded coin"), ("tie", "Report a tie")])
+    tie_policy = models.CharField(
+        max_length=10, default="random", choices=[("random", "Pick a side by a seeded coin"), ("tie", "Report a tie")]
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -130,7 +132,9 @@ class Round(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="rounds")
     number = models.PositiveIntegerField()
     config = models.JSONField(help_text="Method, generation, training and promotion settings, defaults filled in.")
-    policy = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="+", help_text="The policy the round starts from.")
+    policy = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.PROTECT, related_name="+", help_text="The policy the round starts from."
+    )
     simulated_annotator = models.ForeignKey(SimulatedAnnotator, null=True, blank=True, on_delete=models.PROTECT, related_name="rounds")
     stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.GENERATE)
     generation_run = models.ForeignKey("generation.GenerationRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

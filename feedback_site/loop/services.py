@@ -67,8 +67,16 @@ def _user_or_none(actor):
 
 
 def simulated_annotator_create(
-    *, project: Project, actor, name: str, rule: str, noise: float = 0.1, seed: int = 0, keyword: str = "",
-    tie_policy: str = "random", reward_model: ModelVersion | int | None = None,
+    *,
+    project: Project,
+    actor,
+    name: str,
+    rule: str,
+    noise: float = 0.1,
+    seed: int = 0,
+    keyword: str = "",
+    tie_policy: str = "random",
+    reward_model: ModelVersion | int | None = None,
 ) -> SimulatedAnnotator:
     """A simulated annotator: a user with an annotator membership marked `is_simulated`."""
     from rlhf.simulated import SimulatedAnnotator as Rule  # stdlib only: safe in the web process
@@ -104,11 +112,24 @@ def simulated_annotator_create(
         user.save()
         Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR, is_simulated=True)
         annotator = SimulatedAnnotator.objects.create(
-            project=project, user=user, name=name, rule=rule, noise=float(noise), seed=seed, keyword=keyword,
-            tie_policy=tie_policy, reward_model=reward_model, created_by=_user_or_none(actor),
+            project=project,
+            user=user,
+            name=name,
+            rule=rule,
+            noise=float(noise),
+            seed=seed,
+            keyword=keyword,
+            tie_policy=tie_policy,
+            reward_model=reward_model,
+            created_by=_user_or_none(actor),
         )
-        audit_record(actor=actor, action="simulated_annotator.create", target=annotator, project=project,
-                     details={"rule": rule, "noise": noise, "seed": seed, "keyword": keyword, "user_id": user.pk})
+        audit_record(
+            actor=actor,
+            action="simulated_annotator.create",
+            target=annotator,
+            project=project,
+            details={"rule": rule, "noise": noise, "seed": seed, "keyword": keyword, "user_id": user.pk},
+        )
     return annotator
 
 
@@ -131,7 +152,9 @@ def simulation_claim(*, run_id: int) -> SimulationRun | None:
     with transaction.atomic():
         run = (
             SimulationRun.objects.select_for_update(of=("self",))
-            .select_related("annotator", "annotator__user", "annotator__reward_model").filter(pk=run_id).first()
+            .select_related("annotator", "annotator__user", "annotator__reward_model")
+            .filter(pk=run_id)
+            .first()
         )
         if run is None or run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return None
@@ -188,7 +211,9 @@ def simulation_execute(*, run_id: int, scorer=None) -> SimulationRun | None:
                 preferred = rule.judge(pair.prompt.text, pair.response_a.text, pair.response_b.text, key=pair.pk)
             with transaction.atomic():
                 _, created = judgment_submit(
-                    assignment_id=assignment.pk, annotator=user, choice=display_choice(preferred, assignment.swapped),
+                    assignment_id=assignment.pk,
+                    annotator=user,
+                    choice=display_choice(preferred, assignment.swapped),
                     rationale=f"simulated: {rule.description}",
                 )
                 if created:
@@ -218,8 +243,16 @@ def _policy(project: Project, version, what: str) -> ModelVersion:
 
 
 def campaign_launch(
-    *, project: Project, actor, version_x, version_y, name: str = "", max_prompts: int = 100, overlap: int = 1,
-    prompt_ids: list[int] | None = None, **sampling,
+    *,
+    project: Project,
+    actor,
+    version_x,
+    version_y,
+    name: str = "",
+    max_prompts: int = 100,
+    overlap: int = 1,
+    prompt_ids: list[int] | None = None,
+    **sampling,
 ) -> Campaign:
     """Freeze the prompt set (the project's evaluation prompts, or `prompt_ids` among them) and
     queue the generation of one answer per prompt from each version."""
@@ -252,11 +285,22 @@ def campaign_launch(
     name = (name or "").strip()[:200] or f"{x.label} vs {y.label}"
     with transaction.atomic():
         campaign = Campaign.objects.create(
-            project=project, name=name, version_x=x, version_y=y, prompt_ids=ids, sampling=sampling, overlap=overlap,
+            project=project,
+            name=name,
+            version_x=x,
+            version_y=y,
+            prompt_ids=ids,
+            sampling=sampling,
+            overlap=overlap,
             created_by=_user_or_none(actor),
         )
-        audit_record(actor=actor, action="campaign.launch", target=campaign, project=project,
-                     details={"version_x": x.pk, "version_y": y.pk, "prompts": len(ids)})
+        audit_record(
+            actor=actor,
+            action="campaign.launch",
+            target=campaign,
+            project=project,
+            details={"version_x": x.pk, "version_y": y.pk, "prompts": len(ids)},
+        )
     try:
         enqueue(LOOP_CAMPAIGN_RESPONSES, campaign.pk)
     except ServiceError as error:
@@ -293,7 +337,11 @@ def campaign_complete(*, campaign_id: int, responses: dict[int, dict[int, str]])
             x_is_a = random.Random(f"{campaign.sampling.get('seed', 0)}:{campaign.pk}:{prompt_id}").random() < 0.5
             a, b = (rx, ry) if x_is_a else (ry, rx)
             pair = Pair.objects.create(
-                project=campaign.project, prompt_id=prompt_id, response_a=a, response_b=b, overlap=campaign.overlap,
+                project=campaign.project,
+                prompt_id=prompt_id,
+                response_a=a,
+                response_b=b,
+                overlap=campaign.overlap,
                 source=PairSource.GENERATED,
             )
             made.append((pair, x_is_a))
@@ -362,9 +410,18 @@ def campaign_results(campaign: Campaign, *, include_simulated: bool = False) -> 
     rate = win_rate(outcomes, n_resamples=2000, seed=0)
     judged_pairs = Pair.objects.filter(campaign_link__campaign=campaign, judgment_count__gt=0).count()
     return {
-        "judgments": n, "both_bad": both_bad, "wins": wins, "ties": ties, "losses": losses, "shares": shares,
-        "win_rate": rate["win_rate"], "win_rate_low": rate["low"], "win_rate_high": rate["high"],
-        "pairs": campaign.pair_count, "pairs_judged": judged_pairs, "include_simulated": include_simulated,
+        "judgments": n,
+        "both_bad": both_bad,
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
+        "shares": shares,
+        "win_rate": rate["win_rate"],
+        "win_rate_low": rate["low"],
+        "win_rate_high": rate["high"],
+        "pairs": campaign.pair_count,
+        "pairs_judged": judged_pairs,
+        "include_simulated": include_simulated,
     }
 
 
@@ -409,8 +466,15 @@ def round_config(values: dict | None) -> dict:
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 100:
         raise Invalid("rounds must be an integer between 1 and 100 (rounds to run one after another)", code="bad_rounds")
     validate_generation_settings(
-        k=config["k"], temperature=config["temperature"], top_p=0.95, top_k=50, max_new_tokens=config["max_new_tokens"],
-        seed=config["seed"], batch_size=config["batch_size"], pairing="all", pairs_per_prompt=None,
+        k=config["k"],
+        temperature=config["temperature"],
+        top_p=0.95,
+        top_k=50,
+        max_new_tokens=config["max_new_tokens"],
+        seed=config["seed"],
+        batch_size=config["batch_size"],
+        pairing="all",
+        pairs_per_prompt=None,
     )
     config["training"] = validate_training_config(config["method"], config["training"])
     if config["method"] != "dpo":
@@ -419,7 +483,9 @@ def round_config(values: dict | None) -> dict:
     return config
 
 
-def round_start(*, project: Project, actor, simulated_annotator: SimulatedAnnotator | int | None = None, config: dict | None = None) -> Round:
+def round_start(
+    *, project: Project, actor, simulated_annotator: SimulatedAnnotator | int | None = None, config: dict | None = None
+) -> Round:
     """Start the next round from the project's current policy and queue its driver."""
     require_role(actor, project, STAFF_ROLES)
     config = round_config(config)
@@ -436,12 +502,21 @@ def round_start(*, project: Project, actor, simulated_annotator: SimulatedAnnota
         with transaction.atomic():
             number = (Round.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
             rnd = Round.objects.create(
-                project=project, number=number, config=config, policy=project.current_policy,
-                simulated_annotator=simulated_annotator, created_by=actor,
+                project=project,
+                number=number,
+                config=config,
+                policy=project.current_policy,
+                simulated_annotator=simulated_annotator,
+                created_by=actor,
                 history=[{"stage": Stage.GENERATE, "at": timezone.now().isoformat(), "note": "round started"}],
             )
-            audit_record(actor=actor, action="round.start", target=rnd, project=project,
-                         details={"number": number, "policy": project.current_policy_id, "method": config["method"]})
+            audit_record(
+                actor=actor,
+                action="round.start",
+                target=rnd,
+                project=project,
+                details={"number": number, "policy": project.current_policy_id, "method": config["method"]},
+            )
     except IntegrityError:
         raise Conflict("this project already has an active round; finish it first", code="round_active") from None
     _schedule(rnd.pk)
@@ -528,8 +603,14 @@ def _stage_generate(rnd: Round) -> bool:
     cfg = rnd.config
     if rnd.generation_run_id is None:
         run = generation_launch(
-            project=rnd.project, actor=rnd.created_by, policy=rnd.policy, prompt_selection="unanswered", k=cfg["k"],
-            temperature=cfg["temperature"], max_new_tokens=cfg["max_new_tokens"], seed=cfg["seed"] + rnd.number,
+            project=rnd.project,
+            actor=rnd.created_by,
+            policy=rnd.policy,
+            prompt_selection="unanswered",
+            k=cfg["k"],
+            temperature=cfg["temperature"],
+            max_new_tokens=cfg["max_new_tokens"],
+            seed=cfg["seed"] + rnd.number,
             batch_size=cfg["batch_size"],
         )
         _set(rnd, generation_run=run)
@@ -598,8 +679,14 @@ def _stage_train(rnd: Round) -> bool:
     reward_version = None
     if method != "dpo":
         if rnd.reward_run_id is None:
-            run, _ = training_launch(project=rnd.project, actor=rnd.created_by, method="reward", snapshot=rnd.snapshot,
-                                     parent=rnd.policy, config=cfg["reward_training"])
+            run, _ = training_launch(
+                project=rnd.project,
+                actor=rnd.created_by,
+                method="reward",
+                snapshot=rnd.snapshot,
+                parent=rnd.policy,
+                config=cfg["reward_training"],
+            )
             _set(rnd, reward_run=run)
             return False
         reward = rnd.reward_run
@@ -611,8 +698,15 @@ def _stage_train(rnd: Round) -> bool:
             return False
         reward_version = reward.output_version
     if rnd.training_run_id is None:
-        run, _ = training_launch(project=rnd.project, actor=rnd.created_by, method=method, snapshot=rnd.snapshot,
-                                 parent=rnd.policy, reward_model=reward_version, config=cfg["training"])
+        run, _ = training_launch(
+            project=rnd.project,
+            actor=rnd.created_by,
+            method=method,
+            snapshot=rnd.snapshot,
+            parent=rnd.policy,
+            reward_model=reward_version,
+            config=cfg["training"],
+        )
         _set(rnd, training_run=run)
         return False
     run = rnd.training_run
@@ -634,12 +728,21 @@ def _stage_evaluate(rnd: Round) -> bool:
         # The post-training hook may already have launched the same comparison; reuse it.
         run = (
             EvaluationRun.objects.filter(kind=EvaluationKind.POLICY, policy=rnd.output_version, baseline=rnd.policy)
-            .exclude(status=EvaluationStatus.FAILED).order_by("-id").first()
+            .exclude(status=EvaluationStatus.FAILED)
+            .order_by("-id")
+            .first()
         )
         if run is None:
             try:
-                run = evaluation_launch(project=rnd.project, policy=rnd.output_version, baseline=rnd.policy, actor=None,
-                                        config=rnd.config["evaluation"], trigger=EvaluationTrigger.ROUND, training_run=rnd.training_run)
+                run = evaluation_launch(
+                    project=rnd.project,
+                    policy=rnd.output_version,
+                    baseline=rnd.policy,
+                    actor=None,
+                    config=rnd.config["evaluation"],
+                    trigger=EvaluationTrigger.ROUND,
+                    training_run=rnd.training_run,
+                )
             except Invalid as error:
                 _move(rnd, Stage.PROMOTE, f"no automated evaluation ({error.message}); promotion is by hand")
                 return True
@@ -687,8 +790,12 @@ def _stage_promote(rnd: Round) -> bool:
     _move(rnd, Stage.DONE, "promoted" if rnd.promoted else "not promoted")
     remaining = rnd.config.get("rounds", 1) - 1
     if remaining >= 1 and rnd.created_by is not None:
-        nxt = round_start(project=rnd.project, actor=rnd.created_by, simulated_annotator=rnd.simulated_annotator,
-                          config={**rnd.config, "rounds": remaining})
+        nxt = round_start(
+            project=rnd.project,
+            actor=rnd.created_by,
+            simulated_annotator=rnd.simulated_annotator,
+            config={**rnd.config, "rounds": remaining},
+        )
         _note(rnd, Stage.DONE, f"round {nxt.number} started")
         rnd.save(update_fields=["history"])
     return False
@@ -714,10 +821,22 @@ def round_decide(*, round: Round, actor, promote: bool, reason: str = "") -> Rou
 
 
 def round_get(*, round_id: int, actor) -> Round:
-    rnd = Round.objects.select_related(
-        "project", "policy", "simulated_annotator", "generation_run", "simulation_run", "snapshot", "reward_run",
-        "training_run", "evaluation_run", "output_version",
-    ).filter(pk=round_id).first()
+    rnd = (
+        Round.objects.select_related(
+            "project",
+            "policy",
+            "simulated_annotator",
+            "generation_run",
+            "simulation_run",
+            "snapshot",
+            "reward_run",
+            "training_run",
+            "evaluation_run",
+            "output_version",
+        )
+        .filter(pk=round_id)
+        .first()
+    )
     if rnd is None:
         raise NotFound("No such round.")
     require_role(actor, rnd.project_id, STAFF_ROLES)

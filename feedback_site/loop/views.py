@@ -50,9 +50,14 @@ def project_loop(request, project, role):
             if action == "simulated":
                 reward_model = request.POST.get("reward_model") or None
                 annotator = services.simulated_annotator_create(
-                    project=project, actor=request.user, name=request.POST.get("name", ""), rule=request.POST.get("rule", ""),
-                    noise=_float(request.POST.get("noise"), "noise", 0.1), seed=_int(request.POST.get("seed"), "seed", 0),
-                    keyword=request.POST.get("keyword", ""), tie_policy=request.POST.get("tie_policy", "random"),
+                    project=project,
+                    actor=request.user,
+                    name=request.POST.get("name", ""),
+                    rule=request.POST.get("rule", ""),
+                    noise=_float(request.POST.get("noise"), "noise", 0.1),
+                    seed=_int(request.POST.get("seed"), "seed", 0),
+                    keyword=request.POST.get("keyword", ""),
+                    tie_policy=request.POST.get("tie_policy", "random"),
                     reward_model=_int(reward_model, "reward_model") if reward_model else None,
                 )
                 messages.success(request, f"Simulated annotator {annotator.name} created.")
@@ -64,9 +69,13 @@ def project_loop(request, project, role):
                 messages.success(request, f"Simulation {run.pk} queued: {annotator.name} judges up to {run.target} pairs.")
             elif action == "campaign":
                 campaign = services.campaign_launch(
-                    project=project, actor=request.user, version_x=_int(request.POST.get("version_x"), "version_x"),
-                    version_y=_int(request.POST.get("version_y"), "version_y"), name=request.POST.get("name", ""),
-                    max_prompts=_int(request.POST.get("max_prompts"), "max_prompts", 100), overlap=_int(request.POST.get("overlap"), "overlap", 1),
+                    project=project,
+                    actor=request.user,
+                    version_x=_int(request.POST.get("version_x"), "version_x"),
+                    version_y=_int(request.POST.get("version_y"), "version_y"),
+                    name=request.POST.get("name", ""),
+                    max_prompts=_int(request.POST.get("max_prompts"), "max_prompts", 100),
+                    overlap=_int(request.POST.get("overlap"), "overlap", 1),
                     max_new_tokens=_int(request.POST.get("max_new_tokens"), "max_new_tokens", 128),
                 )
                 return redirect("loop-campaign", campaign.pk)
@@ -80,7 +89,12 @@ def project_loop(request, project, role):
                 if request.POST.get("promotion"):
                     config.setdefault("promotion", request.POST["promotion"])
                 sim = request.POST.get("simulated_annotator") or None
-                rnd = services.round_start(project=project, actor=request.user, simulated_annotator=_int(sim, "simulated_annotator") if sim else None, config=config)
+                rnd = services.round_start(
+                    project=project,
+                    actor=request.user,
+                    simulated_annotator=_int(sim, "simulated_annotator") if sim else None,
+                    config=config,
+                )
                 return redirect("loop-round", rnd.pk)
             else:
                 raise Invalid("unknown action", code="bad_action")
@@ -88,7 +102,11 @@ def project_loop(request, project, role):
         except ServiceError as exc:
             error, status = exc, exc.status_code
     context = project_context(
-        project, role, tab="loop", title="Closed loop", error=error,
+        project,
+        role,
+        tab="loop",
+        title="Closed loop",
+        error=error,
         rounds=Round.objects.filter(project=project).select_related("policy", "output_version").order_by("-number")[:50],
         annotators=SimulatedAnnotator.objects.filter(project=project).prefetch_related("runs"),
         campaigns=Campaign.objects.filter(project=project).select_related("version_x", "version_y")[:50],
@@ -114,10 +132,19 @@ def campaign_detail(request, campaign_id: int):
         return failure
     include_simulated = request.GET.get("simulated") == "1"
     results = services.campaign_results(campaign, include_simulated=include_simulated)
-    return render(request, "loop/campaign.html", project_context(
-        campaign.project, role, tab="loop", title=f"Campaign: {campaign.name}", campaign=campaign, results=results,
-        include_simulated=include_simulated,
-    ))
+    return render(
+        request,
+        "loop/campaign.html",
+        project_context(
+            campaign.project,
+            role,
+            tab="loop",
+            title=f"Campaign: {campaign.name}",
+            campaign=campaign,
+            results=results,
+            include_simulated=include_simulated,
+        ),
+    )
 
 
 STAGE_LINKS = {
@@ -147,7 +174,12 @@ def _stage_rows(rnd: Round) -> list[dict]:
             links.append((f"generation run #{rnd.generation_run_id}", reverse("generation-run", args=[rnd.generation_run_id])))
         if stage == Stage.ANNOTATE:
             if rnd.simulation_run_id:
-                links.append((f"simulation #{rnd.simulation_run_id} ({rnd.simulation_run.done}/{rnd.simulation_run.target}, {rnd.simulation_run.status})", None))
+                links.append(
+                    (
+                        f"simulation #{rnd.simulation_run_id} ({rnd.simulation_run.done}/{rnd.simulation_run.target}, {rnd.simulation_run.status})",
+                        None,
+                    )
+                )
             links.append(("annotator page", reverse("annotate", args=[rnd.project_id])))
         if stage == Stage.SNAPSHOT and rnd.snapshot_id:
             links.append((f"snapshot #{rnd.snapshot_id}", reverse("project-snapshots", args=[rnd.project_id])))
@@ -155,7 +187,9 @@ def _stage_rows(rnd: Round) -> list[dict]:
             if rnd.reward_run_id:
                 links.append((f"reward-model training #{rnd.reward_run_id}", reverse("training-run", args=[rnd.reward_run_id])))
             if rnd.training_run_id:
-                links.append((f"{rnd.config['method']} training #{rnd.training_run_id}", reverse("training-run", args=[rnd.training_run_id])))
+                links.append(
+                    (f"{rnd.config['method']} training #{rnd.training_run_id}", reverse("training-run", args=[rnd.training_run_id]))
+                )
         if stage == Stage.EVALUATE and rnd.evaluation_run_id:
             links.append((f"evaluation #{rnd.evaluation_run_id}", reverse("evaluation-run", args=[rnd.evaluation_run_id])))
         if stage == Stage.PROMOTE and rnd.output_version_id:
@@ -185,8 +219,20 @@ def round_detail(request, round_id: int):
             error = exc
         rnd = services.round_get(round_id=round_id, actor=request.user)
     rate = (rnd.evaluation_run.win_rate if rnd.evaluation_run_id else None) or None
-    return render(request, "loop/round.html", project_context(
-        rnd.project, role, tab="loop", title=f"Round {rnd.number}", round=rnd, stages=_stage_rows(rnd), win_rate=rate, error=error,
-        waiting_for_decision=rnd.stage == Stage.PROMOTE and rnd.promoted is None and rnd.output_version_id is not None,
-        config_json=json.dumps(rnd.config, indent=2, sort_keys=True),
-    ), status=error.status_code if error else 200)
+    return render(
+        request,
+        "loop/round.html",
+        project_context(
+            rnd.project,
+            role,
+            tab="loop",
+            title=f"Round {rnd.number}",
+            round=rnd,
+            stages=_stage_rows(rnd),
+            win_rate=rate,
+            error=error,
+            waiting_for_decision=rnd.stage == Stage.PROMOTE and rnd.promoted is None and rnd.output_version_id is not None,
+            config_json=json.dumps(rnd.config, indent=2, sort_keys=True),
+        ),
+        status=error.status_code if error else 200,
+    )

@@ -39,23 +39,40 @@ class MessageOut(serializers.Serializer):
 def message_data(message, reveal: bool = False) -> dict:
     withheld = message.withheld
     return {
-        "id": message.pk, "lane": message.lane, "turn": message.turn, "role": message.role, "status": message.status,
+        "id": message.pk,
+        "lane": message.lane,
+        "turn": message.turn,
+        "role": message.role,
+        "status": message.status,
         "content": "" if withheld and not reveal else message.content,
-        "withheld": withheld, "error": message.error, "model_version_id": message.model_version_id,
-        "sampling": message.sampling, "token_count": message.token_count, "updates": message.updates,
-        "first_token_ms": message.first_token_ms, "queue_ms": message.queue_ms, "total_ms": message.total_ms,
-        "tokens_per_second": message.tokens_per_second, "model_was_loaded": message.model_was_loaded,
+        "withheld": withheld,
+        "error": message.error,
+        "model_version_id": message.model_version_id,
+        "sampling": message.sampling,
+        "token_count": message.token_count,
+        "updates": message.updates,
+        "first_token_ms": message.first_token_ms,
+        "queue_ms": message.queue_ms,
+        "total_ms": message.total_ms,
+        "tokens_per_second": message.tokens_per_second,
+        "model_was_loaded": message.model_was_loaded,
         "safety": {
-            "verdict": message.safety_verdict, "action": message.safety_action, "rule": message.safety_rule,
+            "verdict": message.safety_verdict,
+            "action": message.safety_action,
+            "rule": message.safety_rule,
             "score": message.safety_score,
-        } if message.safety_verdict else None,
+        }
+        if message.safety_verdict
+        else None,
     }
 
 
 def chat_data(chat: Chat, reveal: bool = False) -> dict:
     messages = list(chat.messages.order_by("turn", "lane", "id"))
     return {
-        "id": chat.pk, "project_id": chat.project_id, "system_prompt": chat.system_prompt,
+        "id": chat.pk,
+        "project_id": chat.project_id,
+        "system_prompt": chat.system_prompt,
         "versions": [
             {"lane": lane, "id": chat.version_for(lane).pk, "number": chat.version_for(lane).number, "name": chat.version_for(lane).name}
             for lane in chat.lanes()
@@ -94,7 +111,9 @@ def _reject_unknown(request, serializer_class) -> None:
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT, methods=["GET"], summary="Recent playground chats of a project (staff)")
-@extend_schema(responses=OpenApiTypes.OBJECT, methods=["POST"], request=ChatIn, summary="Start a chat with one version, or two side by side")
+@extend_schema(
+    responses=OpenApiTypes.OBJECT, methods=["POST"], request=ChatIn, summary="Start a chat with one version, or two side by side"
+)
 @api_view(["GET", "POST"])
 def chat_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -105,11 +124,22 @@ def chat_list(request, project_id: int):
         chat = services.chat_create(project=project, actor=request.user, **data.validated_data)
         return Response(chat_data(chat), status=status.HTTP_201_CREATED)
     chats = Chat.objects.filter(project=project, created_by=request.user).select_related("version_a", "version_b")[:50]
-    return Response([{"id": c.pk, "system_prompt": c.system_prompt, "created_at": c.created_at,
-                      "version_ids": [c.version_for(lane).pk for lane in c.lanes()]} for c in chats])
+    return Response(
+        [
+            {
+                "id": c.pk,
+                "system_prompt": c.system_prompt,
+                "created_at": c.created_at,
+                "version_ids": [c.version_for(lane).pk for lane in c.lanes()],
+            }
+            for c in chats
+        ]
+    )
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, summary="A chat with every message; poll it while answers stream (?reveal=1 shows withheld text)")
+@extend_schema(
+    responses=OpenApiTypes.OBJECT, summary="A chat with every message; poll it while answers stream (?reveal=1 shows withheld text)"
+)
 @api_view(["GET"])
 def chat_detail(request, chat_id: int):
     chat = services.chat_get(chat_id=chat_id, actor=request.user)
@@ -145,7 +175,13 @@ def chat_save(request, chat_id: int):
     data.is_valid(raise_exception=True)
     prompt = services.chat_save_prompt(chat=chat, actor=request.user, **data.validated_data)
     return Response(
-        {"prompt_id": prompt.pk, "split": prompt.split, "text": prompt.text, "system_prompt": prompt.system_prompt,
-         "history": prompt.history, "metadata": prompt.metadata},
+        {
+            "prompt_id": prompt.pk,
+            "split": prompt.split,
+            "text": prompt.text,
+            "system_prompt": prompt.system_prompt,
+            "history": prompt.history,
+            "metadata": prompt.metadata,
+        },
         status=status.HTTP_201_CREATED,
     )

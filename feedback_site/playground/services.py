@@ -69,8 +69,11 @@ def chat_create(*, project: Project, actor, version_ids: list, system_prompt: st
     if not isinstance(system_prompt, str) or len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
         raise Invalid(f"system_prompt must be text of at most {MAX_SYSTEM_PROMPT_CHARS} characters", code="bad_system_prompt")
     return Chat.objects.create(
-        project=project, created_by=actor, system_prompt=system_prompt,
-        version_a=versions[0], version_b=versions[1] if len(versions) == 2 else None,
+        project=project,
+        created_by=actor,
+        system_prompt=system_prompt,
+        version_a=versions[0],
+        version_b=versions[1] if len(versions) == 2 else None,
     )
 
 
@@ -115,8 +118,13 @@ def message_send(*, chat: Chat, actor, content: str, sampling: dict | None = Non
             ChatMessage.objects.create(chat=locked, lane=lane, turn=turn, role="user", content=content)
             answers.append(
                 ChatMessage.objects.create(
-                    chat=locked, lane=lane, turn=turn, role="assistant", status=MessageStatus.QUEUED,
-                    model_version=locked.version_for(lane), sampling=values,
+                    chat=locked,
+                    lane=lane,
+                    turn=turn,
+                    role="assistant",
+                    status=MessageStatus.QUEUED,
+                    model_version=locked.version_for(lane),
+                    sampling=values,
                 )
             )
     for answer in answers:
@@ -170,8 +178,15 @@ def message_stream(*, message_id: int, content: str, tokens: int, first_token_ms
 
 
 def message_finish(
-    *, message_id: int, content: str, tokens: int, first_token_ms: float | None, total_ms: float,
-    model_was_loaded: bool, cancelled: bool = False, safety_score: float | None = None,
+    *,
+    message_id: int,
+    content: str,
+    tokens: int,
+    first_token_ms: float | None,
+    total_ms: float,
+    model_was_loaded: bool,
+    cancelled: bool = False,
+    safety_score: float | None = None,
 ) -> ChatMessage:
     """Store the whole answer with its statistics and the safety screen's decision."""
     from feedback_site.safety.services import decide, policy_for
@@ -234,15 +249,22 @@ def chat_save_prompt(*, chat: Chat, actor, kind: str, lane: int = 0) -> Prompt:
     metadata = {"source": "playground", "chat_id": chat.pk, "turn": last_user.turn, "red_team": kind == "redteam"}
     with transaction.atomic():
         existing = Prompt.objects.filter(
-            project_id=chat.project_id, metadata__source="playground", metadata__chat_id=chat.pk,
-            metadata__turn=last_user.turn, metadata__red_team=(kind == "redteam"),
+            project_id=chat.project_id,
+            metadata__source="playground",
+            metadata__chat_id=chat.pk,
+            metadata__turn=last_user.turn,
+            metadata__red_team=(kind == "redteam"),
         ).first()
         if existing is not None:
             return existing
         history = [m for m in lane_history(chat, lane, before_turn=last_user.turn) if m["role"] != "system"]
         return Prompt.objects.create(
-            project_id=chat.project_id, text=last_user.content, system_prompt=chat.system_prompt,
-            history=history, split=Split.EVAL, metadata=metadata,
+            project_id=chat.project_id,
+            text=last_user.content,
+            system_prompt=chat.system_prompt,
+            history=history,
+            split=Split.EVAL,
+            metadata=metadata,
         )
 
 

@@ -14,6 +14,7 @@ from feedback_site.registry.models import ModelKind, ModelVersion
 def playground_page(request, project, role):
     versions = ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).order_by("-number")
     return render(
-        request, "playground/playground.html",
+        request,
+        "playground/playground.html",
         project_context(project, role, versions=versions, defaults=SAMPLING_DEFAULTS),
     )

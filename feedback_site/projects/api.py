@@ -75,7 +75,9 @@ def project_detail(request, project_id: int):
 
 
 @extend_schema(
-    responses=inline_serializer("ProjectProgress", {k: serializers.IntegerField() for k in ("pairs", "queued", "complete", "judgments", "needed")}),
+    responses=inline_serializer(
+        "ProjectProgress", {k: serializers.IntegerField() for k in ("pairs", "queued", "complete", "judgments", "needed")}
+    ),
     summary="Pairs and judgments so far (staff)",
 )
 @api_view(["GET"])

@@ -38,9 +38,7 @@ def split_criteria(value: str) -> list[str]:
 class ProjectFieldsForm(ServiceErrorForm):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    overlap = forms.IntegerField(
-        initial=1, help_text="Judgments each pair needs from distinct annotators (1 to 20)."
-    )
+    overlap = forms.IntegerField(initial=1, help_text="Judgments each pair needs from distinct annotators (1 to 20).")
     lease_seconds = forms.IntegerField(
         label="Lease (seconds)",
         help_text="How long an annotator holds a pair while their page is silent (30 to 86400). It renews while the page is open.",

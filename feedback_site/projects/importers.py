@@ -138,9 +138,7 @@ class ImportFileError(ValueError):
         return (_rebuild_import_error, (type(self), self.message, self.line, self.field))
 
 
-def _rebuild_import_error(
-    cls: type[ImportFileError], message: str, line: int | None, field: str | None
-) -> ImportFileError:
+def _rebuild_import_error(cls: type[ImportFileError], message: str, line: int | None, field: str | None) -> ImportFileError:
     return cls(message, line=line, field=field)
 
 
@@ -290,8 +288,7 @@ def _gunzip(data: bytes, limits: ImportLimits) -> bytes:
         raise ImportFileError(f"not a valid gzip file ({exc})") from None
     if len(out) > limits.max_bytes:
         raise ImportFileError(
-            f"file is too large when decompressed (more than {_human_size(limits.max_bytes)}; "
-            f"the limit is {_human_size(limits.max_bytes)})"
+            f"file is too large when decompressed (more than {_human_size(limits.max_bytes)}; the limit is {_human_size(limits.max_bytes)})"
         )
     return out
 
@@ -302,9 +299,7 @@ def _looks_like_utf16_without_bom(data: bytes) -> bool:
         return False
     head = head[: len(head) - len(head) % 2]
     evens, odds = head[0::2], head[1::2]
-    return (evens.count(0) == 0 and odds.count(0) == len(odds)) or (
-        odds.count(0) == 0 and evens.count(0) == len(evens)
-    )
+    return (evens.count(0) == 0 and odds.count(0) == len(odds)) or (odds.count(0) == 0 and evens.count(0) == len(evens))
 
 
 def _load_bytes(
@@ -322,9 +317,7 @@ def _load_bytes(
     if fmt not in allowed:
         raise ImportFileError(f"{what} files must be {' or '.join(_FORMAT_NAMES[f] for f in allowed)}")
     if len(data) > limits.max_bytes:
-        raise ImportFileError(
-            f"file is too large ({_human_size(len(data))}; the limit is {_human_size(limits.max_bytes)})"
-        )
+        raise ImportFileError(f"file is too large ({_human_size(len(data))}; the limit is {_human_size(limits.max_bytes)})")
     if gzipped:
         data = _gunzip(data, limits)
     elif data.startswith(_GZIP_MAGIC):
@@ -334,10 +327,7 @@ def _load_bytes(
     if data.startswith(_UTF16_BOMS):
         raise ImportFileError("file is UTF-16; save it as UTF-8", line=1)
     if data.startswith(_ZIP_MAGIC):
-        raise ImportFileError(
-            "file is a ZIP archive (an Excel workbook is one too), not text; "
-            "extract it or save the sheet as CSV UTF-8"
-        )
+        raise ImportFileError("file is a ZIP archive (an Excel workbook is one too), not text; extract it or save the sheet as CSV UTF-8")
     for signature, kind in _BINARY_SIGNATURES:
         if data.startswith(signature):
             raise ImportFileError(f"binary file ({kind}), not text; upload a UTF-8 text file", line=1)
@@ -345,9 +335,7 @@ def _load_bytes(
     if nul >= 0:
         if _looks_like_utf16_without_bom(data):
             raise ImportFileError("file is UTF-16; save it as UTF-8", line=1)
-        raise ImportFileError(
-            "binary file (contains NUL bytes); upload a UTF-8 text file", line=_line_of_offset(data, nul)
-        )
+        raise ImportFileError("binary file (contains NUL bytes); upload a UTF-8 text file", line=_line_of_offset(data, nul))
     if data.startswith(_UTF8_BOM):
         data = data[len(_UTF8_BOM) :]
     return fmt, data
@@ -358,9 +346,7 @@ _FORMAT_NAMES = {"jsonl": "JSON Lines (.jsonl, .jsonl.gz)", "csv": "CSV (.csv)",
 
 def _utf8_error(raw: bytes, exc: UnicodeDecodeError, line: int, column: int) -> ImportFileError:
     bad = raw[exc.start] if exc.start < len(raw) else 0
-    return ImportFileError(
-        f"not valid UTF-8 (byte 0x{bad:02x} at position {column}); save the file as UTF-8", line=line
-    )
+    return ImportFileError(f"not valid UTF-8 (byte 0x{bad:02x} at position {column}); save the file as UTF-8", line=line)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,9 +386,7 @@ def _parse_float(token: str) -> float:
     return value
 
 
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=_object_pairs, parse_constant=_reject_constant, parse_float=_parse_float
-)
+_DECODER = json.JSONDecoder(object_pairs_hook=_object_pairs, parse_constant=_reject_constant, parse_float=_parse_float)
 # A JSON string (skipped as a whole) or one bracket; used to measure nesting without recursion.
 _DEPTH_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
 
@@ -473,13 +457,9 @@ def _parse_json_line(text: str, line: int, limits: ImportLimits) -> dict[str, An
     except _DuplicateKey as exc:
         raise ImportFileError(f"invalid JSON: duplicate key {exc.key!r} in one object", line=line) from None
     except _NonFinite as exc:
-        raise ImportFileError(
-            f"invalid JSON: {exc.token} is not allowed (numbers must be finite)", line=line
-        ) from None
+        raise ImportFileError(f"invalid JSON: {exc.token} is not allowed (numbers must be finite)", line=line) from None
     except RecursionError:
-        raise ImportFileError(
-            f"JSON is nested too deeply (more than {limits.max_json_depth} levels)", line=line
-        ) from None
+        raise ImportFileError(f"JSON is nested too deeply (more than {limits.max_json_depth} levels)", line=line) from None
     except json.JSONDecodeError as exc:
         message = f"invalid JSON: {exc.msg} (column {exc.colno})"
         if text.strip() in ("{", "[") or (text.lstrip().startswith("[") and text.count("{") == 0):
@@ -545,9 +525,7 @@ def _check_fields(obj: Mapping[str, Any], allowed: frozenset[str], line: int) ->
         raise ImportFileError(message, line=line, field=key)
 
 
-def _text(
-    value: Any, name: str, line: int, limits: ImportLimits, *, allow_empty: bool = False, hint: str = ""
-) -> str:
+def _text(value: Any, name: str, line: int, limits: ImportLimits, *, allow_empty: bool = False, hint: str = "") -> str:
     if not isinstance(value, str):
         raise ImportFileError(f"must be a string, got {_type_name(value)}{hint}", line=line, field=name)
     if not allow_empty and not value.strip():
@@ -569,9 +547,7 @@ def _one_of(obj: Mapping[str, Any], names: tuple[str, str], line: int) -> str | 
     return present[0] if present else None
 
 
-def _turns(
-    value: Any, name: str, line: int, limits: ImportLimits, *, allow_system: bool
-) -> list[Message]:
+def _turns(value: Any, name: str, line: int, limits: ImportLimits, *, allow_system: bool) -> list[Message]:
     """Validate a list of ``{"role", "content"}`` objects (roles and content only; order is checked
     by the caller)."""
     if not isinstance(value, list):
@@ -581,9 +557,7 @@ def _turns(
     for i, item in enumerate(value):
         where = f"{name}[{i}]"
         if not isinstance(item, dict):
-            raise ImportFileError(
-                f"must be an object with 'role' and 'content', got {_type_name(item)}", line=line, field=where
-            )
+            raise ImportFileError(f"must be an object with 'role' and 'content', got {_type_name(item)}", line=line, field=where)
         for key in item:
             if key not in ("role", "content"):
                 raise ImportFileError(
@@ -608,9 +582,7 @@ def _check_alternation(messages: Sequence[Message], offset: int, name: str, line
     for i, message in enumerate(messages):
         expected = "user" if i % 2 == 0 else "assistant"
         if message.role == "system":
-            raise ImportFileError(
-                "a system message may only come first", line=line, field=f"{name}[{i + offset}].role"
-            )
+            raise ImportFileError("a system message may only come first", line=line, field=f"{name}[{i + offset}].role")
         if message.role != expected:
             raise ImportFileError(
                 f"expected {expected!r} here (turns must alternate user/assistant, starting with user)",
@@ -630,26 +602,20 @@ def _metadata(obj: Mapping[str, Any], line: int) -> dict[str, Any]:
     record_id = obj.get("id")
     if record_id is not None:
         if isinstance(record_id, bool) or not isinstance(record_id, (str, int)):
-            raise ImportFileError(
-                f"must be a string or an integer, got {_type_name(record_id)}", line=line, field="id"
-            )
+            raise ImportFileError(f"must be a string or an integer, got {_type_name(record_id)}", line=line, field="id")
         if "id" in metadata and metadata["id"] != record_id:
             raise ImportFileError("differs from metadata.id; give the id once", line=line, field="id")
         metadata = {"id": record_id, **metadata}
     return metadata
 
 
-def _prompt_from_object(
-    obj: Mapping[str, Any], line: int, limits: ImportLimits, metadata: dict[str, Any]
-) -> PromptRecord:
+def _prompt_from_object(obj: Mapping[str, Any], line: int, limits: ImportLimits, metadata: dict[str, Any]) -> PromptRecord:
     text_key = _one_of(obj, ("prompt", "text"), line)
     system_key = _one_of(obj, ("system", "system_prompt"), line)
     if obj.get("messages") is not None:
         for other in ("prompt", "text", "system", "system_prompt", "history"):
             if obj.get(other) is not None:
-                raise ImportFileError(
-                    f"give either 'messages' or {other!r}, not both", line=line, field="messages"
-                )
+                raise ImportFileError(f"give either 'messages' or {other!r}, not both", line=line, field="messages")
         messages = _turns(obj["messages"], "messages", line, limits, allow_system=True)
         system_prompt = ""
         offset = 0
@@ -672,12 +638,10 @@ def _prompt_from_object(
         for name in ("prompt", "text"):
             if name in obj:  # present but null
                 raise ImportFileError("must be a string, got null", line=line, field=name)
-        raise ImportFileError(
-            "missing required field (give 'prompt', 'text' or 'messages')", line=line, field="prompt"
-        )
-    text = _text(obj[text_key], text_key, line, limits, hint=(
-        "; put a conversation in 'messages'" if isinstance(obj[text_key], list) else ""
-    ))
+        raise ImportFileError("missing required field (give 'prompt', 'text' or 'messages')", line=line, field="prompt")
+    text = _text(
+        obj[text_key], text_key, line, limits, hint=("; put a conversation in 'messages'" if isinstance(obj[text_key], list) else "")
+    )
     system_prompt = ""
     if system_key is not None:
         system_prompt = _text(obj[system_key], system_key, line, limits, allow_empty=True)
@@ -700,17 +664,12 @@ def _preferred(value: Any, line: int) -> Preferred | None:
     if isinstance(value, str) and value in _PREFERRED_VALUES:
         return value  # type: ignore[return-value]
     shown = repr(value) if isinstance(value, str) else _type_name(value)
-    raise ImportFileError(
-        f"must be one of 'a', 'b', 'tie' or null, got {shown}", line=line, field="preferred"
-    )
+    raise ImportFileError(f"must be one of 'a', 'b', 'tie' or null, got {shown}", line=line, field="preferred")
 
 
-def _pair(
-    line: int, prompt: PromptRecord, a: str, b: str, preferred: Preferred | None, metadata: dict[str, Any]
-) -> PairRecord:
+def _pair(line: int, prompt: PromptRecord, a: str, b: str, preferred: Preferred | None, metadata: dict[str, Any]) -> PairRecord:
     if a == b:
-        raise ImportFileError("is identical to response_a; a pair needs two different responses",
-                              line=line, field="response_b")
+        raise ImportFileError("is identical to response_a; a pair needs two different responses", line=line, field="response_b")
     return PairRecord(line, prompt, a, b, preferred, metadata)
 
 
@@ -771,8 +730,7 @@ def _csv_records(
                 raise ImportFileError(f"too many records (the limit is {limits.max_records:,})", line=start)
             if len(row) != width:
                 raise ImportFileError(
-                    f"row has {len(row)} fields but the header has {width} columns "
-                    "(quote fields that contain the separator)",
+                    f"row has {len(row)} fields but the header has {width} columns (quote fields that contain the separator)",
                     line=start,
                 )
             size = sum(len(cell) for cell in row) + len(row) - 1
@@ -794,9 +752,7 @@ def _csv_records(
         raise ImportFileError("file has no records")
 
 
-def _header(
-    row: list[str], line: int, required: tuple[str, ...], optional: tuple[str, ...]
-) -> _Columns:
+def _header(row: list[str], line: int, required: tuple[str, ...], optional: tuple[str, ...]) -> _Columns:
     names = [cell.strip() for cell in row]
     index: dict[str, int] = {}
     for i, name in enumerate(names):
@@ -809,15 +765,12 @@ def _header(
     if "prompt" in index and "text" in index:
         raise ImportFileError("the header has both a 'prompt' and a 'text' column; keep one", line=line)
     if "system_prompt" in index and "system" in index:
-        raise ImportFileError(
-            "the header has both a 'system_prompt' and a 'system' column; keep one", line=line
-        )
+        raise ImportFileError("the header has both a 'system_prompt' and a 'system' column; keep one", line=line)
     found = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
     text_name = "prompt" if "prompt" in index else "text"
     if text_name not in index:
         raise ImportFileError(
-            "missing required column 'prompt' (or 'text'); the first row must be a header naming the "
-            f"columns, found: {found}",
+            f"missing required column 'prompt' (or 'text'); the first row must be a header naming the columns, found: {found}",
             line=line,
         )
     for name in required:
@@ -844,9 +797,7 @@ def _csv_prompt(line: int, columns: _Columns, row: list[str], limits: ImportLimi
 # --------------------------------------------------------------------------------------------------
 
 
-def parse_prompts(
-    data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMITS
-) -> list[PromptRecord]:
+def parse_prompts(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMITS) -> list[PromptRecord]:
     """Parse a prompts file (JSON Lines or CSV/TSV, optionally gzipped) into :class:`PromptRecord`\\ s.
 
     The whole file is checked before anything is returned; the first problem raises
@@ -854,6 +805,7 @@ def parse_prompts(
     """
     fmt, text = _load_bytes(data, filename, limits, ("jsonl", "csv", "tsv"), "prompt")
     if fmt == "jsonl":
+
         def jsonl() -> Iterator[PromptRecord]:
             for line, obj in _iter_jsonl(text, limits):
                 _check_fields(obj, _PROMPT_FIELDS, line)
@@ -878,6 +830,7 @@ def parse_pairs(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMIT
     """
     fmt, text = _load_bytes(data, filename, limits, ("jsonl", "csv", "tsv"), "pair")
     if fmt == "jsonl":
+
         def jsonl() -> Iterator[PairRecord]:
             for line, obj in _iter_jsonl(text, limits):
                 _check_fields(obj, _PAIR_FIELDS, line)
@@ -893,8 +846,9 @@ def parse_pairs(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMIT
                 if gold is not None and not isinstance(gold, bool):
                     raise ImportFileError(f"must be true, false or null, got {_type_name(gold)}", line=line, field="gold")
                 if gold and preferred is None:
-                    raise ImportFileError("a gold pair needs its known answer in 'preferred' ('a', 'b' or 'tie')",
-                                          line=line, field="preferred")
+                    raise ImportFileError(
+                        "a gold pair needs its known answer in 'preferred' ('a', 'b' or 'tie')", line=line, field="preferred"
+                    )
                 record = _pair(line, prompt, responses[0], responses[1], preferred, metadata)
                 yield dataclasses.replace(record, gold=True) if gold else record
 
@@ -948,8 +902,7 @@ def _hh_pair(obj: Mapping[str, Any], line: int, limits: ImportLimits) -> PairRec
     chosen: str = obj["chosen"]
     rejected: str = obj["rejected"]
     if chosen == rejected:
-        raise ImportFileError("is identical to 'chosen'; a pair needs two different replies",
-                              line=line, field="rejected")
+        raise ImportFileError("is identical to 'chosen'; a pair needs two different replies", line=line, field="rejected")
     prefix = chosen[: _common_prefix_length(chosen, rejected)]
     cut = prefix.rfind(_HH_ASSISTANT)
     if cut < 0:
@@ -960,15 +913,11 @@ def _hh_pair(obj: Mapping[str, Any], line: int, limits: ImportLimits) -> PairRec
         )
     conversation = chosen[:cut]
     if not conversation.startswith(_HH_HUMAN_START):
-        raise ImportFileError(
-            "the conversation must start with '\\n\\nHuman: '", line=line, field="chosen"
-        )
+        raise ImportFileError("the conversation must start with '\\n\\nHuman: '", line=line, field="chosen")
     parts = _HH_TURN.split(conversation)
     turns = [Message(_HH_ROLE[role], content) for role, content in zip(parts[1::2], parts[2::2])]
     if turns[-1].role != "user":
-        raise ImportFileError(
-            "the last turn before the replies must be a Human turn", line=line, field="chosen"
-        )
+        raise ImportFileError("the last turn before the replies must be a Human turn", line=line, field="chosen")
     for i, turn in enumerate(turns):
         _text(turn.content, f"chosen (turn {i + 1})", line, limits, allow_empty=True)
     start = cut + len(_HH_ASSISTANT)
@@ -984,9 +933,7 @@ def _hh_pair(obj: Mapping[str, Any], line: int, limits: ImportLimits) -> PairRec
     return PairRecord(line, prompt, replies[0], replies[1], "a", {})
 
 
-def parse_hh_rlhf(
-    data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMITS
-) -> list[PairRecord]:
+def parse_hh_rlhf(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMITS) -> list[PairRecord]:
     """Parse Anthropic HH-RLHF JSON Lines (``.jsonl`` or ``.jsonl.gz``) into pairs with ``preferred="a"``.
 
     See the module docstring for how prompt and replies are split. Duplicate pairs are kept.

@@ -58,9 +58,7 @@ class Project(models.Model):
         validators=[MinValueValidator(0.0)],
         help_text="Judgments made faster than this are flagged as too fast (0 = no minimum).",
     )
-    current_policy = models.ForeignKey(
-        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    current_policy = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -61,8 +61,13 @@ def project_create(
         created_by=creator,
     )
     membership = Membership.objects.create(project=project, user=creator, role=Role.ADMIN)
-    audit_record(actor=creator, action="member.add", target=membership, project=project,
-                 details={"user_id": creator.pk, "username": creator.get_username(), "role": Role.ADMIN})
+    audit_record(
+        actor=creator,
+        action="member.add",
+        target=membership,
+        project=project,
+        details={"user_id": creator.pk, "username": creator.get_username(), "role": Role.ADMIN},
+    )
     base_policy_register(project=project, artifact_uri=base_policy_uri, created_by=creator)
     if guidelines.strip():
         guideline_publish(project=project, author=creator, text=guidelines)
@@ -77,8 +82,11 @@ def project_update(*, project: Project, actor, **fields) -> Project:
     if unknown:
         raise Invalid(f"cannot change {', '.join(sorted(unknown))}", code="bad_field")
     merged = {
-        "name": project.name, "overlap": project.overlap, "lease_seconds": project.lease_seconds,
-        "criteria": project.criteria, **{k: v for k, v in fields.items() if k != "description"},
+        "name": project.name,
+        "overlap": project.overlap,
+        "lease_seconds": project.lease_seconds,
+        "criteria": project.criteria,
+        **{k: v for k, v in fields.items() if k != "description"},
     }
     _validate_project_fields(**merged)
     for key, value in fields.items():
@@ -98,9 +106,16 @@ def membership_set(*, project: Project, actor, user, role: str) -> Membership:
         return previous
     membership, created = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     audit_record(
-        actor=actor, action="member.add" if created else "member.role_change", target=membership, project=project,
-        details={"user_id": user.pk, "username": user.get_username(), "role": role,
-                 **({} if created else {"previous_role": previous.role})},
+        actor=actor,
+        action="member.add" if created else "member.role_change",
+        target=membership,
+        project=project,
+        details={
+            "user_id": user.pk,
+            "username": user.get_username(),
+            "role": role,
+            **({} if created else {"previous_role": previous.role}),
+        },
     )
     return membership
 
@@ -114,8 +129,13 @@ def membership_remove(*, project: Project, actor, user) -> None:
     if membership.role == Role.ADMIN and Membership.objects.filter(project=project, role=Role.ADMIN).count() == 1:
         raise Invalid("A project keeps at least one admin.", code="last_admin")
     # Their judgments stay: removal ends access, it never deletes work.
-    audit_record(actor=actor, action="member.remove", target=membership, project=project,
-                 details={"user_id": user.pk, "username": user.get_username(), "role": membership.role})
+    audit_record(
+        actor=actor,
+        action="member.remove",
+        target=membership,
+        project=project,
+        details={"user_id": user.pk, "username": user.get_username(), "role": membership.role},
+    )
     membership.delete()
 
 
@@ -173,9 +193,7 @@ def import_file(
     if kind not in _PARSERS:
         raise Invalid(f"kind must be one of {', '.join(ImportKind.values)}", code="bad_kind")
     if len(data) > settings.IMPORT_MAX_BYTES:
-        raise Invalid(
-            f"file is {len(data):,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,} bytes", code="too_large"
-        )
+        raise Invalid(f"file is {len(data):,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,} bytes", code="too_large")
     limits = importers.ImportLimits(max_bytes=settings.IMPORT_MAX_BYTES)
     try:
         records = _PARSERS[kind](data, filename, limits)

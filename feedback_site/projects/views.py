@@ -181,7 +181,9 @@ def project_settings(request, project, role):
 def guideline_publish(request, project, role):
     form = GuidelineForm(request.POST, prefix="guideline")
     if form.is_valid():
-        version = run_service(form, lambda: services.guideline_publish(project=project, author=request.user, text=form.cleaned_data["text"]))
+        version = run_service(
+            form, lambda: services.guideline_publish(project=project, author=request.user, text=form.cleaned_data["text"])
+        )
         if version is not None:
             messages.success(request, f"Guideline version {version.number} published. New judgments record it.")
             return redirect("project-detail", project.pk)

@@ -35,8 +35,10 @@ def bucket_param(request) -> str:
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("alpha", float, description="Significance level of the position-bias test (default 0.05)"),
-                OpenApiParameter("bucket", str, enum=["week", "day"], description="Agreement over time per week or day")],
+    parameters=[
+        OpenApiParameter("alpha", float, description="Significance level of the position-bias test (default 0.05)"),
+        OpenApiParameter("bucket", str, enum=["week", "day"], description="Agreement over time per week or day"),
+    ],
     responses=OpenApiTypes.OBJECT,
     summary="Quality dashboard of a project (staff): progress, annotators, agreement, labels",
 )
@@ -54,8 +56,11 @@ def quality_me(request, project_id: int):
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("status", str, enum=["open", "adjudicated", "all"]),
-                OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+    parameters=[
+        OpenApiParameter("status", str, enum=["open", "adjudicated", "all"]),
+        OpenApiParameter("limit", int),
+        OpenApiParameter("offset", int),
+    ],
     responses=OpenApiTypes.OBJECT,
     summary="Pairs whose human judgments disagree, with rationales (annotators pseudonymous)",
 )
@@ -92,8 +97,12 @@ def _adjudication_out(adjudication) -> dict:
 
 
 @extend_schema(methods=["GET"], responses=OpenApiTypes.OBJECT, summary="A pair's adjudicated label (404 when none)")
-@extend_schema(methods=["PUT"], request=AdjudicationIn, responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
-               summary="Set (or change) a pair's final label; every change is audited")
+@extend_schema(
+    methods=["PUT"],
+    request=AdjudicationIn,
+    responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
+    summary="Set (or change) a pair's final label; every change is audited",
+)
 @api_view(["GET", "PUT"])
 def pair_adjudication(request, pair_id: int):
     if request.method == "PUT":
@@ -117,8 +126,11 @@ class ScoreIn(serializers.Serializer):
     reward_model = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="Id of a reward-model version of this project.")
 
 
-@extend_schema(request=ScoreIn, responses={202: OpenApiTypes.OBJECT},
-               summary="Score incomplete pairs with a reward model so the closest are served first")
+@extend_schema(
+    request=ScoreIn,
+    responses={202: OpenApiTypes.OBJECT},
+    summary="Score incomplete pairs with a reward model so the closest are served first",
+)
 @api_view(["POST"])
 def quality_score_pairs(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)

@@ -20,7 +20,9 @@ def _axis(y_max: float, y_label_fmt, bottom: float = 0.0) -> str:
     parts = [f'<line x1="{PAD_L}" y1="{HEIGHT - PAD_B}" x2="{WIDTH - PAD_R}" y2="{HEIGHT - PAD_B}" stroke="#c8ccd4"/>']
     for frac in (0, 0.5, 1):
         y = HEIGHT - PAD_B - frac * plot_h
-        parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10" fill="#687082">{escape(y_label_fmt(bottom + frac * (y_max - bottom)))}</text>')
+        parts.append(
+            f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10" fill="#687082">{escape(y_label_fmt(bottom + frac * (y_max - bottom)))}</text>'
+        )
         if frac:
             parts.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{WIDTH - PAD_R}" y2="{y:.1f}" stroke="#eef0f4"/>')
     return "".join(parts)
@@ -42,12 +44,15 @@ def bar_chart(items: list[tuple[str, float]], *, title: str, fmt=lambda v: f"{v:
             f"<title>{escape(label)}: {escape(fmt(value))}</title></rect>"
         )
         if len(items) <= 16 or i % max(1, len(items) // 8) == 0:
-            parts.append(f'<text x="{x + step * 0.35:.1f}" y="{HEIGHT - PAD_B + 14}" text-anchor="middle" font-size="10" fill="#687082">{escape(label)}</text>')
+            parts.append(
+                f'<text x="{x + step * 0.35:.1f}" y="{HEIGHT - PAD_B + 14}" text-anchor="middle" font-size="10" fill="#687082">{escape(label)}</text>'
+            )
     return _frame("".join(parts), title)
 
 
-def line_chart(series: dict[str, list[tuple[str, float | None]]], *, title: str, y_max: float | None = None,
-               fmt=lambda v: f"{v:.2f}") -> SafeString:
+def line_chart(
+    series: dict[str, list[tuple[str, float | None]]], *, title: str, y_max: float | None = None, fmt=lambda v: f"{v:.2f}"
+) -> SafeString:
     """One polyline per series over shared x labels (None values leave a gap)."""
     colours = ["#3b6fe0", "#d9822b", "#2e9e5b", "#b8336a"]
     labels = next(iter(series.values()), [])
@@ -63,7 +68,9 @@ def line_chart(series: dict[str, list[tuple[str, float | None]]], *, title: str,
     parts = [_axis(top, fmt, bottom)]
     for i, (label, _) in enumerate(labels):
         if n <= 12 or i % max(1, n // 6) == 0:
-            parts.append(f'<text x="{xs[i]:.1f}" y="{HEIGHT - PAD_B + 14}" text-anchor="middle" font-size="10" fill="#687082">{escape(label)}</text>')
+            parts.append(
+                f'<text x="{xs[i]:.1f}" y="{HEIGHT - PAD_B + 14}" text-anchor="middle" font-size="10" fill="#687082">{escape(label)}</text>'
+            )
     for k, (name, points) in enumerate(series.items()):
         colour = colours[k % len(colours)]
         coords = []
@@ -72,7 +79,9 @@ def line_chart(series: dict[str, list[tuple[str, float | None]]], *, title: str,
                 continue
             y = HEIGHT - PAD_B - plot_h * (value - bottom) / span
             coords.append(f"{xs[i]:.1f},{y:.1f}")
-            parts.append(f'<circle cx="{xs[i]:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{escape(name)} {escape(label)}: {escape(fmt(value))}</title></circle>')
+            parts.append(
+                f'<circle cx="{xs[i]:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{escape(name)} {escape(label)}: {escape(fmt(value))}</title></circle>'
+            )
         if len(coords) > 1:
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}"/>')
         parts.append(f'<text x="{PAD_L + 8 + 150 * k}" y="{PAD_T + 10}" font-size="11" fill="{colour}">{escape(name)}</text>')

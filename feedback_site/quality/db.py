@@ -22,8 +22,7 @@ class Median(Aggregate):
     allow_distinct = False
 
     def as_sqlite(self, compiler, connection, **extra_context):
-        return super().as_sql(compiler, connection, function="MEDIAN", template="%(function)s(%(expressions)s)",
-                              **extra_context)
+        return super().as_sql(compiler, connection, function="MEDIAN", template="%(function)s(%(expressions)s)", **extra_context)
 
 
 class EpochDay(Func):
@@ -34,15 +33,13 @@ class EpochDay(Func):
 
     def as_postgresql(self, compiler, connection, **extra_context):
         # EXTRACT returns numeric and `::int` would round: floor first, so 23:00 stays on its day.
-        return self.as_sql(compiler, connection, template="FLOOR(EXTRACT(EPOCH FROM %(expressions)s) / 86400)::int",
-                           **extra_context)
+        return self.as_sql(compiler, connection, template="FLOOR(EXTRACT(EPOCH FROM %(expressions)s) / 86400)::int", **extra_context)
 
     def as_sqlite(self, compiler, connection, **extra_context):
         # Django stores aware datetimes as UTC text. julianday() is exact at midnight (a whole
         # number of milliseconds over 86,400,000), so the cast truncates to the right day; it also
         # keeps '%' out of the SQL, which the backend's placeholder rewriting would misread.
-        return self.as_sql(compiler, connection, template="CAST(julianday(%(expressions)s) - 2440587.5 AS INTEGER)",
-                           **extra_context)
+        return self.as_sql(compiler, connection, template="CAST(julianday(%(expressions)s) - 2440587.5 AS INTEGER)", **extra_context)
 
 
 class _MedianAggregate:

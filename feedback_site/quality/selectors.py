@@ -77,16 +77,18 @@ def overlap_rows(project: Project, *, pair_ids=None) -> list[tuple[int, int, str
     if pair_ids is not None:
         qs = qs.filter(pair_id__in=pair_ids)
     day = EpochDay("created_at")
-    sql, params = qs.order_by("pair_id", "id").annotate(day=day).values_list(
-        "pair_id", "annotator_id", "preferred", "day").query.sql_with_params()
+    sql, params = (
+        qs.order_by("pair_id", "id").annotate(day=day).values_list("pair_id", "annotator_id", "preferred", "day").query.sql_with_params()
+    )
     # Straight from the cursor: Django's per-row converters would cost more than the query.
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return OverlapRows(cursor.fetchall())
 
 
-def annotator_rows(project: Project, *, bias_alpha: float = stats.DEFAULT_BIAS_ALPHA, user_id: int | None = None,
-                   overlap: list | None = None) -> list[dict]:
+def annotator_rows(
+    project: Project, *, bias_alpha: float = stats.DEFAULT_BIAS_ALPHA, user_id: int | None = None, overlap: list | None = None
+) -> list[dict]:
     """One row per human annotator with judgments (or a membership): count, gold accuracy,
     agreement with others, left rate + binomial p + flag, median seconds, too-fast count, pause."""
     too_fast = _too_fast_q(project)
@@ -104,16 +106,12 @@ def annotator_rows(project: Project, *, bias_alpha: float = stats.DEFAULT_BIAS_A
     if too_fast is not None:
         aggregates["too_fast"] = Count("id", filter=too_fast)
     grouped = {
-        row["annotator_id"]: row
-        for row in judgments.values("annotator_id", "annotator__username").annotate(**aggregates).order_by()
+        row["annotator_id"]: row for row in judgments.values("annotator_id", "annotator__username").annotate(**aggregates).order_by()
     }
     memberships = Membership.objects.filter(project=project, is_simulated=False)
     if user_id is not None:
         memberships = memberships.filter(user_id=user_id)
-    members = {
-        m["user_id"]: m
-        for m in memberships.values("user_id", "user__username", "role", "paused_at", "pause_reason")
-    }
+    members = {m["user_id"]: m for m in memberships.values("user_id", "user__username", "role", "paused_at", "pause_reason")}
     gold = gold_accuracy(project)
     if overlap is None:
         if user_id is None:
@@ -133,30 +131,32 @@ def annotator_rows(project: Project, *, bias_alpha: float = stats.DEFAULT_BIAS_A
         correct, judged = gold.get(uid, (0, 0))
         agree, compared = agreement.get(uid, (0, 0))
         median_ms = row.get("median_ms")
-        out.append({
-            "annotator_id": uid,
-            "username": row.get("annotator__username") or (member or {}).get("user__username", ""),
-            "role": (member or {}).get("role", ""),
-            "count": row.get("count", 0),
-            "gold_correct": correct,
-            "gold_judged": judged,
-            "gold_accuracy": correct / judged if judged else None,
-            "agreement_agree": agree,
-            "agreement_compared": compared,
-            "agreement": agree / compared if compared else None,
-            "left": bias.left,
-            "right": bias.right,
-            "left_rate": bias.left_rate,
-            "left_p_value": bias.p_value,
-            "position_biased": bias.flagged,
-            "median_seconds": median_ms / 1000 if median_ms is not None else None,
-            "too_fast": row.get("too_fast", 0),
-            "paused": bool(member and member["paused_at"]),
-            "paused_at": member["paused_at"] if member else None,
-            "pause_reason": member["pause_reason"] if member else "",
-            "first_at": row.get("first_at"),
-            "last_at": row.get("last_at"),
-        })
+        out.append(
+            {
+                "annotator_id": uid,
+                "username": row.get("annotator__username") or (member or {}).get("user__username", ""),
+                "role": (member or {}).get("role", ""),
+                "count": row.get("count", 0),
+                "gold_correct": correct,
+                "gold_judged": judged,
+                "gold_accuracy": correct / judged if judged else None,
+                "agreement_agree": agree,
+                "agreement_compared": compared,
+                "agreement": agree / compared if compared else None,
+                "left": bias.left,
+                "right": bias.right,
+                "left_rate": bias.left_rate,
+                "left_p_value": bias.p_value,
+                "position_biased": bias.flagged,
+                "median_seconds": median_ms / 1000 if median_ms is not None else None,
+                "too_fast": row.get("too_fast", 0),
+                "paused": bool(member and member["paused_at"]),
+                "paused_at": member["paused_at"] if member else None,
+                "pause_reason": member["pause_reason"] if member else "",
+                "first_at": row.get("first_at"),
+                "last_at": row.get("last_at"),
+            }
+        )
     return out
 
 
@@ -174,11 +174,7 @@ def progress(project: Project, *, hours: int = 7 * 24) -> dict:
     stats_row = {key: value or 0 for key, value in stats_row.items()}
     stats_row["remaining"] = stats_row["pairs"] - stats_row["complete"]
     buckets = list(
-        human_judgments(project)
-        .annotate(hour=TruncHour("created_at"))
-        .values("hour")
-        .annotate(n=Count("id"))
-        .order_by("-hour")[:hours]
+        human_judgments(project).annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).order_by("-hour")[:hours]
     )
     buckets.reverse()
     stats_row["per_hour"] = [{"hour": b["hour"], "judgments": b["n"]} for b in buckets]
@@ -197,9 +193,6 @@ def label_distribution(project: Project) -> dict:
 
 
 EPOCH = date(1970, 1, 1)  # a Thursday: weekday (Monday = 0) of day n is (n + 3) % 7
-
-
-
 
 
 def _overlap_arrays(overlap: list):
@@ -256,12 +249,14 @@ def agreement_summary(overlap: list, *, bucket: str = "week") -> dict:
     over_time = []
     for start in np.unique(days):
         part = matrix[days == start]
-        over_time.append({
-            "start": EPOCH + timedelta(days=int(start)),
-            "pairs": int(part.shape[0]),
-            "pairwise_agreement": stats.agreement_from_counts(part),
-            "krippendorff_alpha": stats.alpha_from_counts(part),
-        })
+        over_time.append(
+            {
+                "start": EPOCH + timedelta(days=int(start)),
+                "pairs": int(part.shape[0]),
+                "pairwise_agreement": stats.agreement_from_counts(part),
+                "krippendorff_alpha": stats.alpha_from_counts(part),
+            }
+        )
     return {
         "overlapping_pairs": int(matrix.shape[0]),
         "pairwise_agreement": stats.agreement_from_counts(matrix),
@@ -287,8 +282,14 @@ def dashboard(project: Project, *, bias_alpha: float = stats.DEFAULT_BIAS_ALPHA,
         "annotators": rows,
         "agreement": agreement_summary(overlap, bucket=bucket),
         "labels": label_distribution(project),
-        "position_bias": {"left": bias.left, "right": bias.right, "left_rate": bias.left_rate,
-                          "p_value": bias.p_value, "flagged": bias.flagged, "alpha": bias_alpha},
+        "position_bias": {
+            "left": bias.left,
+            "right": bias.right,
+            "left_rate": bias.left_rate,
+            "p_value": bias.p_value,
+            "flagged": bias.flagged,
+            "alpha": bias_alpha,
+        },
         "min_seconds_per_judgment": project.min_seconds_per_judgment,
         "adjudicated": Adjudication.objects.filter(pair__project=project).count(),
     }
@@ -299,9 +300,26 @@ def my_statistics(project: Project, user, *, bias_alpha: float = stats.DEFAULT_B
     label or count per person leaves this function."""
     rows = annotator_rows(project, bias_alpha=bias_alpha, user_id=user.pk)
     row = rows[0] if rows else None
-    keys = ("count", "gold_correct", "gold_judged", "gold_accuracy", "agreement_agree", "agreement_compared",
-            "agreement", "left", "right", "left_rate", "left_p_value", "position_biased", "median_seconds",
-            "too_fast", "paused", "pause_reason", "first_at", "last_at")
+    keys = (
+        "count",
+        "gold_correct",
+        "gold_judged",
+        "gold_accuracy",
+        "agreement_agree",
+        "agreement_compared",
+        "agreement",
+        "left",
+        "right",
+        "left_rate",
+        "left_p_value",
+        "position_biased",
+        "median_seconds",
+        "too_fast",
+        "paused",
+        "pause_reason",
+        "first_at",
+        "last_at",
+    )
     mine = {key: row[key] for key in keys} if row else {key: None for key in keys}
     if row is None:
         mine.update(count=0, too_fast=0, paused=False, pause_reason="", position_biased=False)
@@ -319,8 +337,7 @@ def disagreements(project: Project, *, status: str = "open", limit: int = 50, of
     human = ~Q(judgments__annotator_id__in=sim)
     pairs = (
         Pair.objects.filter(project=project, judgment_count__gte=2)
-        .annotate(labels=Count("judgments__preferred", filter=human, distinct=True),
-                  humans=Count("judgments", filter=human))
+        .annotate(labels=Count("judgments__preferred", filter=human, distinct=True), humans=Count("judgments", filter=human))
         .filter(labels__gt=1)
     )
     if status == "open":
@@ -329,41 +346,46 @@ def disagreements(project: Project, *, status: str = "open", limit: int = 50, of
         pairs = pairs.filter(adjudication__isnull=False)
     total = pairs.count()
     page = list(
-        pairs.select_related("prompt", "response_a", "response_b", "adjudication", "adjudication__decided_by")
-        .order_by("id")[offset:offset + limit]
+        pairs.select_related("prompt", "response_a", "response_b", "adjudication", "adjudication__decided_by").order_by("id")[
+            offset : offset + limit
+        ]
     )
     judgments = defaultdict(list)
     for j in (
-        human_judgments(project).filter(pair_id__in=[p.pk for p in page])
-        .select_related("guideline_version").order_by("pair_id", "id")
+        human_judgments(project).filter(pair_id__in=[p.pk for p in page]).select_related("guideline_version").order_by("pair_id", "id")
     ):
-        judgments[j.pair_id].append({
-            "judgment_id": j.pk,
-            "annotator": pseudonym(project.pk, j.annotator_id),
-            "choice": j.choice,
-            "preferred": j.preferred,
-            "strength": j.strength or None,
-            "rationale": j.rationale,
-            "time_spent_ms": j.time_spent_ms,
-            "guideline_version": j.guideline_version.number if j.guideline_version else None,
-            "created_at": j.created_at,
-        })
+        judgments[j.pair_id].append(
+            {
+                "judgment_id": j.pk,
+                "annotator": pseudonym(project.pk, j.annotator_id),
+                "choice": j.choice,
+                "preferred": j.preferred,
+                "strength": j.strength or None,
+                "rationale": j.rationale,
+                "time_spent_ms": j.time_spent_ms,
+                "guideline_version": j.guideline_version.number if j.guideline_version else None,
+                "created_at": j.created_at,
+            }
+        )
     out = []
     for pair in page:
         adjudication = getattr(pair, "adjudication", None)
-        out.append({
-            "pair_id": pair.pk,
-            "prompt": pair.prompt.text,
-            "response_a": pair.response_a.text,
-            "response_b": pair.response_b.text,
-            "is_gold": pair.is_gold,
-            "judgments": judgments[pair.pk],
-            "adjudication": None if adjudication is None else {
-                "label": adjudication.label,
-                "note": adjudication.note,
-                "decided_by": adjudication.decided_by.username if adjudication.decided_by else None,
-                "decided_at": adjudication.decided_at,
-            },
-        })
+        out.append(
+            {
+                "pair_id": pair.pk,
+                "prompt": pair.prompt.text,
+                "response_a": pair.response_a.text,
+                "response_b": pair.response_b.text,
+                "is_gold": pair.is_gold,
+                "judgments": judgments[pair.pk],
+                "adjudication": None
+                if adjudication is None
+                else {
+                    "label": adjudication.label,
+                    "note": adjudication.note,
+                    "decided_by": adjudication.decided_by.username if adjudication.decided_by else None,
+                    "decided_at": adjudication.decided_at,
+                },
+            }
+        )
     return total, out
-

@@ -53,7 +53,6 @@ def adjudicate(*, pair_id: int, actor, label: str, note: str = "") -> tuple[Adju
 # ------------------------------------------------------------------------------------------------
 
 
-
 def _reward_version(project, reward_model_id: int):
     from feedback_site.registry.models import ModelKind, ModelVersion
 
@@ -74,8 +73,13 @@ def uncertainty_request(*, project, actor, reward_model_id: int) -> str:
     version = _reward_version(project, reward_model_id)
     task_id = enqueue(QUALITY_SCORE_PAIRS, project.pk, version.pk)
     with transaction.atomic():
-        audit_record(actor=actor, action="queue.score_pairs", target=version, project=project,
-                     details={"reward_model": version.pk, "task_id": task_id})
+        audit_record(
+            actor=actor,
+            action="queue.score_pairs",
+            target=version,
+            project=project,
+            details={"reward_model": version.pk, "task_id": task_id},
+        )
     return task_id
 
 
@@ -86,10 +90,7 @@ def pairs_to_score(project_id: int) -> list[dict]:
         .select_related("prompt", "response_a", "response_b")
         .order_by("id")
     )
-    return [
-        {"pair_id": p.pk, "messages": p.prompt.messages(), "a": p.response_a.text, "b": p.response_b.text}
-        for p in pairs
-    ]
+    return [{"pair_id": p.pk, "messages": p.prompt.messages(), "a": p.response_a.text, "b": p.response_b.text} for p in pairs]
 
 
 def uncertainty_priorities(scores: dict[int, tuple[float, float]]) -> dict[int, int]:
@@ -109,7 +110,7 @@ def uncertainty_apply(*, project_id: int, reward_model_id: int, scores: dict[int
     updated = 0
     with transaction.atomic():
         for start in range(0, len(items), 1000):
-            chunk = items[start:start + 1000]
+            chunk = items[start : start + 1000]
             pairs = list(Pair.objects.filter(pk__in=[pid for pid, _ in chunk], project_id=project_id, is_complete=False).only("id"))
             for pair in pairs:
                 pair.priority = priorities[pair.pk]

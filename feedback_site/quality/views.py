@@ -16,8 +16,15 @@ from feedback_site.quality import charts, selectors, services
 from feedback_site.registry.models import ModelKind, ModelVersion
 
 SORT_KEYS = {
-    "annotator": "username", "count": "count", "gold": "gold_accuracy", "agreement": "agreement",
-    "left": "left_rate", "p": "left_p_value", "median": "median_seconds", "fast": "too_fast", "paused": "paused",
+    "annotator": "username",
+    "count": "count",
+    "gold": "gold_accuracy",
+    "agreement": "agreement",
+    "left": "left_rate",
+    "p": "left_p_value",
+    "median": "median_seconds",
+    "fast": "too_fast",
+    "paused": "paused",
 }
 LABEL_NAMES = dict(Preference.choices)
 
@@ -57,26 +64,39 @@ def quality_dashboard(request, project, role):
     over_time = agreement["over_time"]
     per_hour = data["progress"]["per_hour"]
     context = project_context(
-        project, role,
+        project,
+        role,
         data=data,
         rows=rows,
         sort=sort,
         descending=descending,
         alpha=alpha,
         bucket=bucket,
-        sort_columns=[("annotator", "Annotator"), ("count", "Judgments"), ("gold", "Gold accuracy"),
-                      ("agreement", "Agreement"), ("left", "Left rate"), ("p", "p (binomial)"),
-                      ("median", "Median s"), ("fast", "Too fast"), ("paused", "Paused")],
+        sort_columns=[
+            ("annotator", "Annotator"),
+            ("count", "Judgments"),
+            ("gold", "Gold accuracy"),
+            ("agreement", "Agreement"),
+            ("left", "Left rate"),
+            ("p", "p (binomial)"),
+            ("median", "Median s"),
+            ("fast", "Too fast"),
+            ("paused", "Paused"),
+        ],
         throughput_chart=charts.bar_chart(
-            [(b["hour"].strftime("%m-%d %H:00"), b["judgments"]) for b in per_hour], title="Judgments per hour"),
+            [(b["hour"].strftime("%m-%d %H:00"), b["judgments"]) for b in per_hour], title="Judgments per hour"
+        ),
         agreement_chart=charts.line_chart(
             {
                 "Raw agreement": [(str(b["start"]), b["pairwise_agreement"]) for b in over_time],
                 "Krippendorff α": [(str(b["start"]), b["krippendorff_alpha"]) for b in over_time],
             },
-            title=f"Agreement per {bucket}", y_max=1.0),
+            title=f"Agreement per {bucket}",
+            y_max=1.0,
+        ),
         label_chart=charts.bar_chart(
-            [(LABEL_NAMES.get(k, k), v) for k, v in data["labels"]["preferred"].items()], title="Label distribution"),
+            [(LABEL_NAMES.get(k, k), v) for k, v in data["labels"]["preferred"].items()], title="Label distribution"
+        ),
         reward_models=ModelVersion.objects.filter(project=project, kind=ModelKind.REWARD).order_by("-number"),
     )
     return render(request, "quality/dashboard.html", context)
@@ -126,8 +146,14 @@ def adjudication_list(request, project, role):
         page = 1
     total, items = selectors.disagreements(project, status=state, limit=PAGE, offset=(page - 1) * PAGE)
     context = project_context(
-        project, role, items=items, total=total, state=state, page=page,
-        has_next=page * PAGE < total, labels=Preference.choices,
+        project,
+        role,
+        items=items,
+        total=total,
+        state=state,
+        page=page,
+        has_next=page * PAGE < total,
+        labels=Preference.choices,
     )
     return render(request, "quality/adjudication.html", context)
 
@@ -147,7 +173,9 @@ def adjudicate(request, project, role, pair_id: int):
         _, created = services.adjudicate(pair_id=pair_id, actor=request.user, **form.cleaned_data)
     except ServiceError as error:
         return error_page(request, error, project=project)
-    messages.success(request, f"Pair {pair_id} {'adjudicated' if created else 're-adjudicated'}: {LABEL_NAMES[form.cleaned_data['label']]}.")
+    messages.success(
+        request, f"Pair {pair_id} {'adjudicated' if created else 're-adjudicated'}: {LABEL_NAMES[form.cleaned_data['label']]}."
+    )
     state = request.POST.get("status", "open")
     state = state if state in ("open", "adjudicated", "all") else "open"
     return redirect(f"{reverse('project-adjudication', args=[project.pk])}?status={state}")

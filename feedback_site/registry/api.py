@@ -22,8 +22,24 @@ class VersionOut(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "project_id", "kind", "number", "name", "status", "artifact_uri", "artifact_sha256", "base_model",
-            "parent_id", "snapshot_id", "demonstration_snapshot_id", "training_run_id", "config_hash", "code_version", "metrics", "created_at", "is_current",
+            "id",
+            "project_id",
+            "kind",
+            "number",
+            "name",
+            "status",
+            "artifact_uri",
+            "artifact_sha256",
+            "base_model",
+            "parent_id",
+            "snapshot_id",
+            "demonstration_snapshot_id",
+            "training_run_id",
+            "config_hash",
+            "code_version",
+            "metrics",
+            "created_at",
+            "is_current",
         ]
 
     def get_training_run_id(self, version) -> int | None:
@@ -108,7 +124,9 @@ def download_response(version, actor) -> StreamingHttpResponse:
     return response
 
 
-@extend_schema(responses={(200, "application/x-tar"): bytes}, summary="Download the version's artifact as a tar (checked against its registered hash)")
+@extend_schema(
+    responses={(200, "application/x-tar"): bytes}, summary="Download the version's artifact as a tar (checked against its registered hash)"
+)
 @api_view(["GET"])
 def version_download(request, version_id: int):
     version = services.version_get(version_id=version_id, actor=request.user)

@@ -54,9 +54,7 @@ def verify_artifact(folder: Path | str, expected: str) -> None:
     except FileNotFoundError as error:
         raise ArtifactChanged(str(error)) from None
     if actual != expected:
-        raise ArtifactChanged(
-            f"artifact {folder} changed since registration (sha256 {actual[:12]}…, registered {expected[:12]}…)"
-        )
+        raise ArtifactChanged(f"artifact {folder} changed since registration (sha256 {actual[:12]}…, registered {expected[:12]}…)")
 
 
 def read_manifest(folder: Path | str) -> dict | None:

@@ -31,11 +31,10 @@ class ModelVersion(models.Model):
     kind = models.CharField(max_length=10, choices=ModelKind.choices)
     number = models.PositiveIntegerField(help_text="0 is the base policy the project started from.")
     name = models.CharField(max_length=200)
-    artifact_uri = models.CharField(
-        max_length=1000, help_text="A folder transformers can load, or builtin:smollm2-135m-instruct."
-    )
+    artifact_uri = models.CharField(max_length=1000, help_text="A folder transformers can load, or builtin:smollm2-135m-instruct.")
     artifact_sha256 = models.CharField(
-        max_length=64, blank=True,
+        max_length=64,
+        blank=True,
         help_text="Content hash of the artifact folder at registration (empty for builtin: URIs).",
     )
     base_model = models.CharField(max_length=1000)
@@ -79,8 +78,19 @@ class ModelVersion(models.Model):
 
 # Fields (attribute names) frozen at registration. Kept in step with the trigger in migration 0002.
 IMMUTABLE_FIELDS = (
-    "project_id", "kind", "number", "name", "artifact_uri", "artifact_sha256", "base_model", "parent_id",
-    "snapshot_id", "config_hash", "code_version", "metrics", "created_at",
+    "project_id",
+    "kind",
+    "number",
+    "name",
+    "artifact_uri",
+    "artifact_sha256",
+    "base_model",
+    "parent_id",
+    "snapshot_id",
+    "config_hash",
+    "code_version",
+    "metrics",
+    "created_at",
 )
 
 

@@ -89,9 +89,7 @@ def base_policy_register(*, project: Project, artifact_uri: str | None = None, n
 
 
 def version_get(*, version_id: int, actor) -> ModelVersion:
-    version = (
-        ModelVersion.objects.select_related("project", "parent", "snapshot", "created_by").filter(pk=version_id).first()
-    )
+    version = ModelVersion.objects.select_related("project", "parent", "snapshot", "created_by").filter(pk=version_id).first()
     if version is None:
         raise NotFound("No such model version.")
     require_role(actor, version.project_id, STAFF_ROLES)
@@ -137,8 +135,14 @@ def version_record(version: ModelVersion) -> dict:
     folder = Path(version.artifact_uri)
     is_adapter = (folder / "adapter_config.json").is_file()
     lineage = [
-        {"id": v.pk, "kind": v.kind, "number": v.number, "name": v.name, "artifact_uri": v.artifact_uri,
-         "artifact_sha256": v.artifact_sha256}
+        {
+            "id": v.pk,
+            "kind": v.kind,
+            "number": v.number,
+            "name": v.name,
+            "artifact_uri": v.artifact_uri,
+            "artifact_sha256": v.artifact_sha256,
+        }
         for v in version_lineage(version)
     ]
     return {
@@ -155,9 +159,7 @@ def version_record(version: ModelVersion) -> dict:
         "snapshot_content_hash": version.snapshot.content_hash if version.snapshot_id else None,
         # An SFT version trained on demonstrations, not on a preference snapshot.
         "demonstration_snapshot_id": run.demonstration_snapshot_id if run else None,
-        "demonstration_snapshot_content_hash": (
-            run.demonstration_snapshot.content_hash if run and run.demonstration_snapshot_id else None
-        ),
+        "demonstration_snapshot_content_hash": (run.demonstration_snapshot.content_hash if run and run.demonstration_snapshot_id else None),
         "training_run_id": run.pk if run else None,
         "config_hash": version.config_hash,
         "code_version": version.code_version,
@@ -243,11 +245,18 @@ def version_promote(project: Project, version: ModelVersion, actor, *, reason: s
         project.current_policy = version
         project.save(update_fields=["current_policy"])
         change = PolicyPointerChange.objects.create(
-            project=project, action=PointerAction.PROMOTE, from_version_id=previous, to_version=version,
-            reason=reason, actor=actor if (actor is not None and actor.is_authenticated) else None,
+            project=project,
+            action=PointerAction.PROMOTE,
+            from_version_id=previous,
+            to_version=version,
+            reason=reason,
+            actor=actor if (actor is not None and actor.is_authenticated) else None,
         )
         audit_record(
-            actor=actor, action="version.promote", target=version, project=project,
+            actor=actor,
+            action="version.promote",
+            target=version,
+            project=project,
             details={"from_version": previous, "to_version": version.pk, "reason": reason, "automatic": actor is None},
         )
         return change
@@ -268,20 +277,25 @@ def version_rollback(project: Project, actor, *, reason: str = "") -> PolicyPoin
         project.current_policy = target
         project.save(update_fields=["current_policy"])
         change = PolicyPointerChange.objects.create(
-            project=project, action=PointerAction.ROLLBACK, from_version_id=previous, to_version=target,
-            reason=reason, actor=actor if (actor is not None and actor.is_authenticated) else None,
+            project=project,
+            action=PointerAction.ROLLBACK,
+            from_version_id=previous,
+            to_version=target,
+            reason=reason,
+            actor=actor if (actor is not None and actor.is_authenticated) else None,
         )
         audit_record(
-            actor=actor, action="version.rollback", target=target, project=project,
+            actor=actor,
+            action="version.rollback",
+            target=target,
+            project=project,
             details={"from_version": previous, "to_version": target.pk, "reason": reason, "automatic": actor is None},
         )
         return change
 
 
 def pointer_history(project: Project) -> list[PolicyPointerChange]:
-    return list(
-        PolicyPointerChange.objects.filter(project=project).select_related("from_version", "to_version", "actor").order_by("-id")
-    )
+    return list(PolicyPointerChange.objects.filter(project=project).select_related("from_version", "to_version", "actor").order_by("-id"))
 
 
 def can_roll_back(project: Project) -> bool:

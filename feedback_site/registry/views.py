@@ -53,12 +53,22 @@ def timeline_rows(project):
             elif run.kind == "reward" and (run.results or {}).get("reward_accuracy"):
                 acc = run.results["reward_accuracy"]
                 summary = f"accuracy {acc['accuracy']:.0%} (ties {acc['tie_fraction']:.0%})"
-        rows.append({"version": version, "x": x, "y": y, "metrics": _key_metrics(version.metrics), "evaluation": run,
-                     "evaluation_summary": summary, "is_current": project.current_policy_id == version.pk,
-                     "training_run": version.training_run})
+        rows.append(
+            {
+                "version": version,
+                "x": x,
+                "y": y,
+                "metrics": _key_metrics(version.metrics),
+                "evaluation": run,
+                "evaluation_summary": summary,
+                "is_current": project.current_policy_id == version.pk,
+                "training_run": version.training_run,
+            }
+        )
     edges = [
         {"x1": x_of[r["version"].parent_id][0], "y1": x_of[r["version"].parent_id][1], "x2": r["x"], "y2": r["y"]}
-        for r in rows if r["version"].parent_id in x_of
+        for r in rows
+        if r["version"].parent_id in x_of
     ]
     return rows, edges, 80 + max(0, len(rows) - 1) * 90
 
@@ -67,10 +77,19 @@ def timeline_rows(project):
 @require_GET
 def project_versions(request, project, role):
     rows, edges, width = timeline_rows(project)
-    return render(request, "registry/timeline.html", project_context(
-        project, role, rows=rows, edges=edges, svg_width=width, history=services.pointer_history(project)[:50],
-        can_roll_back=services.can_roll_back(project),
-    ))
+    return render(
+        request,
+        "registry/timeline.html",
+        project_context(
+            project,
+            role,
+            rows=rows,
+            edges=edges,
+            svg_width=width,
+            history=services.pointer_history(project)[:50],
+            can_roll_back=services.can_roll_back(project),
+        ),
+    )
 
 
 @login_required

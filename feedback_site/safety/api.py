@@ -44,8 +44,21 @@ class SafetyScreenOut(serializers.ModelSerializer):
 
     class Meta:
         model = SafetyScreen
-        fields = ["id", "response_id", "verdict", "action", "matched_rule", "score", "threshold", "review_status",
-                  "reviewed_at", "hidden", "response_text", "prompt_text", "created_at"]
+        fields = [
+            "id",
+            "response_id",
+            "verdict",
+            "action",
+            "matched_rule",
+            "score",
+            "threshold",
+            "review_status",
+            "reviewed_at",
+            "hidden",
+            "response_text",
+            "prompt_text",
+            "created_at",
+        ]
 
 
 @extend_schema(methods=["GET"], responses=SafetyPolicyOut, summary="The project's safety policy")

@@ -25,7 +25,11 @@ class SafetyPolicy(models.Model):
     use_default_rules = models.BooleanField(default=True, help_text="Apply the shipped default rule list.")
     rules = models.JSONField(default=list, blank=True, help_text='Extra rules: [{"name": ..., "pattern": regex}, ...].')
     classifier = models.ForeignKey(
-        "registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "registry.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="A reward-model version used as harmlessness classifier (optional).",
     )
     threshold = models.FloatField(default=0.0, help_text="A classifier score below this flags the response.")

@@ -13,13 +13,10 @@ from feedback_site.safety.models import SafetyAction, SafetyScreen, Verdict
 
 
 def safety_flags(response_ids: Iterable[int]) -> dict[int, dict]:
-    rows = SafetyScreen.objects.filter(
-        response_id__in=list(response_ids), verdict=Verdict.FLAGGED, action=SafetyAction.WARN
-    ).values("response_id", "matched_rule")
-    return {
-        row["response_id"]: {"action": "warn", "reason": _reason(row["matched_rule"])}
-        for row in rows
-    }
+    rows = SafetyScreen.objects.filter(response_id__in=list(response_ids), verdict=Verdict.FLAGGED, action=SafetyAction.WARN).values(
+        "response_id", "matched_rule"
+    )
+    return {row["response_id"]: {"action": "warn", "reason": _reason(row["matched_rule"])} for row in rows}
 
 
 def warn_flag(matched_rule: str | None) -> dict | None:

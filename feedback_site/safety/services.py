@@ -77,7 +77,11 @@ def policy_update(*, project: Project, actor, **fields) -> SafetyPolicy:
             if classifier_id is None:
                 policy.classifier = None
             else:
-                version = ModelVersion.objects.filter(pk=classifier_id, project=project, kind=ModelKind.REWARD).first() if isinstance(classifier_id, int) and not isinstance(classifier_id, bool) else None
+                version = (
+                    ModelVersion.objects.filter(pk=classifier_id, project=project, kind=ModelKind.REWARD).first()
+                    if isinstance(classifier_id, int) and not isinstance(classifier_id, bool)
+                    else None
+                )
                 if version is None:
                     raise Invalid(f"classifier {classifier_id!r} is not a reward-model version of this project", code="bad_classifier")
                 policy.classifier = version
@@ -112,7 +116,10 @@ def decide(policy: SafetyPolicy, text: str, score: float | None, rules: list[Rul
 
 
 def screen_responses(
-    *, project: Project | int, responses: Iterable[Response], scores: Mapping[int, float] | None = None,
+    *,
+    project: Project | int,
+    responses: Iterable[Response],
+    scores: Mapping[int, float] | None = None,
     pairs: Iterable[Pair] | None = None,
 ) -> list[SafetyScreen]:
     """Screen newly created responses and hold the pairs that contain a hidden one.
@@ -147,9 +154,7 @@ def screen_responses(
     SafetyScreen.objects.bulk_create(screens)
     hidden = {s.response_id for s in screens if s.hidden}
     if hidden:
-        pair_list = list(pairs) if pairs is not None else list(
-            Pair.objects.filter(Q(response_a__in=hidden) | Q(response_b__in=hidden))
-        )
+        pair_list = list(pairs) if pairs is not None else list(Pair.objects.filter(Q(response_a__in=hidden) | Q(response_b__in=hidden)))
         _hold_pairs([p for p in pair_list if p.response_a_id in hidden or p.response_b_id in hidden])
     return screens
 
@@ -167,9 +172,7 @@ def _hold_pairs(pairs: list[Pair]) -> None:
 def _release_pairs(response_id: int) -> int:
     """Restore the pairs of a released response whose other response is not held either."""
     released = 0
-    holds = HeldPair.objects.select_related("pair").filter(
-        Q(pair__response_a_id=response_id) | Q(pair__response_b_id=response_id)
-    )
+    holds = HeldPair.objects.select_related("pair").filter(Q(pair__response_a_id=response_id) | Q(pair__response_b_id=response_id))
     for hold in holds:
         pair = hold.pair
         other = pair.response_b_id if pair.response_a_id == response_id else pair.response_a_id

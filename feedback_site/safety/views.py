@@ -34,7 +34,8 @@ def safety_page(request, project, role):
             except ValueError:
                 raise Invalid("threshold must be a number", code="bad_threshold") from None
             services.policy_update(
-                project=project, actor=request.user,
+                project=project,
+                actor=request.user,
                 enabled=request.POST.get("enabled") == "on",
                 use_default_rules=request.POST.get("use_default_rules") == "on",
                 action=request.POST.get("action", ""),
@@ -54,7 +55,8 @@ def safety_page(request, project, role):
         status, screens = "pending", list(services.flagged_list(project=project, actor=request.user, status="pending")[:200])
     policy = services.policy_for(project)
     context = project_context(
-        project, role,
+        project,
+        role,
         policy=policy,
         rules_json=json.dumps(policy.rules or [], indent=1),
         default_rules=DEFAULT_RULES,

@@ -11,7 +11,21 @@ from feedback_site.snapshots.models import Snapshot
 
 @admin.register(Snapshot)
 class SnapshotAdmin(ReadOnlyAdmin):
-    list_display = ["id", "project", "number", "short_hash", "aggregation", "options", "include_prelabelled", "pair_count", "preference_count", "judgment_count", "dropped_count", "created_by", "created_at"]
+    list_display = [
+        "id",
+        "project",
+        "number",
+        "short_hash",
+        "aggregation",
+        "options",
+        "include_prelabelled",
+        "pair_count",
+        "preference_count",
+        "judgment_count",
+        "dropped_count",
+        "created_by",
+        "created_at",
+    ]
     list_display_links = ["id", "number"]
     list_filter = ["aggregation", "include_prelabelled", "project"]
     search_fields = ["content_hash", "note", "project__name"]

@@ -19,10 +19,29 @@ from feedback_site.snapshots.models import Snapshot
 class SnapshotOut(serializers.ModelSerializer):
     class Meta:
         model = Snapshot
-        fields = ["id", "project_id", "number", "content_hash", "aggregation", "include_prelabelled", "pair_count",
-                  "preference_count", "judgment_count", "dropped_count", "files", "note", "created_at",
-                  "options", "excluded_judgment_count", "adjudicated_count",
-                  "status", "progress_done", "progress_total", "error", "finished_at"]
+        fields = [
+            "id",
+            "project_id",
+            "number",
+            "content_hash",
+            "aggregation",
+            "include_prelabelled",
+            "pair_count",
+            "preference_count",
+            "judgment_count",
+            "dropped_count",
+            "files",
+            "note",
+            "created_at",
+            "options",
+            "excluded_judgment_count",
+            "adjudicated_count",
+            "status",
+            "progress_done",
+            "progress_total",
+            "error",
+            "finished_at",
+        ]
 
 
 class SnapshotIn(serializers.Serializer):
@@ -30,7 +49,9 @@ class SnapshotIn(serializers.Serializer):
     include_prelabelled = serializers.BooleanField(default=True)
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
     exclude_too_fast = serializers.BooleanField(default=False, help_text="Leave out judgments under the project's minimum time.")
-    exclude_position_biased = serializers.BooleanField(default=False, help_text="Leave out annotators whose left rate fails the binomial test.")
+    exclude_position_biased = serializers.BooleanField(
+        default=False, help_text="Leave out annotators whose left rate fails the binomial test."
+    )
     exclude_paused = serializers.BooleanField(default=False, help_text="Leave out annotators who are paused.")
     include_simulated = serializers.BooleanField(default=False, help_text="Use simulated annotators' judgments (default: not used).")
     bias_alpha = serializers.FloatField(default=0.05, min_value=0.0001, max_value=0.5, help_text="Significance level of the bias test.")
@@ -42,9 +63,13 @@ class SnapshotIn(serializers.Serializer):
 
 
 @extend_schema(methods=["GET"], responses=SnapshotOut(many=True), summary="Snapshots of a project")
-@extend_schema(methods=["POST"], request=SnapshotIn, responses={202: SnapshotOut},
-               summary="Freeze current judgments: queues a background build and answers 202 with the pending "
-                       "snapshot; poll GET /snapshots/<id> for status and progress (503 if the queue is down)")
+@extend_schema(
+    methods=["POST"],
+    request=SnapshotIn,
+    responses={202: SnapshotOut},
+    summary="Freeze current judgments: queues a background build and answers 202 with the pending "
+    "snapshot; poll GET /snapshots/<id> for status and progress (503 if the queue is down)",
+)
 @api_view(["GET", "POST"])
 def snapshot_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)

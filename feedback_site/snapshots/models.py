@@ -21,8 +21,9 @@ class Snapshot(models.Model):
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="snapshots")
     number = models.PositiveIntegerField()
-    content_hash = models.CharField(max_length=64, blank=True, default="",
-                                    help_text="sha256 over the data files and the rule; empty until the snapshot is ready.")
+    content_hash = models.CharField(
+        max_length=64, blank=True, default="", help_text="sha256 over the data files and the rule; empty until the snapshot is ready."
+    )
     status = models.CharField(max_length=10, choices=SnapshotStatus.choices, default=SnapshotStatus.READY)
     progress_done = models.PositiveBigIntegerField(default=0, help_text="Pairs written so far.")
     progress_total = models.PositiveBigIntegerField(default=0, help_text="Pairs to write.")
@@ -30,7 +31,8 @@ class Snapshot(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     aggregation = models.CharField(max_length=40)
     options = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="Aggregation options (exclusions, bias test level); part of the content hash and manifest.",
     )
     excluded_judgment_count = models.PositiveIntegerField(

@@ -180,7 +180,8 @@ def _plan(project: Project, aggregation: str, options: dict) -> _Plan:
             excluded.setdefault(user_id, []).append("paused")
     if options["exclude_position_biased"]:
         sides = (
-            Judgment.objects.filter(pair__project=project).values("annotator_id")
+            Judgment.objects.filter(pair__project=project)
+            .values("annotator_id")
             .annotate(left=Count("id", filter=Q(choice="left")), right=Count("id", filter=Q(choice="right")))
             .order_by()
         )
@@ -283,33 +284,45 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
                 outcome, basis = pair.prelabel, "import_label"
             prompt = _messages(pair.prompt)
             for j in judgments:
-                raw.write(json.dumps({
-                    "judgment_id": j.pk,
-                    "pair_id": pair.pk,
-                    "annotator": pseudonym(project.pk, j.annotator_id),
-                    "choice": j.choice,
-                    "preferred": j.preferred,
-                    "order_shown": ["b", "a"] if j.swapped else ["a", "b"],
-                    "strength": j.strength or None,
-                    "criteria": j.criteria,
-                    "rationale": j.rationale,
-                    "time_spent_ms": j.time_spent_ms,
-                    "guideline_version": j.guideline_version.number if j.guideline_version else None,
-                    "accepted_after_expiry": j.accepted_after_expiry,
-                    "created_at": j.created_at.isoformat(),
-                    "excluded": reasons[j.pk],
-                }, ensure_ascii=False) + "\n")
-            pairs_out.write(json.dumps({
-                "pair_id": pair.pk,
-                "prompt": prompt,
-                "response_a": pair.response_a.text,
-                "response_b": pair.response_b.text,
-                "source": pair.source,
-                "num_judgments": len(judgments),
-                "num_used_judgments": len(used),
-                "outcome": outcome,
-                "outcome_basis": basis,
-            }, ensure_ascii=False) + "\n")
+                raw.write(
+                    json.dumps(
+                        {
+                            "judgment_id": j.pk,
+                            "pair_id": pair.pk,
+                            "annotator": pseudonym(project.pk, j.annotator_id),
+                            "choice": j.choice,
+                            "preferred": j.preferred,
+                            "order_shown": ["b", "a"] if j.swapped else ["a", "b"],
+                            "strength": j.strength or None,
+                            "criteria": j.criteria,
+                            "rationale": j.rationale,
+                            "time_spent_ms": j.time_spent_ms,
+                            "guideline_version": j.guideline_version.number if j.guideline_version else None,
+                            "accepted_after_expiry": j.accepted_after_expiry,
+                            "created_at": j.created_at.isoformat(),
+                            "excluded": reasons[j.pk],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+            pairs_out.write(
+                json.dumps(
+                    {
+                        "pair_id": pair.pk,
+                        "prompt": prompt,
+                        "response_a": pair.response_a.text,
+                        "response_b": pair.response_b.text,
+                        "source": pair.source,
+                        "num_judgments": len(judgments),
+                        "num_used_judgments": len(used),
+                        "outcome": outcome,
+                        "outcome_basis": basis,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             if outcome not in (Preference.A, Preference.B):
                 counts.dropped += 1
                 continue
@@ -327,8 +340,11 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
                 buffer.clear()
         if buffer:
             parquet.write_table(pa.Table.from_pylist(buffer, schema=schema))
-    hashes = {"preferences.jsonl": prefs.digest.hexdigest(), "pairs.jsonl": pairs_out.digest.hexdigest(),
-              "judgments.jsonl": raw.digest.hexdigest()}
+    hashes = {
+        "preferences.jsonl": prefs.digest.hexdigest(),
+        "pairs.jsonl": pairs_out.digest.hexdigest(),
+        "judgments.jsonl": raw.digest.hexdigest(),
+    }
     return counts, hashes
 
 
@@ -465,7 +481,12 @@ def _next_number(project: Project) -> int:
 
 
 def snapshot_create(
-    *, project: Project, actor, aggregation: str = "majority", include_prelabelled: bool = True, note: str = "",
+    *,
+    project: Project,
+    actor,
+    aggregation: str = "majority",
+    include_prelabelled: bool = True,
+    note: str = "",
     options: dict | None = None,
 ) -> tuple[Snapshot, bool]:
     """Freeze the project's current judgments now, in this process (tests, the closed loop,
@@ -477,24 +498,38 @@ def snapshot_create(
     with transaction.atomic():
         number = _next_number(project)
         existing = Snapshot.objects.filter(
-            project=project, content_hash=built.content_hash, aggregation=aggregation,
-            include_prelabelled=include_prelabelled, status=SnapshotStatus.READY,
+            project=project,
+            content_hash=built.content_hash,
+            aggregation=aggregation,
+            include_prelabelled=include_prelabelled,
+            status=SnapshotStatus.READY,
         ).first()
         if existing is not None:
             return existing, False
         snapshot = Snapshot.objects.create(
-            project=project, number=number, aggregation=aggregation, options=options,
-            include_prelabelled=include_prelabelled, note=note, created_by=actor,
-            status=SnapshotStatus.READY, progress_done=built.counts.pairs, progress_total=built.counts.pairs,
-            finished_at=timezone.now(), **_result_fields(built),
+            project=project,
+            number=number,
+            aggregation=aggregation,
+            options=options,
+            include_prelabelled=include_prelabelled,
+            note=note,
+            created_by=actor,
+            status=SnapshotStatus.READY,
+            progress_done=built.counts.pairs,
+            progress_total=built.counts.pairs,
+            finished_at=timezone.now(),
+            **_result_fields(built),
         )
         return snapshot, True
 
 
-
-
 def snapshot_start(
-    *, project: Project, actor, aggregation: str = "majority", include_prelabelled: bool = True, note: str = "",
+    *,
+    project: Project,
+    actor,
+    aggregation: str = "majority",
+    include_prelabelled: bool = True,
+    note: str = "",
     options: dict | None = None,
 ) -> Snapshot:
     """Validate, record a pending snapshot and queue its build (`snapshots.build`, default
@@ -508,8 +543,14 @@ def snapshot_start(
         raise Invalid("there are no judged or pre-labelled pairs to snapshot yet", code="empty")
     with transaction.atomic():
         snapshot = Snapshot.objects.create(
-            project=project, number=_next_number(project), aggregation=aggregation, options=options,
-            include_prelabelled=include_prelabelled, note=note, created_by=actor, status=SnapshotStatus.PENDING,
+            project=project,
+            number=_next_number(project),
+            aggregation=aggregation,
+            options=options,
+            include_prelabelled=include_prelabelled,
+            note=note,
+            created_by=actor,
+            status=SnapshotStatus.PENDING,
         )
     try:
         enqueue(SNAPSHOT_BUILD, snapshot.pk)
@@ -571,16 +612,28 @@ def snapshot_build(snapshot_id: int, *, progress_interval: float = 1.0) -> Snaps
     finally:
         reporter.close()
     with transaction.atomic():
-        same = Snapshot.objects.filter(
-            project=project, content_hash=built.content_hash, aggregation=snapshot.aggregation,
-            include_prelabelled=snapshot.include_prelabelled, status=SnapshotStatus.READY,
-        ).exclude(pk=snapshot.pk).order_by("number").first()
+        same = (
+            Snapshot.objects.filter(
+                project=project,
+                content_hash=built.content_hash,
+                aggregation=snapshot.aggregation,
+                include_prelabelled=snapshot.include_prelabelled,
+                status=SnapshotStatus.READY,
+            )
+            .exclude(pk=snapshot.pk)
+            .order_by("number")
+            .first()
+        )
         note = snapshot.note
         if same is not None and not note:
             note = f"same content as snapshot {same.number}"
         Snapshot.objects.filter(pk=snapshot.pk).update(
-            status=SnapshotStatus.READY, progress_done=built.counts.pairs, progress_total=built.counts.pairs,
-            finished_at=timezone.now(), note=note, **_result_fields(built),
+            status=SnapshotStatus.READY,
+            progress_done=built.counts.pairs,
+            progress_total=built.counts.pairs,
+            finished_at=timezone.now(),
+            note=note,
+            **_result_fields(built),
         )
     snapshot.refresh_from_db()
     return snapshot
@@ -597,8 +650,7 @@ DOWNLOADS = {
 def snapshot_file(snapshot: Snapshot, kind: str) -> tuple[Path, str]:
     """The path of one of the snapshot's files after checking it still has its recorded hash."""
     if snapshot.status != SnapshotStatus.READY:
-        raise Conflict(f"snapshot {snapshot.number} is {snapshot.status}; its files exist once it is ready",
-                       code="snapshot_not_ready")
+        raise Conflict(f"snapshot {snapshot.number} is {snapshot.status}; its files exist once it is ready", code="snapshot_not_ready")
     if kind not in DOWNLOADS:
         raise Invalid(f"file must be one of {', '.join(DOWNLOADS)}", code="bad_format")
     name, content_type = DOWNLOADS[kind]

@@ -44,13 +44,20 @@ class SnapshotForm(ServiceErrorForm):
         label="Include pre-labelled pairs",
         help_text="Imported pairs that came with a label and have no judgments use their import label.",
     )
-    exclude_too_fast = forms.BooleanField(required=False, label="Leave out too-fast judgments",
-                                          help_text="Judgments made faster than the project's minimum seconds.")
-    exclude_position_biased = forms.BooleanField(required=False, label="Leave out position-biased annotators",
-                                                 help_text="Annotators whose left-choice rate fails a binomial test at p < 0.05.")
+    exclude_too_fast = forms.BooleanField(
+        required=False, label="Leave out too-fast judgments", help_text="Judgments made faster than the project's minimum seconds."
+    )
+    exclude_position_biased = forms.BooleanField(
+        required=False,
+        label="Leave out position-biased annotators",
+        help_text="Annotators whose left-choice rate fails a binomial test at p < 0.05.",
+    )
     exclude_paused = forms.BooleanField(required=False, label="Leave out paused annotators")
-    include_simulated = forms.BooleanField(required=False, label="Use simulated annotators' judgments",
-                                           help_text="Off by default: simulated judgments stay in the raw file only.")
+    include_simulated = forms.BooleanField(
+        required=False,
+        label="Use simulated annotators' judgments",
+        help_text="Off by default: simulated judgments stay in the raw file only.",
+    )
     note = forms.CharField(required=False, max_length=500, help_text="Optional, e.g. “round 1, before DPO”.")
 
     service_error_fields = {"bad_aggregation": "aggregation", "bad_note": "note"}

@@ -14,8 +14,22 @@ from feedback_site.training.models import TrainingMetric, TrainingRun
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "project", "method", "status", "progress", "attempts", "snapshot", "demonstration_snapshot", "parent",
-                    "reward_model", "output_version", "created_by", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "project",
+        "method",
+        "status",
+        "progress",
+        "attempts",
+        "snapshot",
+        "demonstration_snapshot",
+        "parent",
+        "reward_model",
+        "output_version",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "method", "cancel_requested", "project"]
     search_fields = ["message", "config_hash", "launch_key", "project__name"]
     list_select_related = ["project", "snapshot", "demonstration_snapshot", "parent", "reward_model", "output_version", "created_by"]

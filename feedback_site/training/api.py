@@ -29,9 +29,30 @@ class TrainingRunOut(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "project_id", "method", "snapshot_id", "demonstration_snapshot_id", "parent_id", "reward_model_id", "config", "config_hash",
-                  "status", "cancel_requested", "step", "total_steps", "latest_metrics", "eta_seconds", "message",
-                  "log_tail", "attempts", "output_version_id", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "project_id",
+            "method",
+            "snapshot_id",
+            "demonstration_snapshot_id",
+            "parent_id",
+            "reward_model_id",
+            "config",
+            "config_hash",
+            "status",
+            "cancel_requested",
+            "step",
+            "total_steps",
+            "latest_metrics",
+            "eta_seconds",
+            "message",
+            "log_tail",
+            "attempts",
+            "output_version_id",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class TrainingRunIn(serializers.Serializer):
@@ -54,8 +75,12 @@ def _version(project, version_id, kind, field):
 
 
 @extend_schema(methods=["GET"], responses=TrainingRunOut(many=True), summary="Training runs of a project")
-@extend_schema(methods=["POST"], request=TrainingRunIn, responses={201: TrainingRunOut, 200: TrainingRunOut},
-               summary="Launch training (200 with the existing run when the same one is already queued or running)")
+@extend_schema(
+    methods=["POST"],
+    request=TrainingRunIn,
+    responses={201: TrainingRunOut, 200: TrainingRunOut},
+    summary="Launch training (200 with the existing run when the same one is already queued or running)",
+)
 @api_view(["GET", "POST"])
 def training_run_list(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
@@ -71,10 +96,15 @@ def training_run_list(request, project_id: int):
         if values["demonstration_snapshot_id"] is not None:
             demonstration_snapshot = DemonstrationSnapshot.objects.filter(pk=values["demonstration_snapshot_id"], project=project).first()
             if demonstration_snapshot is None:
-                raise Invalid(f"demonstration_snapshot_id {values['demonstration_snapshot_id']} is not a demonstration "
-                              "snapshot of this project", code="bad_demonstration_snapshot")
+                raise Invalid(
+                    f"demonstration_snapshot_id {values['demonstration_snapshot_id']} is not a demonstration snapshot of this project",
+                    code="bad_demonstration_snapshot",
+                )
         run, created = services.training_launch(
-            project=project, actor=request.user, method=values["method"], snapshot=snapshot,
+            project=project,
+            actor=request.user,
+            method=values["method"],
+            snapshot=snapshot,
             demonstration_snapshot=demonstration_snapshot,
             parent=_version(project, values["parent_id"], ModelKind.POLICY, "parent"),
             reward_model=_version(project, values["reward_model_id"], ModelKind.REWARD, "reward_model"),

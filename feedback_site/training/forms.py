@@ -35,7 +35,7 @@ from feedback_site.training.models import NEEDS_DEMONSTRATIONS, NEEDS_REWARD_MOD
 
 METHOD_SUMMARIES = {
     Method.SFT: "Supervised fine-tuning on a demonstration snapshot: imitates the answers annotators wrote. "
-                "A usual first round; preference training can start from its policy.",
+    "A usual first round; preference training can start from its policy.",
     Method.REWARD: "A scalar scorer trained on the snapshot's chosen/rejected pairs. PPO, RLOO and GRPO optimise against it.",
     Method.DPO: "Optimises the policy directly on the preference pairs, with the parent policy as reference. No reward model.",
     Method.PPO: "On-policy RL against a reward model: value head, GAE, clipped updates and a KL penalty to the parent.",
@@ -178,9 +178,7 @@ def config_spec() -> ConfigSpec:
         ]
     first = described[Method.values[0]]
     shared = {
-        field.name
-        for field in first
-        if all(any(other.signature() == field.signature() for other in described[m]) for m in Method.values)
+        field.name for field in first if all(any(other.signature() == field.signature() for other in described[m]) for m in Method.values)
     }
     common = tuple(f for f in first if f.name in shared and not f.name.startswith("lora_"))
     lora = tuple(f for f in first if f.name in shared and f.name.startswith("lora_"))
@@ -262,7 +260,9 @@ def _make_form_field(spec: ConfigField) -> forms.Field:
         choices = [(value, str(value)) for value in spec.choices]
         if spec.optional:
             choices = [("", "none"), *choices]
-        return forms.TypedChoiceField(choices=choices, coerce=_coerce_like(spec.choices), empty_value=None, widget=forms.Select(attrs=attrs), **common)
+        return forms.TypedChoiceField(
+            choices=choices, coerce=_coerce_like(spec.choices), empty_value=None, widget=forms.Select(attrs=attrs), **common
+        )
     if spec.kind == "list":
         return ListField(item_type=spec.item_type, as_list=isinstance(spec.default, list), widget=forms.TextInput(attrs=attrs), **common)
     if spec.kind == "text":
@@ -310,27 +310,54 @@ class TrainingLaunchForm(ServiceErrorForm):
     method = forms.ChoiceField(choices=Method.choices, widget=forms.RadioSelect, initial=Method.DPO)
     # Both pickers are optional here: which one is needed depends on the method, and the service
     # says which is missing (naming the field), so the rule lives in one place.
-    snapshot = SnapshotChoiceField(queryset=Snapshot.objects.none(), required=False, empty_label=None, label="Snapshot",
-                                   help_text="The frozen preference data to train on.")
+    snapshot = SnapshotChoiceField(
+        queryset=Snapshot.objects.none(),
+        required=False,
+        empty_label=None,
+        label="Snapshot",
+        help_text="The frozen preference data to train on.",
+    )
     demonstration_snapshot = DemonstrationSnapshotChoiceField(
-        queryset=DemonstrationSnapshot.objects.none(), required=False, empty_label=None, label="Demonstration snapshot",
+        queryset=DemonstrationSnapshot.objects.none(),
+        required=False,
+        empty_label=None,
+        label="Demonstration snapshot",
         help_text="The frozen demonstrations (ideal answers written by annotators) SFT trains on.",
     )
-    parent = VersionChoiceField(queryset=ModelVersion.objects.none(), empty_label=None, label="Parent policy",
-                                help_text="The policy training starts from (and the reference for DPO, PPO, RLOO and GRPO). "
-                                          "A reward model uses it as its backbone.")
-    reward_model = VersionChoiceField(queryset=ModelVersion.objects.none(), required=False, empty_label="— choose a reward model —",
-                                      label="Reward model", help_text="Scores the policy's samples. Required by PPO, RLOO and GRPO.")
-    fine_tuning = forms.ChoiceField(choices=FINE_TUNING_CHOICES, widget=forms.RadioSelect, initial="full", label="Weights trained",
-                                    help_text="LoRA trains a small adapter (saved on its own, reference = adapter off); full updates every weight.")
+    parent = VersionChoiceField(
+        queryset=ModelVersion.objects.none(),
+        empty_label=None,
+        label="Parent policy",
+        help_text="The policy training starts from (and the reference for DPO, PPO, RLOO and GRPO). "
+        "A reward model uses it as its backbone.",
+    )
+    reward_model = VersionChoiceField(
+        queryset=ModelVersion.objects.none(),
+        required=False,
+        empty_label="— choose a reward model —",
+        label="Reward model",
+        help_text="Scores the policy's samples. Required by PPO, RLOO and GRPO.",
+    )
+    fine_tuning = forms.ChoiceField(
+        choices=FINE_TUNING_CHOICES,
+        widget=forms.RadioSelect,
+        initial="full",
+        label="Weights trained",
+        help_text="LoRA trains a small adapter (saved on its own, reference = adapter off); full updates every weight.",
+    )
     config_json = forms.CharField(
-        required=False, label="JSON overrides", widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false",
-                                                                           "placeholder": '{"max_steps": 200}'}),
+        required=False,
+        label="JSON overrides",
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false", "placeholder": '{"max_steps": 200}'}),
         help_text="Optional. A JSON object of config fields applied on top of the values above (the same keys the API takes).",
     )
 
-    service_error_fields = {"missing_reward_model": "reward_model", "bad_reward_model": "reward_model",
-                            "missing_snapshot": "snapshot", "missing_demonstration_snapshot": "demonstration_snapshot"}
+    service_error_fields = {
+        "missing_reward_model": "reward_model",
+        "bad_reward_model": "reward_model",
+        "missing_snapshot": "snapshot",
+        "missing_demonstration_snapshot": "demonstration_snapshot",
+    }
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -370,17 +397,29 @@ class TrainingLaunchForm(ServiceErrorForm):
     def method_sections(self) -> list[dict]:
         chosen = self.chosen_method()
         return [
-            {"method": method, "label": Method(method).label, "summary": METHOD_SUMMARIES[Method(method)],
-             "fields": self._bound(method, self.spec.per_method[method]), "active": method == chosen,
-             "needs_reward_model": method in NEEDS_REWARD_MODEL, "needs_demonstrations": method in NEEDS_DEMONSTRATIONS}
+            {
+                "method": method,
+                "label": Method(method).label,
+                "summary": METHOD_SUMMARIES[Method(method)],
+                "fields": self._bound(method, self.spec.per_method[method]),
+                "active": method == chosen,
+                "needs_reward_model": method in NEEDS_REWARD_MODEL,
+                "needs_demonstrations": method in NEEDS_DEMONSTRATIONS,
+            }
             for method in Method.values
         ]
 
     def method_choices(self) -> list[dict]:
         chosen = self.chosen_method()
         return [
-            {"value": value, "label": label, "summary": METHOD_SUMMARIES[Method(value)], "checked": value == chosen,
-             "needs_reward_model": value in NEEDS_REWARD_MODEL, "needs_demonstrations": value in NEEDS_DEMONSTRATIONS}
+            {
+                "value": value,
+                "label": label,
+                "summary": METHOD_SUMMARIES[Method(value)],
+                "checked": value == chosen,
+                "needs_reward_model": value in NEEDS_REWARD_MODEL,
+                "needs_demonstrations": value in NEEDS_DEMONSTRATIONS,
+            }
             for value, label in Method.choices
         ]
 
@@ -450,8 +489,14 @@ class TrainingLaunchForm(ServiceErrorForm):
 
     def launch_arguments(self) -> dict:
         data = self.cleaned_data
-        return {"method": data["method"], "snapshot": data["snapshot"], "demonstration_snapshot": data["demonstration_snapshot"],
-                "parent": data["parent"], "reward_model": data["reward_model"], "config": data["config"]}
+        return {
+            "method": data["method"],
+            "snapshot": data["snapshot"],
+            "demonstration_snapshot": data["demonstration_snapshot"],
+            "parent": data["parent"],
+            "reward_model": data["reward_model"],
+            "config": data["config"],
+        }
 
     # -- service errors back onto fields ---------------------------------------------------------
 

@@ -40,12 +40,28 @@ TERMINAL_STATUSES = (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED, TrainingSt
 class TrainingRun(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
     method = models.CharField(max_length=10, choices=Method.choices)
-    snapshot = models.ForeignKey("snapshots.Snapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs",
-                                 help_text="The preference data (every method but SFT).")
-    demonstration_snapshot = models.ForeignKey("demonstrations.DemonstrationSnapshot", null=True, blank=True, on_delete=models.PROTECT,
-                                               related_name="training_runs", help_text="The demonstrations (SFT only).")
-    parent = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="training_runs",
-                               help_text="The policy trained from (or the backbone of a reward model).")
+    snapshot = models.ForeignKey(
+        "snapshots.Snapshot",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="training_runs",
+        help_text="The preference data (every method but SFT).",
+    )
+    demonstration_snapshot = models.ForeignKey(
+        "demonstrations.DemonstrationSnapshot",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="training_runs",
+        help_text="The demonstrations (SFT only).",
+    )
+    parent = models.ForeignKey(
+        "registry.ModelVersion",
+        on_delete=models.PROTECT,
+        related_name="training_runs",
+        help_text="The policy trained from (or the backbone of a reward model).",
+    )
     reward_model = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     config = models.JSONField(help_text="The validated config with every default filled in.")
     config_hash = models.CharField(max_length=64)
@@ -61,7 +77,9 @@ class TrainingRun(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started (or resumed) it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker process running it.")
-    output_version = models.OneToOneField("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="produced_by")
+    output_version = models.OneToOneField(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="produced_by"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -77,24 +77,31 @@ def _hash(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _check_training_data(method: str, project: Project, snapshot: Snapshot | None,
-                         demonstration_snapshot: DemonstrationSnapshot | None) -> str:
+def _check_training_data(
+    method: str, project: Project, snapshot: Snapshot | None, demonstration_snapshot: DemonstrationSnapshot | None
+) -> str:
     """The content hash of what `method` trains on, or Invalid naming the field that is wrong:
     SFT reads a demonstration snapshot, every other method a ready preference snapshot."""
     if method in NEEDS_DEMONSTRATIONS:
         if snapshot is not None:
-            raise Invalid(f"snapshot: {method} trains on demonstrations, not on a preference snapshot; "
-                          "give a demonstration_snapshot instead", code="bad_snapshot")
+            raise Invalid(
+                f"snapshot: {method} trains on demonstrations, not on a preference snapshot; give a demonstration_snapshot instead",
+                code="bad_snapshot",
+            )
         if demonstration_snapshot is None:
-            raise Invalid(f"demonstration_snapshot: {method} needs a demonstration snapshot to train on",
-                          code="missing_demonstration_snapshot")
+            raise Invalid(
+                f"demonstration_snapshot: {method} needs a demonstration snapshot to train on", code="missing_demonstration_snapshot"
+            )
         if demonstration_snapshot.project_id != project.pk:
-            raise Invalid("demonstration_snapshot: the demonstration snapshot belongs to another project",
-                          code="bad_demonstration_snapshot")
+            raise Invalid(
+                "demonstration_snapshot: the demonstration snapshot belongs to another project", code="bad_demonstration_snapshot"
+            )
         return demonstration_snapshot.content_hash
     if demonstration_snapshot is not None:
-        raise Invalid(f"demonstration_snapshot: {method} trains on preference pairs; a demonstration snapshot "
-                      "is only for sft", code="bad_demonstration_snapshot")
+        raise Invalid(
+            f"demonstration_snapshot: {method} trains on preference pairs; a demonstration snapshot is only for sft",
+            code="bad_demonstration_snapshot",
+        )
     if snapshot is None:
         raise Invalid(f"snapshot: {method} needs a preference snapshot to train on", code="missing_snapshot")
     if snapshot.project_id != project.pk:
@@ -140,16 +147,30 @@ def training_launch(
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                project=project, method=method, snapshot=snapshot, demonstration_snapshot=demonstration_snapshot,
-                parent=parent, reward_model=reward_model, config=full_config, config_hash=config_hash,
-                launch_key=launch_key, created_by=actor,
+                project=project,
+                method=method,
+                snapshot=snapshot,
+                demonstration_snapshot=demonstration_snapshot,
+                parent=parent,
+                reward_model=reward_model,
+                config=full_config,
+                config_hash=config_hash,
+                launch_key=launch_key,
+                created_by=actor,
             )
     except IntegrityError:
         existing = TrainingRun.objects.filter(launch_key=launch_key, status__in=[TrainingStatus.QUEUED, TrainingStatus.RUNNING]).first()
         if existing is None:  # it finished between our insert and this read; launching again is fine
-            return training_launch(project=project, actor=actor, method=method, snapshot=snapshot,
-                                   demonstration_snapshot=demonstration_snapshot, parent=parent,
-                                   reward_model=reward_model, config=config)
+            return training_launch(
+                project=project,
+                actor=actor,
+                method=method,
+                snapshot=snapshot,
+                demonstration_snapshot=demonstration_snapshot,
+                parent=parent,
+                reward_model=reward_model,
+                config=config,
+            )
         return existing, False
     try:
         enqueue(TRAINING_RUN, run.pk)
@@ -279,7 +300,8 @@ def training_cancel(*, run: TrainingRun, actor) -> TrainingRun:
 def training_get(*, run_id: int, actor) -> TrainingRun:
     run = (
         TrainingRun.objects.select_related("project", "snapshot", "demonstration_snapshot", "parent", "reward_model", "output_version")
-        .filter(pk=run_id).first()
+        .filter(pk=run_id)
+        .first()
     )
     if run is None:
         raise NotFound("No such training run.")
@@ -293,8 +315,7 @@ def training_requeue_stale(*, now=None) -> list[int]:
     often: a duplicate task for a live run is dropped by `training_claim`."""
     now = now or timezone.now()
     stale = list(
-        TrainingRun.objects.filter(status=TrainingStatus.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE_AFTER)
-        .values_list("pk", flat=True)
+        TrainingRun.objects.filter(status=TrainingStatus.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE_AFTER).values_list("pk", flat=True)
     )
     for run_id in stale:
         enqueue(TRAINING_RUN, run_id)

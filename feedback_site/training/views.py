@@ -101,8 +101,16 @@ CHART_GROUPS = [
     {"title": "Entropy", "keys": ["entropy"]},
     {"title": "Clipping", "keys": ["clip_fraction", "value_clip_fraction"], "prefixes": ["clip_ratio/"]},
     {"title": "Policy and value loss", "keys": ["policy_loss", "value_loss"]},
-    {"title": "Completion length (tokens)", "keys": ["response_length", "completions/mean_length", "completions/min_length",
-                                                   "completions/max_length", "completions/mean_terminated_length"]},
+    {
+        "title": "Completion length (tokens)",
+        "keys": [
+            "response_length",
+            "completions/mean_length",
+            "completions/min_length",
+            "completions/max_length",
+            "completions/mean_terminated_length",
+        ],
+    },
     {"title": "Completion endings", "keys": ["eos_fraction", "completions/clipped_ratio", "frac_reward_zero_std"]},
     {"title": "Throughput (tokens / s)", "keys": ["tokens_per_s"]},
     {"title": "Gradient norm", "keys": ["grad_norm"]},
@@ -112,11 +120,20 @@ UNCHARTED = ["epoch", "eta_s", "num_tokens", "step", "total_flos", "train_runtim
 
 # A version's key metrics on the models page, first match wins per label.
 KEY_METRICS = [
-    "eval_accuracy", "eval_tie_fraction", "eval_margin",
-    "eval_rewards/accuracies", "eval_rewards/margins",
-    "accuracy", "rewards/accuracies", "rewards/margins", "reward", "kl", "loss",
+    "eval_accuracy",
+    "eval_tie_fraction",
+    "eval_margin",
+    "eval_rewards/accuracies",
+    "eval_rewards/margins",
+    "accuracy",
+    "rewards/accuracies",
+    "rewards/margins",
+    "reward",
+    "kl",
+    "loss",
     # SFT: held-out loss after, and of the parent before (lower after = it learned the demonstrations)
-    "eval_loss", "eval_loss_before",
+    "eval_loss",
+    "eval_loss_before",
 ]
 
 
@@ -220,8 +237,12 @@ def _config_rows(run) -> list[dict]:
     except Exception:  # a method renamed since this run; show its config as stored
         defaults = {}
     return [
-        {"key": key, "value": value if isinstance(value, str) else json.dumps(value), "is_none": value is None,
-         "changed": key in defaults and defaults[key] != value}
+        {
+            "key": key,
+            "value": value if isinstance(value, str) else json.dumps(value),
+            "is_none": value is None,
+            "changed": key in defaults and defaults[key] != value,
+        }
         for key, value in (run.config or {}).items()
     ]
 
@@ -243,8 +264,10 @@ def _run_page(request, run, *, error: ServiceError | None = None, status: int = 
         models_url=reverse("project-models", args=[run.project_id]),
         terminal_statuses=" ".join(sorted(TERMINAL_STATUSES)),
         chart_spec={"groups": CHART_GROUPS, "labels": METRIC_LABELS, "uncharted": UNCHARTED},
-        headline={key: format_number(value) if (value := (run.latest_metrics or {}).get(key)) is not None else "—"
-                  for key in ("loss", "learning_rate", "tokens_per_s")},
+        headline={
+            key: format_number(value) if (value := (run.latest_metrics or {}).get(key)) is not None else "—"
+            for key in ("loss", "learning_rate", "tokens_per_s")
+        },
     )
     return render(request, "training/run_detail.html", context, status=status)
 

@@ -46,10 +46,7 @@ class _TerminalControl:
         if self.json_lines:
             print(json.dumps({"event": "report", "step": step, "total": total, "metrics": metrics or {}}), flush=True)
             return
-        shown = " ".join(
-            f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-            for key, value in (metrics or {}).items()
-        )
+        shown = " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in (metrics or {}).items())
         print(f"[{step}/{total}] {shown}", flush=True)
 
     def log(self, message: str) -> None:
@@ -74,13 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", required=True, type=Path, help="parent policy (or backbone for reward) folder")
     parser.add_argument("--out", required=True, type=Path, help="run folder; the artifact ends up in OUT/final")
     parser.add_argument("--config", type=Path, help="JSON file with config fields (defaults for the rest)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=JSON", help="override one field, e.g. --set beta=0.2"
-    )
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="override one field, e.g. --set beta=0.2")
     parser.add_argument("--reward-model", type=Path, help="reward-model artifact folder (ppo, rloo, grpo)")
-    parser.add_argument(
-        "--json-progress", action="store_true", help="progress and log lines as JSON objects, one per line"
-    )
+    parser.add_argument("--json-progress", action="store_true", help="progress and log lines as JSON objects, one per line")
     return parser
 
 
@@ -130,9 +123,7 @@ def cli(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = train(
-            args.method, args.data, args.base, args.out, config, control=control, reward_model_path=args.reward_model
-        )
+        result = train(args.method, args.data, args.base, args.out, config, control=control, reward_model_path=args.reward_model)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -153,9 +153,7 @@ class BaseTrainConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         check(self.seed >= 0, "seed", "must be >= 0")
-        check(
-            self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "must be a positive number"
-        )
+        check(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", "must be a positive number")
         check(self.num_train_epochs > 0, "num_train_epochs", "must be > 0")
         check(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1 (or null)")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -315,9 +313,7 @@ def load_preference_records(path: Path | str) -> list[dict[str, Conversation]]:
         chosen = _conversation(row["chosen"], f"{where}: 'chosen'", assistant_only=True)
         rejected = _conversation(row["rejected"], f"{where}: 'rejected'", assistant_only=True)
         if prompt[-1]["role"] == "assistant":
-            raise ValueError(
-                f"{where}: 'prompt' must not end with an assistant message (the answer is in chosen/rejected)"
-            )
+            raise ValueError(f"{where}: 'prompt' must not end with an assistant message (the answer is in chosen/rejected)")
         records.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     if not records:
         raise ValueError(f"{path}: no records (the file is empty)")
@@ -370,9 +366,7 @@ def _conversation(value: Any, where: str, assistant_only: bool = False) -> Conve
         raise ValueError(f"{where} must be a non-empty list of messages")
     messages = []
     for index, message in enumerate(value):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(
-            message.get("content"), str
-        ):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):
             raise ValueError(f"{where}[{index}] must be an object with string 'role' and 'content'")
         role = message["role"]
         if role not in _ROLES:
@@ -729,8 +723,7 @@ class RunDir:
         if existing is not None and existing != identity and run.has_progress():
             differing = sorted(key for key in identity if existing.get(key) != identity[key])
             raise ValueError(
-                f"{out_dir} already holds a different run (differs in: {', '.join(differing)}); "
-                "use a new output folder for a new run"
+                f"{out_dir} already holds a different run (differs in: {', '.join(differing)}); use a new output folder for a new run"
             )
         if existing != identity:
             # New folder, or one whose earlier attempt failed before its first checkpoint (e.g. on
@@ -1127,9 +1120,7 @@ def run_hf_trainer(trainer: Trainer, run: RunDir, callback: ProgressCallbackProt
         raise TrainingDiverged(divergence_message(callback.diverged_at))
     if callback.cancelled_at is not None:
         latest = run.latest_checkpoint()
-        raise RunCancelled(
-            f"cancelled at step {callback.cancelled_at}; checkpoint kept at {latest if latest else 'none'}"
-        )
+        raise RunCancelled(f"cancelled at step {callback.cancelled_at}; checkpoint kept at {latest if latest else 'none'}")
     return trainer.state.global_step
 
 
@@ -1191,9 +1182,7 @@ def reward_identity(method: str, reward_model_path: Path | str | None, reward_fn
     return {"reward_model": str(path), "reward_fn": None}
 
 
-def load_reward(
-    reward_model_path: Path | str | None, reward_fn: RewardFn | None, device: DeviceChoice, max_length: int
-) -> RewardFn:
+def load_reward(reward_model_path: Path | str | None, reward_fn: RewardFn | None, device: DeviceChoice, max_length: int) -> RewardFn:
     """The reward function of an RL run: the callable itself, or a scorer over the reward-model artifact."""
     if reward_fn is not None:
         return reward_fn

@@ -61,12 +61,19 @@ def launch_command(
 
         use_cpu = not torch.cuda.is_available()
     command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--num_processes", str(num_processes),
-        "--num_machines", "1",
-        "--main_process_port", str(port or _free_port()),
-        "--mixed_precision", "no",  # the Trainer decides (bf16 autocast where supported)
-        "--dynamo_backend", "no",
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(port or _free_port()),
+        "--mixed_precision",
+        "no",  # the Trainer decides (bf16 autocast where supported)
+        "--dynamo_backend",
+        "no",
     ]
     if num_processes == 1:
         if use_cpu:
@@ -79,19 +86,30 @@ def launch_command(
     elif strategy == "fsdp":
         command += [
             "--use_fsdp",
-            "--fsdp_sharding_strategy", "FULL_SHARD",
-            "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
-            "--fsdp_state_dict_type", "FULL_STATE_DICT",
-            "--fsdp_use_orig_params", "true",
+            "--fsdp_sharding_strategy",
+            "FULL_SHARD",
+            "--fsdp_auto_wrap_policy",
+            "TRANSFORMER_BASED_WRAP",
+            "--fsdp_state_dict_type",
+            "FULL_STATE_DICT",
+            "--fsdp_use_orig_params",
+            "true",
         ]
     else:
         command.append("--multi_gpu")
     command += [
-        "-m", "rlhf", "train", method,
-        "--data", str(data_path),
-        "--base", str(base_model_path),
-        "--out", str(out_dir),
-        "--config", str(config_file),
+        "-m",
+        "rlhf",
+        "train",
+        method,
+        "--data",
+        str(data_path),
+        "--base",
+        str(base_model_path),
+        "--out",
+        str(out_dir),
+        "--config",
+        str(config_file),
         "--json-progress",
     ]
     if reward_model_path is not None:
@@ -129,8 +147,14 @@ def run_distributed(
     tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, config_file)
     command = launch_command(
-        method, Path(data_path).absolute(), Path(base_model_path).absolute(), out_dir, config_file,
-        num_processes=config.num_processes, strategy=config.distributed_strategy, use_cpu=use_cpu,
+        method,
+        Path(data_path).absolute(),
+        Path(base_model_path).absolute(),
+        out_dir,
+        config_file,
+        num_processes=config.num_processes,
+        strategy=config.distributed_strategy,
+        use_cpu=use_cpu,
         reward_model_path=Path(reward_model_path).absolute() if reward_model_path is not None else None,
     )
     control.log(f"launching {config.num_processes} processes ({config.distributed_strategy}) with accelerate")
@@ -138,7 +162,11 @@ def run_distributed(
     # Each rank gets its share of the cores instead of all of them (oversubscription is slow).
     child_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // config.num_processes)))
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env,
         start_new_session=True,  # its own process group, so a cancel stops every rank
     )
     tail: collections.deque[str] = collections.deque(maxlen=40)
@@ -180,9 +208,7 @@ def run_distributed(
     output = "\n".join(tail)
     if "loss became NaN" in output:
         raise TrainingDiverged(next(line for line in tail if "loss became NaN" in line).removeprefix("error: "))
-    raise RuntimeError(
-        f"distributed training exited with status {process.returncode} and no artifact; last output:\n{output[-3000:]}"
-    )
+    raise RuntimeError(f"distributed training exited with status {process.returncode} and no artifact; last output:\n{output[-3000:]}")
 
 
 def _parse_event(line: str) -> dict[str, Any] | None:

@@ -238,9 +238,7 @@ def _train(
     device = choose_device(config)
     parent = materialize_parent(run.base_model, run.work_dir)
     tokenizer = load_tokenizer(parent)
-    prompts = filter_prompts_by_length(
-        tokenizer, load_prompts(run.data_path), config.max_length - config.max_completion_length, control
-    )
+    prompts = filter_prompts_by_length(tokenizer, load_prompts(run.data_path), config.max_length - config.max_completion_length, control)
     total_steps = config.total_steps(len(prompts))
     control.log(f"{len(prompts)} prompts, {total_steps} PPO steps of {config.batch_size} rollouts")
 
@@ -249,9 +247,7 @@ def _train(
     seed_everything(config.seed)  # LoRA and the value head initialise randomly
     policy = _PolicyWithValueHead.build(parent, config, device.device)
     reference = None if config.use_lora else _frozen_reference(parent, device.device)
-    optimizer = torch.optim.AdamW(
-        policy.trainable_parameters(), lr=config.learning_rate, eps=1e-5, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=config.learning_rate, eps=1e-5, weight_decay=config.weight_decay)
     state = _LoopState(kl_coef=config.kl_coef, step=0, log_history=[])
     checkpoint = run.latest_checkpoint()
     if checkpoint is not None:
@@ -262,9 +258,7 @@ def _train(
 
     encoded = [_encode_prompt(tokenizer, prompt) for prompt in prompts]
     eos_ids = _eos_ids(tokenizer, policy.lm)
-    autocast = (
-        (lambda: torch.autocast(device_type=device.device.type, dtype=torch.bfloat16)) if device.bf16 else nullcontext
-    )
+    autocast = (lambda: torch.autocast(device_type=device.device.type, dtype=torch.bfloat16)) if device.bf16 else nullcontext
     timer = StepTimer()
     timer.begin(state.step)
     while state.step < total_steps:
@@ -405,9 +399,7 @@ def _disable_dropout(model: Any) -> None:
             module.p = 0.0
 
 
-def _response_hidden(
-    lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, context_length: int
-) -> torch.Tensor:
+def _response_hidden(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, context_length: int) -> torch.Tensor:
     """Final hidden states at the positions that predict the response tokens.
 
     Position ids count only real tokens, as `generate` does with left padding; without this the
@@ -415,9 +407,7 @@ def _response_hidden(
     """
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     backbone = getattr(lm, lm.base_model_prefix)
-    hidden = backbone(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-    ).last_hidden_state
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).last_hidden_state
     return hidden[:, context_length - 1 : -1]
 
 
@@ -430,9 +420,7 @@ def _reference_logits(
     temperature: float,
 ) -> torch.Tensor:
     if reference is None:  # LoRA: the parent is the same network with the adapter switched off
-        logits, _ = policy.forward(
-            input_ids, attention_mask, context_length, temperature, with_values=False, use_adapter=False
-        )
+        logits, _ = policy.forward(input_ids, attention_mask, context_length, temperature, with_values=False, use_adapter=False)
         return logits
     hidden = _response_hidden(reference, input_ids, attention_mask, context_length)
     return reference.get_output_embeddings()(hidden).float() / temperature
@@ -499,15 +487,11 @@ def _ppo_step(
     logprobs, values, ref_logprobs, entropies = [], [], [], []
     with torch.no_grad(), autocast():
         for chunk in _chunks(len(prompts), micro):
-            logits, chunk_values = policy.forward(
-                input_ids[chunk], attention_mask[chunk], context_length, config.temperature
-            )
+            logits, chunk_values = policy.forward(input_ids[chunk], attention_mask[chunk], context_length, config.temperature)
             logprobs.append(_token_logprobs(logits, responses[chunk]))
             entropies.append(_entropy(logits))
             values.append(chunk_values)
-            ref_logits = _reference_logits(
-                policy, reference, input_ids[chunk], attention_mask[chunk], context_length, config.temperature
-            )
+            ref_logits = _reference_logits(policy, reference, input_ids[chunk], attention_mask[chunk], context_length, config.temperature)
             ref_logprobs.append(_token_logprobs(ref_logits, responses[chunk]))
     logprobs = torch.cat(logprobs) * mask
     ref_logprobs = torch.cat(ref_logprobs) * mask
@@ -518,9 +502,7 @@ def _ppo_step(
     # Same convention as TRL's RLOO/GRPO, so one reward function serves all three: the text
     # without special tokens, the ids up to and including the EOS.
     answer_ids = [row[: int(n)].tolist() for row, n in zip(responses, lengths, strict=True)]
-    completions = [
-        [{"role": "assistant", "content": tokenizer.decode(ids, skip_special_tokens=True)}] for ids in answer_ids
-    ]
+    completions = [[{"role": "assistant", "content": tokenizer.decode(ids, skip_special_tokens=True)}] for ids in answer_ids]
     raw_scores = reward_fn(prompts=prompts, completions=completions, completion_ids=answer_ids)
     scores = torch.tensor([float(s) for s in raw_scores], dtype=torch.float32, device=device)
     if scores.shape != (len(prompts),):
@@ -569,9 +551,7 @@ def _ppo_step(
                 index = batch_index[micro_start : micro_start + micro]
                 m = mask[index]
                 with autocast():
-                    logits, new_values = policy.forward(
-                        input_ids[index], attention_mask[index], context_length, config.temperature
-                    )
+                    logits, new_values = policy.forward(input_ids[index], attention_mask[index], context_length, config.temperature)
                 new_logprobs = _token_logprobs(logits, responses[index])
                 entropy = _entropy(logits)
                 new_values = new_values.float()
@@ -579,12 +559,8 @@ def _ppo_step(
                 log_ratio = (new_logprobs - logprobs[index]) * m
                 ratio = torch.exp(log_ratio)
                 adv = advantages[index]
-                pg_losses = torch.max(
-                    -adv * ratio, -adv * torch.clamp(ratio, 1.0 - config.cliprange, 1.0 + config.cliprange)
-                )
-                clipped_values = values[index] + torch.clamp(
-                    new_values - values[index], -config.cliprange_value, config.cliprange_value
-                )
+                pg_losses = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1.0 - config.cliprange, 1.0 + config.cliprange))
+                clipped_values = values[index] + torch.clamp(new_values - values[index], -config.cliprange_value, config.cliprange_value)
                 vf_unclipped = (new_values - returns[index]) ** 2
                 vf_clipped = (clipped_values - returns[index]) ** 2
                 # Token sums divided by the minibatch's token count: micro-batches add up to the
@@ -816,12 +792,9 @@ def _load_checkpoint(path: Path, policy: _PolicyWithValueHead, optimizer: torch.
             target.copy_(tensors[name].to(target.device, target.dtype))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=policy.device, weights_only=True))
     saved = json.loads((path / CHECKPOINT_COMPLETE_MARKER).read_text())
-    return _LoopState(
-        kl_coef=float(saved["kl_coef"]), step=int(saved["global_step"]), log_history=list(saved["log_history"])
-    )
+    return _LoopState(kl_coef=float(saved["kl_coef"]), step=int(saved["global_step"]), log_history=list(saved["log_history"]))
 
 
 def _save_policy(policy: _PolicyWithValueHead, target: Path, base_model: Path) -> None:
     # The value head is a training aid, not part of the policy version.
     save_model_weights(policy.model, target, base_model=base_model)
-

@@ -177,9 +177,7 @@ def _train(run: RunDir, config: RewardConfig, control: RunControl) -> TrainResul
         scorer = RewardModelScorer(model, tokenizer, batch_size=config.score_batch_size, max_length=config.max_length)
         held = evaluate_pairs(scorer, holdout, config.tie_tolerance)
         metrics.update({f"eval_{key}": value for key, value in held.items()})
-        control.log(
-            f"held-out accuracy {held['accuracy']:.3f}, margin {held['margin']:.3f}, ties {held['tie_fraction']:.3f}"
-        )
+        control.log(f"held-out accuracy {held['accuracy']:.3f}, margin {held['margin']:.3f}, ties {held['tie_fraction']:.3f}")
     state_dict = full_state_dict(trainer)  # every rank, before rank 0 writes (FSDP only)
     return run.write_final(
         save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model, state_dict=state_dict),
@@ -201,9 +199,7 @@ def freeze_lower_layers(model: PreTrainedModel, top_layers: int) -> int:
     import torch
 
     count = model.config.get_text_config().num_hidden_layers
-    layers = next(
-        (m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == count), None
-    )
+    layers = next((m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == count), None)
     if layers is None:
         raise ValueError("train_top_layers: cannot find the transformer layers of this architecture")
     if top_layers > count:
@@ -254,9 +250,7 @@ def _reward_trainer_class() -> type:
             self.tie_tolerance = tie_tolerance
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
-            loss, outputs = super().compute_loss(
-                model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
-            )
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
             with torch.no_grad():
                 chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
                 ties = ((chosen - rejected).abs() <= self.tie_tolerance).float().mean()
@@ -347,9 +341,7 @@ class RewardModelScorer:
                     input_ids[row, : len(tokens)] = torch.tensor(tokens)
                     attention_mask[row, : len(tokens)] = 1
                 with torch.no_grad():
-                    logits = self.model(
-                        input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
-                    ).logits
+                    logits = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False).logits
                 scores.extend(float(value) for value in logits[:, 0].float().cpu())
         finally:
             self.model.train(was_training)
@@ -367,9 +359,7 @@ class RewardModelScorer:
         return self.score(conversations)
 
 
-def encode_conversation(
-    tokenizer: PreTrainedTokenizerBase, conversation: Conversation, max_length: int | None
-) -> list[int]:
+def encode_conversation(tokenizer: PreTrainedTokenizerBase, conversation: Conversation, max_length: int | None) -> list[int]:
     """Token ids of a whole conversation through the chat template (as TRL's reward trainer does),
     keeping the last `max_length` tokens: the reward is read at the final token."""
     ids = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
@@ -408,9 +398,7 @@ def score(model_dir: Path | str, conversations: Sequence[Conversation]) -> list[
     return RewardModelScorer.load(model_dir).score(conversations)
 
 
-def evaluate_pairs(
-    scorer: RewardModelScorer, records: Sequence[dict[str, Conversation]], tie_tolerance: float = 0.0
-) -> dict[str, float]:
+def evaluate_pairs(scorer: RewardModelScorer, records: Sequence[dict[str, Conversation]], tie_tolerance: float = 0.0) -> dict[str, float]:
     """Strict accuracy (ties are wrong), mean margin and tie fraction of a reward model on preference pairs."""
     chosen = scorer.score([record["prompt"] + record["chosen"] for record in records])
     rejected = scorer.score([record["prompt"] + record["rejected"] for record in records])

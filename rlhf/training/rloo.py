@@ -163,9 +163,7 @@ def _train(
     parent = materialize_parent(run.base_model, run.work_dir)
     tokenizer = load_tokenizer(parent)
     tokenizer.padding_side = "left"  # generation appends on the right; TRL requires left padding
-    prompts = filter_prompts_by_length(
-        tokenizer, load_prompts(run.data_path), config.max_length - config.max_completion_length, control
-    )
+    prompts = filter_prompts_by_length(tokenizer, load_prompts(run.data_path), config.max_length - config.max_completion_length, control)
     control.log(f"{len(prompts)} prompts, {config.num_generations} answers each")
     reward = load_reward(reward_model_path, reward_fn, device, config.max_length)
 

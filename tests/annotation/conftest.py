@@ -10,7 +10,7 @@ from django.conf import settings
 
 
 def queue_implementations() -> list[str]:
-    """"sql" (the PostgreSQL functions, queue_pg) where the database has them, and "orm" (queue.py)."""
+    """ "sql" (the PostgreSQL functions, queue_pg) where the database has them, and "orm" (queue.py)."""
     on_postgres = "postgresql" in settings.DATABASES["default"]["ENGINE"]
     return ["sql", "orm"] if on_postgres else ["orm"]
 

@@ -70,7 +70,9 @@ def test_gold_turn_spreads_gold_evenly_at_the_rate():
     assert all(gold_turn(7, k, 1.0) for k in range(50))
 
 
-def test_gold_is_mixed_in_at_the_rate_and_served_to_everyone_outside_the_overlap(make_project, make_user, add_member, make_pairs, site_admin):
+def test_gold_is_mixed_in_at_the_rate_and_served_to_everyone_outside_the_overlap(
+    make_project, make_user, add_member, make_pairs, site_admin
+):
     project = quality_project(make_project, overlap=1, gold_rate=0.25)
     normal = make_pairs(project, 12)
     gold = make_pairs(project, 4, texts=lambda i: (f"Gold A{i}", f"Gold B{i}"))
@@ -143,7 +145,16 @@ def test_gold_and_normal_pairs_look_the_same_in_the_api_and_the_page(make_projec
         pages[is_gold].append(re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", page))
         submit = api.post(f"/api/v1/assignments/{body['assignment_id']}/judgment", {"choice": "left"}, format="json")
         assert submit.status_code == 201
-        assert set(submit.json()) == {"judgment_id", "assignment_id", "choice", "strength", "criteria", "rationale", "time_spent_ms", "created_at"}
+        assert set(submit.json()) == {
+            "judgment_id",
+            "assignment_id",
+            "choice",
+            "strength",
+            "criteria",
+            "rationale",
+            "time_spent_ms",
+            "created_at",
+        }
     assert bodies[True] and bodies[False]
     gold_shapes = {repr(_shape(b)) for b, _ in bodies[True]}
     normal_shapes = {repr(_shape(b)) for b, _ in bodies[False]}
@@ -153,7 +164,9 @@ def test_gold_and_normal_pairs_look_the_same_in_the_api_and_the_page(make_projec
     assert len(set(pages[True]) | set(pages[False])) == 1
 
 
-def test_gold_accuracy_by_annotator_is_one_aggregate(make_project, make_user, add_member, make_pairs, site_admin, django_assert_num_queries):
+def test_gold_accuracy_by_annotator_is_one_aggregate(
+    make_project, make_user, add_member, make_pairs, site_admin, django_assert_num_queries
+):
     project = quality_project(make_project, overlap=1, gold_rate=1.0)
     gold = make_pairs(project, 4, texts=lambda i: (f"Gold A{i}", f"Gold B{i}"))
     _gold(gold[:2], label="a", actor=site_admin)
@@ -214,7 +227,9 @@ def test_low_gold_accuracy_pauses_with_the_figures_and_an_admin_lifts_it(make_pr
 
 def test_no_pause_before_the_minimum_or_when_the_minimum_accuracy_is_zero(make_project, make_user, add_member, make_pairs, site_admin):
     for min_judged, min_accuracy in ((5, 0.9), (1, 0.0)):
-        project = quality_project(make_project, f"p{min_judged}", overlap=1, gold_rate=1.0, gold_min_judged=min_judged, gold_min_accuracy=min_accuracy)
+        project = quality_project(
+            make_project, f"p{min_judged}", overlap=1, gold_rate=1.0, gold_min_judged=min_judged, gold_min_accuracy=min_accuracy
+        )
         gold = make_pairs(project, 3, texts=lambda i: (f"Gold A{i}", f"Gold B{i}"))
         _gold(gold, label="a", actor=site_admin)
         user = make_user()
@@ -232,7 +247,9 @@ def test_manual_pause_needs_an_admin_and_a_reason(project, annotator, make_pairs
         services.membership_pause(project=project, user=annotator, reason="spam", actor=staff)
     with pytest.raises(Invalid):
         services.membership_pause(project=project, user=annotator, reason="  ", actor=site_admin)
-    response = _api(site_admin).post(f"/api/v1/projects/{project.pk}/members/{annotator.pk}/pause", {"reason": "copy-pasted rationales"}, format="json")
+    response = _api(site_admin).post(
+        f"/api/v1/projects/{project.pk}/members/{annotator.pk}/pause", {"reason": "copy-pasted rationales"}, format="json"
+    )
     assert response.status_code == 200 and response.json()["paused"] is True
     with pytest.raises(services.Paused):
         services.assignment_next(project=project, annotator=annotator)

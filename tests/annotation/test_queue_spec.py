@@ -89,9 +89,12 @@ def _pair_driver(name: str, make_pairs) -> Driver:
         return services.judgment_submit(assignment_id=lease_id, annotator=user, choice=answer or "left", now=now)
 
     return Driver(
-        name=name, kind=PAIR, fast=name == "pair-sql",
+        name=name,
+        kind=PAIR,
+        fast=name == "pair-sql",
         make_tasks=lambda project, n, overlap=None: make_pairs(project, n, overlap=overlap),
-        next=next_, submit=submit,
+        next=next_,
+        submit=submit,
         skip=lambda lease_id, user: services.assignment_skip(assignment_id=lease_id, annotator=user),
         renew=lambda lease_id, user, now=None: services.assignment_renew(assignment_id=lease_id, annotator=user, now=now),
         answers=("left", "right", "tie"),
@@ -103,15 +106,24 @@ def _demonstration_driver(site_admin) -> Driver:
 
     def make_tasks(project, n, overlap=None):
         prompts = [Prompt.objects.create(project=project, text=f"Write about topic {i}.") for i in range(n)]
-        demo_services.tasks_create(project=project, actor=site_admin, mode="write", prompt_ids=[p.pk for p in prompts],
-                                   overlap=project.overlap if overlap is None else overlap)
+        demo_services.tasks_create(
+            project=project,
+            actor=site_admin,
+            mode="write",
+            prompt_ids=[p.pk for p in prompts],
+            overlap=project.overlap if overlap is None else overlap,
+        )
         return list(DemonstrationTask.objects.filter(prompt__in=prompts).order_by("id"))
 
     return Driver(
-        name="demonstration-orm", kind=DEMONSTRATION, fast=False, make_tasks=make_tasks,
+        name="demonstration-orm",
+        kind=DEMONSTRATION,
+        fast=False,
+        make_tasks=make_tasks,
         next=lambda project, user, now=None: demo_services.next_task(project=project, annotator=user, now=now),
         submit=lambda lease_id, user, answer=None, now=None: demo_services.submit(
-            assignment_id=lease_id, annotator=user, text=answer or "An ideal answer.", now=now),
+            assignment_id=lease_id, annotator=user, text=answer or "An ideal answer.", now=now
+        ),
         skip=lambda lease_id, user: demo_services.skip(assignment_id=lease_id, annotator=user),
         renew=lambda lease_id, user, now=None: queue.lease_renew(DEMONSTRATION, lease_id=lease_id, annotator=user, now=now),
         answers=("First answer.", "Second answer.", "Third answer."),
@@ -271,8 +283,7 @@ def test_someone_elses_lease_is_not_found(driver, project, annotator, make_user,
     other = make_user("other")
     add_member(project, other, "annotator")
     lease = driver.next(project, annotator)
-    for call in (lambda: driver.submit(lease.pk, other), lambda: driver.skip(lease.pk, other),
-                 lambda: driver.renew(lease.pk, other)):
+    for call in (lambda: driver.submit(lease.pk, other), lambda: driver.skip(lease.pk, other), lambda: driver.renew(lease.pk, other)):
         with pytest.raises(NotFound):
             call()
     assert driver.results().count() == 0
@@ -402,8 +413,12 @@ def test_criteria_votes_are_stored_in_canonical_terms(pair_driver, make_project,
     [user] = annotators(project, 1)
     lease = pair_driver.next(project, user)
     judgment, _ = services.judgment_submit(
-        assignment_id=lease.pk, annotator=user, choice="right", strength="clear",
-        criteria={"helpful": "right", "harmless": "tie"}, rationale="more specific",
+        assignment_id=lease.pk,
+        annotator=user,
+        choice="right",
+        strength="clear",
+        criteria={"helpful": "right", "harmless": "tie"},
+        rationale="more specific",
     )
     right = "a" if lease.swapped else "b"
     assert judgment.criteria == {"helpful": right, "harmless": "tie"}

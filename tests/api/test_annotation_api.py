@@ -85,7 +85,9 @@ def test_skip_then_next(project, annotator, make_pairs, client_for):
     assert api.post(f"/api/v1/assignments/{second}/renew").status_code == 200
 
 
-def test_other_projects_and_other_peoples_assignments_do_not_exist(project, annotator, make_project, make_user, add_member, make_pairs, client_for):
+def test_other_projects_and_other_peoples_assignments_do_not_exist(
+    project, annotator, make_project, make_user, add_member, make_pairs, client_for
+):
     other_project = make_project("Other")
     make_pairs(project, 1)
     stranger = make_user("stranger")
@@ -113,8 +115,12 @@ def test_openapi_schema_lists_the_annotator_routes(client, site_admin):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for route in ("/api/v1/projects/{project_id}/assignments/next", "/api/v1/assignments/{assignment_id}/judgment",
-                  "/api/v1/assignments/{assignment_id}/skip", "/api/v1/projects/{project_id}/snapshots/"):
+    for route in (
+        "/api/v1/projects/{project_id}/assignments/next",
+        "/api/v1/assignments/{assignment_id}/judgment",
+        "/api/v1/assignments/{assignment_id}/skip",
+        "/api/v1/projects/{project_id}/snapshots/",
+    ):
         assert route in paths
     assert client.get("/api/docs/").status_code == 200
 

@@ -105,13 +105,15 @@ def test_keyboard_only_three_judgments(page, login, make_project, member, make_p
     expect(page.locator("#an-judged")).to_have_text("3")
 
     judgments = list(
-        Judgment.objects.filter(annotator=user)
-        .select_related("assignment", "pair__response_a", "pair__response_b")
-        .order_by("id")
+        Judgment.objects.filter(annotator=user).select_related("assignment", "pair__response_a", "pair__response_b").order_by("id")
     )
     assert len(judgments) == 3
     assert [j.assignment_id for j in judgments] == [first, second, third]
-    planned = [("left", "clear", "", {"helpful": "left", "harmless": "right"}), ("right", "", "s1 q? 4 makes sense", {}), ("tie", "", "", {})]
+    planned = [
+        ("left", "clear", "", {"helpful": "left", "harmless": "right"}),
+        ("right", "", "s1 q? 4 makes sense", {}),
+        ("tie", "", "", {}),
+    ]
     for judgment, (choice, strength, rationale, criteria) in zip(judgments, planned):
         a, b = judgment.pair.response_a.text, judgment.pair.response_b.text
         # The page showed the order stored with the assignment and the judgment.

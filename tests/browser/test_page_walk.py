@@ -66,8 +66,9 @@ def world(make_user, make_project, add_member, make_pairs, monkeypatch):
             leased = services.assignment_next(project=project, annotator=user)
             assert leased is not None
             choice = "left" if (wanted == "a") != leased.assignment.swapped else "right"
-            services.judgment_submit(assignment_id=leased.assignment.pk, annotator=user, choice=choice,
-                                     criteria={}, time_spent_ms=4_000 + 1_000 * len(wanted))
+            services.judgment_submit(
+                assignment_id=leased.assignment.pk, annotator=user, choice=choice, criteria={}, time_spent_ms=4_000 + 1_000 * len(wanted)
+            )
     gold = Pair.objects.filter(project=project, judgment_count=0).first()
     services.pair_set_gold(pair=gold, actor=users["site_admin"], gold=True, gold_label="a")
     Prompt.objects.create(project=project, text="A prompt with no answers yet?")
@@ -108,13 +109,13 @@ def walk(context, origin: str) -> dict[str, int]:
     queued = {"/"}
     while queue:
         url, depth, source = queue.popleft()
-        path = url[len(origin):]
+        path = url[len(origin) :]
         if len(seen) >= MAX_PAGES:
             raise AssertionError(f"more than {MAX_PAGES} pages reachable; raise MAX_PAGES or lower MAX_DEPTH")
         # Fetch first with the context's cookies: a download or a JSON answer is checked without
         # being rendered, and redirects are seen before they are followed.
         response = context.request.get(url, max_redirects=5)
-        final = response.url[len(origin):] if response.url.startswith(origin) else response.url
+        final = response.url[len(origin) :] if response.url.startswith(origin) else response.url
         seen[path] = response.status
         if response.status != 200:
             problems.append(f"{path} (linked from {source}) answered {response.status}")
@@ -136,9 +137,9 @@ def walk(context, origin: str) -> dict[str, int]:
             continue
         for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
             target = _normalise(urljoin(page.url, href))
-            if not _same_site(target, origin) or any(word in target[len(origin):] for word in NEVER):
+            if not _same_site(target, origin) or any(word in target[len(origin) :] for word in NEVER):
                 continue
-            shape = _shape(target[len(origin):])
+            shape = _shape(target[len(origin) :])
             if shape not in queued:
                 queued.add(shape)
                 queue.append((target, depth + 1, path))
@@ -169,11 +170,14 @@ def test_every_linked_page_answers_200(browser, live_server, world, role):
     opened = set(seen)
     # The walk really reached the pages this role works on (guards against a walk that stops early).
     expected = {
-        "site_admin": {f"/projects/{project.pk}/", f"/projects/{project.pk}/quality/", "/admin/",
-                       f"/projects/{project.pk}/snapshots/"},
+        "site_admin": {f"/projects/{project.pk}/", f"/projects/{project.pk}/quality/", "/admin/", f"/projects/{project.pk}/snapshots/"},
         "project_admin": {f"/projects/{project.pk}/", f"/projects/{project.pk}/quality/"},
-        "ml_staff": {f"/projects/{project.pk}/", f"/projects/{project.pk}/quality/",
-                     f"/projects/{project.pk}/quality/adjudication/", f"/projects/{project.pk}/generate/"},
+        "ml_staff": {
+            f"/projects/{project.pk}/",
+            f"/projects/{project.pk}/quality/",
+            f"/projects/{project.pk}/quality/adjudication/",
+            f"/projects/{project.pk}/generate/",
+        },
         "annotator": {f"/projects/{project.pk}/annotate/", f"/projects/{project.pk}/quality/me/"},
         "no_membership": {"/", "/accounts/token/"},
     }[role]

@@ -52,8 +52,13 @@ def hostile_world(make_user, add_member, site_admin, settings):
     from feedback_site.snapshots.services import snapshot_create
     from feedback_site.training.services import training_fail, training_launch, training_log
 
-    project = project_create(creator=site_admin, name=f"Proj {PAYLOADS[1]}", overlap=2,
-                             description=ALL, criteria=['<img src=x onerror="window.__pwned=20">', "<svg onload=alert(21)>"])
+    project = project_create(
+        creator=site_admin,
+        name=f"Proj {PAYLOADS[1]}",
+        overlap=2,
+        description=ALL,
+        criteria=['<img src=x onerror="window.__pwned=20">', "<svg onload=alert(21)>"],
+    )
     guideline_publish(project=project, author=site_admin, text=ALL)
     other = project_create(creator=site_admin, name=PAYLOADS[0])
     users = {name: make_user(name, password=PASSWORD) for name in ("xadmin", "xann", "xann2")}
@@ -63,18 +68,32 @@ def hostile_world(make_user, add_member, site_admin, settings):
     add_member(project, users["xann2"], "annotator")
     add_member(other, users["xann"], "annotator")
 
-    lines = [{"prompt": f"{hostile(i)} prompt {i}", "system": hostile(i + 3),
-              "response_a": f"{hostile(i + 1)}\n\n{ALL}", "response_b": f"{hostile(i + 2)} b{i}"} for i in range(4)]
-    lines += [{"prompt": f"{hostile(i)} labelled {i}", "response_a": hostile(i + 5), "response_b": "plain", "preferred": "a"}
-              for i in range(3)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename=f'{PAYLOADS[5]}.jsonl',
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    lines = [
+        {
+            "prompt": f"{hostile(i)} prompt {i}",
+            "system": hostile(i + 3),
+            "response_a": f"{hostile(i + 1)}\n\n{ALL}",
+            "response_b": f"{hostile(i + 2)} b{i}",
+        }
+        for i in range(4)
+    ]
+    lines += [
+        {"prompt": f"{hostile(i)} labelled {i}", "response_a": hostile(i + 5), "response_b": "plain", "preferred": "a"} for i in range(3)
+    ]
+    import_file(
+        project=project,
+        actor=site_admin,
+        kind="pairs",
+        filename=f"{PAYLOADS[5]}.jsonl",
+        data="\n".join(json.dumps(x) for x in lines).encode(),
+    )
 
     # Judgments with hostile rationales, from both annotators.
     for user in (users["xann2"], users["xann"]):
         leased = annotation_services.assignment_next(project=project, annotator=user)
-        annotation_services.judgment_submit(assignment_id=leased.assignment.pk, annotator=user, choice="left",
-                                            strength="clear", rationale=ALL)
+        annotation_services.judgment_submit(
+            assignment_id=leased.assignment.pk, annotator=user, choice="left", strength="clear", rationale=ALL
+        )
     snapshot, _ = snapshot_create(project=project, actor=site_admin, note=PAYLOADS[6])
     # Runs with hostile messages and logs (what a failing worker could write).
     generation = generation_launch(project=project, actor=site_admin, prompt_selection="all", k=2)
@@ -87,10 +106,19 @@ def hostile_world(make_user, add_member, site_admin, settings):
     training.refresh_from_db()
     assignment = annotation_services.assignment_next(project=project, annotator=users["xann"]).assignment
     return {
-        "project": project, "project_b": other, "snapshot": snapshot, "generation_run": generation,
-        "training_run": training, "assignment": assignment, "version": project.current_policy,
-        "pair": Pair.objects.filter(project=project).first(), "adjudicated_pair": Pair.objects.filter(project=project).last(),
-        "victim": users["xann2"], "judgment": None, **users, "root": root,
+        "project": project,
+        "project_b": other,
+        "snapshot": snapshot,
+        "generation_run": generation,
+        "training_run": training,
+        "assignment": assignment,
+        "version": project.current_policy,
+        "pair": Pair.objects.filter(project=project).first(),
+        "adjudicated_pair": Pair.objects.filter(project=project).last(),
+        "victim": users["xann2"],
+        "judgment": None,
+        **users,
+        "root": root,
     }
 
 

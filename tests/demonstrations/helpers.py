@@ -23,9 +23,29 @@ def make_demonstration_snapshot(project, *, staff, annotator, items: list[tuple[
 def toy_items(count: int, offset: int = 0) -> list[tuple[str, str]]:
     """Questions whose answers follow one pattern (the topic, then a nice word), so a tiny model
     can learn something from a few steps."""
-    topics = ["cats", "dogs", "tea", "rain", "maps", "jazz", "code", "bread", "snow", "boats", "chess", "bees",
-              "owls", "kites", "figs", "moss"]
+    topics = [
+        "cats",
+        "dogs",
+        "tea",
+        "rain",
+        "maps",
+        "jazz",
+        "code",
+        "bread",
+        "snow",
+        "boats",
+        "chess",
+        "bees",
+        "owls",
+        "kites",
+        "figs",
+        "moss",
+    ]
     words = ["lovely", "great", "wonderful", "splendid"]
-    return [(f"Tell me about {topics[(i + offset) % len(topics)]} ({i + offset}).",
-             f"{topics[(i + offset) % len(topics)]} are {words[(i + offset) % len(words)]}.")
-            for i in range(count)]
+    return [
+        (
+            f"Tell me about {topics[(i + offset) % len(topics)]} ({i + offset}).",
+            f"{topics[(i + offset) % len(topics)]} are {words[(i + offset) % len(words)]}.",
+        )
+        for i in range(count)
+    ]

@@ -125,9 +125,13 @@ def test_snapshot_exports_trl_sft_messages_and_is_content_addressed(project, sit
 
 def test_api_round_trip(project, site_admin, people, prompts, client):
     client.force_login(site_admin)
-    made = client.post(f"/api/v1/projects/{project.pk}/demonstration-tasks/", {"mode": "write", "overlap": 1}, content_type="application/json")
+    made = client.post(
+        f"/api/v1/projects/{project.pk}/demonstration-tasks/", {"mode": "write", "overlap": 1}, content_type="application/json"
+    )
     assert made.status_code == 201 and made.json()["created"] == 2
-    bad = client.post(f"/api/v1/projects/{project.pk}/demonstration-tasks/", {"mode": "write", "colour": 1}, content_type="application/json")
+    bad = client.post(
+        f"/api/v1/projects/{project.pk}/demonstration-tasks/", {"mode": "write", "colour": 1}, content_type="application/json"
+    )
     assert bad.status_code == 400 and "colour" in bad.json()["detail"]
     client.force_login(people[0])
     leased = client.post(f"/api/v1/projects/{project.pk}/demonstrations/next")

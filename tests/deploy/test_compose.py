@@ -60,9 +60,16 @@ def production_required_env() -> set[str]:
     required = {"DJANGO_PROFILE", "DATABASE_URL", "CELERY_BROKER_URL", "FEEDBACK_ARTIFACTS_DIR"}
     tree = ast.parse((REPO / "feedback_site" / "settings.py").read_text())
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "env" and node.func.attr.startswith("get") and len(node.args) == 1
-                and not node.keywords and isinstance(node.args[0], ast.Constant)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+            and node.func.attr.startswith("get")
+            and len(node.args) == 1
+            and not node.keywords
+            and isinstance(node.args[0], ast.Constant)
+        ):
             required.add(node.args[0].value)
     return required
 
@@ -157,7 +164,13 @@ def test_settings_load_and_pass_checks_with_the_web_containers_environment(tmp_p
     import json
 
     values = json.loads(loaded.stdout.strip().splitlines()[-1])
-    assert values == {"debug": False, "db": "django.db.backends.postgresql", "hosts": ["feedback.example.org"],
-                      "static": str(tmp_path / "static"), "ssl": True, "log": "json"}
+    assert values == {
+        "debug": False,
+        "db": "django.db.backends.postgresql",
+        "hosts": ["feedback.example.org"],
+        "static": str(tmp_path / "static"),
+        "ssl": True,
+        "log": "json",
+    }
     check = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr[-2000:]

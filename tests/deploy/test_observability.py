@@ -83,17 +83,20 @@ def queued_training_run(site_admin, make_project, monkeypatch, tmp_path):
     monkeypatch.setattr(services, "enqueue", lambda *args, **options: "not-published")
     project = make_project("Ops", base_policy_uri=str(policy))
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="p.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    import_file(project=project, actor=site_admin, kind="pairs", filename="p.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
-    run, _ = services.training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot,
-                                      config={"max_steps": 1})
+    run, _ = services.training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot, config={"max_steps": 1})
     return run
 
 
 @pytest.mark.django_db(transaction=True)
 def test_health_details_reports_database_broker_workers_queues_and_runs(
-    client, site_admin, start_worker, redis_broker, queued_training_run, settings  # noqa: F811
+    client,
+    site_admin,
+    start_worker,
+    redis_broker,
+    queued_training_run,
+    settings,  # noqa: F811
 ):
     import redis
 
@@ -119,7 +122,7 @@ def test_health_details_reports_database_broker_workers_queues_and_runs(
     assert any(name.startswith("opsprobe@") for name in names)
     assert body["workers"]["queues_without_worker"] == ["gpu"]
     assert body["queues"]["gpu"] == 2 and body["queues"]["default"] == 0
-    assert {"kind": "training", "id": queued_training_run.pk} .items() <= body["active_runs"]["runs"][0].items()
+    assert {"kind": "training", "id": queued_training_run.pk}.items() <= body["active_runs"]["runs"][0].items()
 
     # The same on the staff page.
     page = client.get("/ops/")

@@ -52,12 +52,25 @@ def eval_project(site_admin, tiny_models, monkeypatch):
 
     project = project_create(creator=site_admin, name="Eval", base_policy_uri=str(tiny_models["base"]))
     base = project.current_policy
-    child = version_register(project=project, kind=ModelKind.POLICY, name="child", artifact_uri=str(tiny_models["child"]),
-                             base_model=str(tiny_models["base"]), parent=base, config_hash="c" * 64, code_version="test")
-    rm1 = version_register(project=project, kind=ModelKind.REWARD, name="rm one", artifact_uri=str(tiny_models["rm1"]), base_model=str(tiny_models["base"]))
-    rm2 = version_register(project=project, kind=ModelKind.REWARD, name="rm two", artifact_uri=str(tiny_models["rm2"]), base_model=str(tiny_models["base"]))
+    child = version_register(
+        project=project,
+        kind=ModelKind.POLICY,
+        name="child",
+        artifact_uri=str(tiny_models["child"]),
+        base_model=str(tiny_models["base"]),
+        parent=base,
+        config_hash="c" * 64,
+        code_version="test",
+    )
+    rm1 = version_register(
+        project=project, kind=ModelKind.REWARD, name="rm one", artifact_uri=str(tiny_models["rm1"]), base_model=str(tiny_models["base"])
+    )
+    rm2 = version_register(
+        project=project, kind=ModelKind.REWARD, name="rm two", artifact_uri=str(tiny_models["rm2"]), base_model=str(tiny_models["base"])
+    )
     evaluation_services.eval_prompts_import(
-        project=project, actor=site_admin,
+        project=project,
+        actor=site_admin,
         data=b'{"prompt": "Name a colour."}\n{"prompt": "Say hello.", "system_prompt": "Be brief."}\n{"prompt": "Count to three."}\n',
     )
     return {"project": project, "base": base, "child": child, "rm1": rm1, "rm2": rm2}

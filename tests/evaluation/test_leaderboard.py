@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _judge(pair, user, preferred):
-    assignment = Assignment.objects.create(pair=pair, annotator=user, status="submitted", swapped=False,
-                                           expires_at=timezone.now(), finished_at=timezone.now())
+    assignment = Assignment.objects.create(
+        pair=pair, annotator=user, status="submitted", swapped=False, expires_at=timezone.now(), finished_at=timezone.now()
+    )
     Judgment.objects.create(assignment=assignment, pair=pair, annotator=user, choice="left", preferred=preferred, swapped=False)
 
 

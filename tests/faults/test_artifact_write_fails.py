@@ -69,8 +69,7 @@ def toy(site_admin, tiny_policy, settings):
 
     project = project_create(creator=site_admin, name="Toy", base_policy_uri=str(tiny_policy))
     lines = [{"prompt": f"Topic {i}?", "response_a": f"good answer {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(8)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="t.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    import_file(project=project, actor=site_admin, kind="pairs", filename="t.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     return project, snapshot
 
@@ -82,8 +81,13 @@ def _launch(project, snapshot, site_admin):
     services_enqueue = services.enqueue
     services.enqueue = lambda *args, **options: "in-process"
     try:
-        run, _ = services.training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot,
-                                          config={"max_steps": 4, "batch_size": 4, "save_steps": 2, "max_length": 128})
+        run, _ = services.training_launch(
+            project=project,
+            actor=site_admin,
+            method="reward",
+            snapshot=snapshot,
+            config={"max_steps": 4, "batch_size": 4, "save_steps": 2, "max_length": 128},
+        )
     finally:
         services.enqueue = services_enqueue
     return run
@@ -127,8 +131,9 @@ def test_snapshot_into_a_broken_folder_is_a_clear_503(kind, phrase, toy, site_ad
     assert list(Snapshot.objects.filter(project=project)) == [first]
     # No partial snapshot: no file, no `.building-*` or content-hash folder (the empty per-project
     # parent folder may exist).
-    leftovers = [p for p in Path(settings.ARTIFACTS_DIR).rglob("*")
-                 if p.name != "filler" and (p.is_file() or p.parent.name.startswith("project-"))]
+    leftovers = [
+        p for p in Path(settings.ARTIFACTS_DIR).rglob("*") if p.name != "filler" and (p.is_file() or p.parent.name.startswith("project-"))
+    ]
     assert leftovers == [], leftovers
     assert not TrainingRun.objects.exists()
 

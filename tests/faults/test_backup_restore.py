@@ -43,8 +43,7 @@ def project_with_snapshot(settings, site_admin):
     base = make_tiny_model(Path(settings.ARTIFACTS_DIR) / "models" / "base", seed=0)
     project = project_create(creator=site_admin, name="Backed up", base_policy_uri=str(base))
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(5)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="l.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    import_file(project=project, actor=site_admin, kind="pairs", filename="l.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     return project, snapshot
 
@@ -82,8 +81,12 @@ print(json.dumps({
 def test_backup_then_restore_into_a_fresh_database_and_folder(project_with_snapshot, settings, restored_db, tmp_path):
     project, snapshot = project_with_snapshot
     source_artifacts = Path(settings.ARTIFACTS_DIR).resolve()
-    env = {**os.environ, "DATABASE_URL": _url(settings.DATABASES["default"]),
-           "FEEDBACK_ARTIFACTS_DIR": str(source_artifacts), "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _url(settings.DATABASES["default"]),
+        "FEEDBACK_ARTIFACTS_DIR": str(source_artifacts),
+        "PYTHON": sys.executable,
+    }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     backup = tmp_path / "backup"
     done = subprocess.run(["bash", "scripts/backup.sh", str(backup)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -91,15 +94,27 @@ def test_backup_then_restore_into_a_fresh_database_and_folder(project_with_snaps
     assert {p.name for p in backup.iterdir()} == {"database.dump", "artifacts.tar.gz", "backup.env", "SHA256SUMS"}
 
     target = tmp_path / "restored-artifacts"
-    done = subprocess.run(["bash", "scripts/restore.sh", str(backup), restored_db, str(target)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "scripts/restore.sh", str(backup), restored_db, str(target)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 snapshot(s) and 1 model version(s) verified" in done.stdout
 
     # The restored copy, on its own database and folder, serves the project; its files verify.
     restored_env = {**env, "DATABASE_URL": restored_db, "FEEDBACK_ARTIFACTS_DIR": str(target)}
-    probe = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=120,
-                           env={**restored_env, "DJANGO_SETTINGS_MODULE": "feedback_site.settings"})
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**restored_env, "DJANGO_SETTINGS_MODULE": "feedback_site.settings"},
+    )
     assert probe.returncode == 0, probe.stderr
     answer = json.loads(probe.stdout.strip().splitlines()[-1])
     assert answer["page"] == 200 and answer["snapshots_page"] == 200 and answer["download"] == 200
@@ -112,26 +127,42 @@ def test_backup_then_restore_into_a_fresh_database_and_folder(project_with_snaps
     assert str(snapshot_file(snapshot, "jsonl")[0]).startswith(str(source_artifacts))
     restored_file = Path(answer["snapshot_path"])
     restored_file.write_text(restored_file.read_text().replace("good", "evil"))
-    check = subprocess.run([sys.executable, "manage.py", "check_artifacts"], cwd=REPO, env=restored_env,
-                           capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check_artifacts"], cwd=REPO, env=restored_env, capture_output=True, text=True, timeout=120
+    )
     assert check.returncode == 1 and "does not match its recorded hash" in check.stderr
 
     # restore.sh never overwrites: the same database again is refused.
-    again = subprocess.run(["bash", "scripts/restore.sh", str(backup), restored_db, str(tmp_path / "other")], cwd=REPO,
-                           env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        ["bash", "scripts/restore.sh", str(backup), restored_db, str(tmp_path / "other")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
 def test_a_corrupted_backup_is_refused(project_with_snapshot, settings, restored_db, tmp_path):
-    env = {**os.environ, "DATABASE_URL": _url(settings.DATABASES["default"]),
-           "FEEDBACK_ARTIFACTS_DIR": str(Path(settings.ARTIFACTS_DIR).resolve())}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _url(settings.DATABASES["default"]),
+        "FEEDBACK_ARTIFACTS_DIR": str(Path(settings.ARTIFACTS_DIR).resolve()),
+    }
     backup = tmp_path / "backup"
     assert subprocess.run(["bash", "scripts/backup.sh", str(backup)], cwd=REPO, env=env, capture_output=True).returncode == 0
     with (backup / "artifacts.tar.gz").open("r+b") as handle:
         handle.seek(100)
         handle.write(b"\0\0\0\0")
-    done = subprocess.run(["bash", "scripts/restore.sh", str(backup), restored_db, str(tmp_path / "r")], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", "scripts/restore.sh", str(backup), restored_db, str(tmp_path / "r")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "fails its SHA256SUMS" in done.stderr
     with psycopg.connect(_url(settings.DATABASES["default"], "postgres"), autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [restored_db.rsplit("/", 1)[1]]).fetchone()[0] == 0

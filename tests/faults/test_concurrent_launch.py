@@ -42,8 +42,7 @@ def snapshot(project, site_admin):
     from feedback_site.snapshots.services import snapshot_create
 
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="l.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    import_file(project=project, actor=site_admin, kind="pairs", filename="l.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
     return snapshot_create(project=project, actor=site_admin)[0]
 
 

@@ -51,9 +51,25 @@ def gunicorn(settings, tmp_path):
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     log = tmp_path / "gunicorn.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "feedback_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "1", "--timeout", "60"],
-        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "feedback_site.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--timeout",
+            "60",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -78,8 +94,7 @@ def gunicorn(settings, tmp_path):
 def _terminate_other_backends(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
     return sum(1 for (ok,) in rows if ok)
 
@@ -113,8 +128,9 @@ def test_web_process_recovers_after_its_database_connections_are_killed(gunicorn
                 assert response.status_code == 200, f"round {round_}: {response.status_code}\n{log.read_text()[-3000:]}"
             leased = client.post(f"/api/v1/projects/{project.pk}/assignments/next")
             assert leased.status_code == 200, leased.text
-            submitted = client.post(f"/api/v1/assignments/{leased.json()['assignment_id']}/judgment",
-                                    json={"choice": "left", "strength": "clear"})
+            submitted = client.post(
+                f"/api/v1/assignments/{leased.json()['assignment_id']}/judgment", json={"choice": "left", "strength": "clear"}
+            )
             assert submitted.status_code == 201, submitted.text
 
         # The queue's two calls skip Django's per-request health check (queue_pg._call): when

@@ -32,7 +32,11 @@ def _api(user) -> Client:
 def _queued_run_ids(server, queue: str = "gpu") -> list[tuple[str, int]]:
     ids = []
     for message in server.messages(queue):
-        body = json.loads(base64.b64decode(message["body"])) if message.get("properties", {}).get("body_encoding") == "base64" else json.loads(message["body"])
+        body = (
+            json.loads(base64.b64decode(message["body"]))
+            if message.get("properties", {}).get("body_encoding") == "base64"
+            else json.loads(message["body"])
+        )
         args = body[0]
         ids.append((message["headers"]["task"], args[0]))
     return ids
@@ -45,8 +49,14 @@ def setup(project, site_admin, ml_staff, annotator, make_pairs):
 
     make_pairs(project, 6)
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="labelled.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode(), queue_for_annotation=False)
+    import_file(
+        project=project,
+        actor=site_admin,
+        kind="pairs",
+        filename="labelled.jsonl",
+        data="\n".join(json.dumps(x) for x in lines).encode(),
+        queue_for_annotation=False,
+    )
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     return project, snapshot
 
@@ -55,8 +65,11 @@ def _annotate_one(client, project) -> int:
     response = client.post(f"/api/v1/projects/{project.pk}/assignments/next")
     assert response.status_code == 200, response.content
     assignment_id = response.json()["assignment_id"]
-    submitted = client.post(f"/api/v1/assignments/{assignment_id}/judgment",
-                            data=json.dumps({"choice": "left", "strength": "clear"}), content_type="application/json")
+    submitted = client.post(
+        f"/api/v1/assignments/{assignment_id}/judgment",
+        data=json.dumps({"choice": "left", "strength": "clear"}),
+        content_type="application/json",
+    )
     assert submitted.status_code == 201, submitted.content
     return assignment_id
 
@@ -106,11 +119,13 @@ def test_annotating_survives_redis_and_launching_resumes(setup, broker_on, ml_st
     # No task lost (the one queued before the crash survived it) and none duplicated (the refused
     # launches published nothing; every queued run has exactly one message).
     queued = sorted(_queued_run_ids(server))
-    assert queued == sorted([
-        ("generation.run", first_run),
-        ("generation.run", again.json()["id"]),
-        ("training.run", trained.json()["id"]),
-    ])
+    assert queued == sorted(
+        [
+            ("generation.run", first_run),
+            ("generation.run", again.json()["id"]),
+            ("training.run", trained.json()["id"]),
+        ]
+    )
     assert set(GenerationRun.objects.filter(status="queued").values_list("pk", flat=True)) == {first_run, again.json()["id"]}
     assert list(TrainingRun.objects.filter(status="queued").values_list("pk", flat=True)) == [trained.json()["id"]]
     assert Judgment.objects.filter(annotator=annotator).count() == 3

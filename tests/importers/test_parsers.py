@@ -225,9 +225,7 @@ def test_records_are_frozen_and_hashable():
 
 
 def test_to_messages():
-    record = PromptRecord(
-        3, "And rye?", "Be terse.", (Message("user", "Bread?"), Message("assistant", "Flour, water."))
-    )
+    record = PromptRecord(3, "And rye?", "Be terse.", (Message("user", "Bread?"), Message("assistant", "Flour, water.")))
     assert record.to_messages() == [
         {"role": "system", "content": "Be terse."},
         {"role": "user", "content": "Bread?"},
@@ -341,7 +339,7 @@ def test_prompts_csv_multiline_fields_keep_line_numbers():
         '"A poem:\r\nline two\r\nline three",Be kind,poetry,web\r\n'
         "\r\n"
         "Plain prompt,,misc,\r\n"
-        ',,,\r\n'
+        ",,,\r\n"
         '"He said ""hi"", then\nleft",,quotes,"multi\nline\nmeta"\r\n'
         "Last one,Sys,x,y"
     ).encode("utf-8")
@@ -385,8 +383,13 @@ def test_pairs_jsonl():
             "preferred": "tie",
             "metadata": {"source": "team"},
         },
-        {"prompt": "Q2", "history": [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "R1"}],
-         "response_a": "x", "response_b": "y", "preferred": None},
+        {
+            "prompt": "Q2",
+            "history": [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "R1"}],
+            "response_a": "x",
+            "response_b": "y",
+            "preferred": None,
+        },
         {"text": "Q3", "system": "S3", "response_a": "x", "response_b": "y"},
         {"prompt": "Q4", "response_a": "x", "response_b": "y", "preferred": "b"},
     )
@@ -403,12 +406,7 @@ def test_pairs_jsonl():
 
 
 def test_pairs_csv():
-    data = (
-        b"prompt,response_a,response_b,preferred,system_prompt,batch\n"
-        b'Hi,"Hello,\nfriend",Hey.,a,Be nice,1\n'
-        b"Q,x,y,,,2\n"
-        b"Q,x,y, tie ,,3\n"
-    )
+    data = b'prompt,response_a,response_b,preferred,system_prompt,batch\nHi,"Hello,\nfriend",Hey.,a,Be nice,1\nQ,x,y,,,2\nQ,x,y, tie ,,3\n'
     assert imp.parse_pairs(data, "pairs.csv") == [
         PairRecord(2, PromptRecord(2, "Hi", "Be nice", (), {"batch": "1"}), "Hello,\nfriend", "Hey.", "a", {"batch": "1"}),
         PairRecord(4, PromptRecord(4, "Q", metadata={"batch": "2"}), "x", "y", None, {"batch": "2"}),
@@ -497,9 +495,5 @@ def test_real_hh_rlhf_files_parse_and_round_trip(name, count, empty_replies):
 def test_real_hh_rlhf_non_alternating_histories_are_preserved():
     data, _ = _real_hh("harmless-base-test-rest-1812.jsonl.gz")
     pairs = imp.parse_hh_rlhf(data, "rest.jsonl.gz")
-    odd = [
-        p.line
-        for p in pairs
-        if any(a.role == b.role for a, b in zip(p.prompt.history, p.prompt.history[1:]))
-    ]
+    odd = [p.line for p in pairs if any(a.role == b.role for a, b in zip(p.prompt.history, p.prompt.history[1:]))]
     assert odd == [168, 264, 820, 1350]

@@ -25,8 +25,14 @@ def policies(project, staff, tmp_path):
     folder = tmp_path / "policy-v1"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    second = version_register(project=project, kind=ModelKind.POLICY, name="secret-finetune-zeta", artifact_uri=str(folder),
-                              base_model=base.artifact_uri, parent=base)
+    second = version_register(
+        project=project,
+        kind=ModelKind.POLICY,
+        name="secret-finetune-zeta",
+        artifact_uri=str(folder),
+        base_model=base.artifact_uri,
+        parent=base,
+    )
     return base, second
 
 

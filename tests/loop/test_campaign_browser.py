@@ -25,12 +25,16 @@ def test_campaign_pairs_on_the_annotator_page_reveal_no_version(page, login, mak
     y = version_register(project=project, kind=ModelKind.POLICY, name=NAMES[1], artifact_uri=str(tmp_path / "y"), base_model="b")
     prompts = [Prompt.objects.create(project=project, text=f"Held-out question {i}", split=Split.EVAL) for i in range(2)]
     # The generation worker's output, handed to the same service it calls.
-    campaign = Campaign.objects.create(project=project, name="orchid vs basalt", version_x=x, version_y=y,
-                                       prompt_ids=[p.pk for p in prompts], sampling={"seed": 0})
-    services.campaign_complete(campaign_id=campaign.pk, responses={
-        x.pk: {p.pk: f"Answer one to question {i}." for i, p in enumerate(prompts)},
-        y.pk: {p.pk: f"Answer two to question {i}?" for i, p in enumerate(prompts)},
-    })
+    campaign = Campaign.objects.create(
+        project=project, name="orchid vs basalt", version_x=x, version_y=y, prompt_ids=[p.pk for p in prompts], sampling={"seed": 0}
+    )
+    services.campaign_complete(
+        campaign_id=campaign.pk,
+        responses={
+            x.pk: {p.pk: f"Answer one to question {i}." for i, p in enumerate(prompts)},
+            y.pk: {p.pk: f"Answer two to question {i}?" for i, p in enumerate(prompts)},
+        },
+    )
 
     bodies: list[str] = []
     page.on("response", lambda response: bodies.append(response.text()) if "/api/" in response.url else None)

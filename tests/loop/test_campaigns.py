@@ -33,7 +33,9 @@ def two_versions(project, tiny_policy, tmp_path):
     from rlhf.models import make_tiny_model
 
     other = make_tiny_model(tmp_path / "tiny-other", seed=1)
-    x = version_register(project=project, kind=ModelKind.POLICY, name=SECRET_NAMES[0], artifact_uri=str(tiny_policy), base_model=str(tiny_policy))
+    x = version_register(
+        project=project, kind=ModelKind.POLICY, name=SECRET_NAMES[0], artifact_uri=str(tiny_policy), base_model=str(tiny_policy)
+    )
     y = version_register(project=project, kind=ModelKind.POLICY, name=SECRET_NAMES[1], artifact_uri=str(other), base_model=str(other))
     return x, y
 
@@ -143,5 +145,9 @@ def test_campaign_launch_validates(project, staff, two_versions, eval_prompts, r
         services.campaign_launch(project=project, actor=staff, version_x=x.pk, version_y=x.pk)
     with pytest.raises(Invalid, match="not an evaluation prompt"):
         services.campaign_launch(project=project, actor=staff, version_x=x.pk, version_y=y.pk, prompt_ids=[10**9])
-    bad = api(staff).post(f"/api/v1/projects/{project.pk}/campaigns/", {"version_x_id": x.pk, "version_y_id": y.pk, "sampling": {"temperature": -1}}, format="json")
+    bad = api(staff).post(
+        f"/api/v1/projects/{project.pk}/campaigns/",
+        {"version_x_id": x.pk, "version_y_id": y.pk, "sampling": {"temperature": -1}},
+        format="json",
+    )
     assert bad.status_code == 400 and "temperature" in bad.json()["detail"]

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 def test_loop_page_creates_a_simulated_annotator_and_explains_bad_input(project, staff, policies, client):
     client.force_login(staff)
-    response = client.post(f"/projects/{project.pk}/loop/", {"action": "simulated", "name": "Asker", "rule": "asks_question", "noise": "0.1", "seed": "3"})
+    response = client.post(
+        f"/projects/{project.pk}/loop/", {"action": "simulated", "name": "Asker", "rule": "asks_question", "noise": "0.1", "seed": "3"}
+    )
     assert response.status_code == 302
     sim = SimulatedAnnotator.objects.get(project=project, name="Asker")
     assert (sim.rule, sim.noise, sim.seed) == ("asks_question", 0.1, 3) and sim.user.memberships.get().is_simulated
@@ -31,6 +33,8 @@ def test_api_round_settings_errors_name_the_field(project, staff, policies):
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=staff)[0].key}")
     response = api.post(f"/api/v1/projects/{project.pk}/rounds/", {"config": {"method": "dpo", "k": 99}}, format="json")
     assert response.status_code == 400 and "k must be between" in response.json()["detail"]
-    created = api.post(f"/api/v1/projects/{project.pk}/simulated-annotators/", {"name": "Kw", "rule": "keyword", "keyword": "please"}, format="json")
+    created = api.post(
+        f"/api/v1/projects/{project.pk}/simulated-annotators/", {"name": "Kw", "rule": "keyword", "keyword": "please"}, format="json"
+    )
     assert created.status_code == 201 and created.json()["rule"] == "keyword"
     assert api.get(f"/api/v1/projects/{project.pk}/simulated-annotators/").json()[0]["name"] == "Kw"

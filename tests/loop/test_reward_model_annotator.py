@@ -22,7 +22,9 @@ def test_reward_model_annotator_prefers_the_higher_score(project, staff, make_pa
 
     data = write_toy_preferences(tmp_path / "toy.jsonl", count=8)
     result = train("reward", data, tiny_policy, tmp_path / "rm", {"max_steps": 2, "batch_size": 2, "max_length": 64, "eval_fraction": 0.0})
-    reward = version_register(project=project, kind=ModelKind.REWARD, name="tiny rm", artifact_uri=str(result.artifact_dir), base_model=str(tiny_policy))
+    reward = version_register(
+        project=project, kind=ModelKind.REWARD, name="tiny rm", artifact_uri=str(result.artifact_dir), base_model=str(tiny_policy)
+    )
     pairs = make_pairs(project, 6, overlap=1, texts=lambda i: (f"kind words {i}", f"{i * 37} {i * 11}"))
     sim = services.simulated_annotator_create(project=project, actor=staff, name="RM", rule="reward_model", noise=0.0, reward_model=reward)
 

@@ -58,7 +58,14 @@ def test_a_round_from_generation_to_promotion_through_a_worker(site_admin, tiny_
     assert rnd.output_version.kind == ModelKind.POLICY and rnd.output_version.parent == base
     assert rnd.evaluation_run is not None and rnd.evaluation_run.status in ("succeeded", "failed")
     stages = [h["stage"] for h in rnd.history]
-    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == ["generate", "annotate", "snapshot", "train", "evaluate", "promote"]
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == [
+        "generate",
+        "annotate",
+        "snapshot",
+        "train",
+        "evaluate",
+        "promote",
+    ]
     # Without a reward model there is no judged win-rate, so the automatic rule leaves it to a person.
     assert services.auto_promotion_decision(rnd) is None and rnd.promoted is None
 

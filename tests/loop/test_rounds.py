@@ -20,9 +20,15 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(
     "config, field",
-    [({"nope": 1}, "nope"), ({"method": "sft"}, "method"), ({"promotion": "sometimes"}, "promotion"),
-     ({"k": 1}, "k"), ({"training": {"learning_rate": -1}}, "learning_rate"), ({"rounds": 0}, "rounds"),
-     ({"evaluation": {"max_prompts": 0}}, "max_prompts")],
+    [
+        ({"nope": 1}, "nope"),
+        ({"method": "sft"}, "method"),
+        ({"promotion": "sometimes"}, "promotion"),
+        ({"k": 1}, "k"),
+        ({"training": {"learning_rate": -1}}, "learning_rate"),
+        ({"rounds": 0}, "rounds"),
+        ({"evaluation": {"max_prompts": 0}}, "max_prompts"),
+    ],
 )
 def test_bad_round_settings_name_the_field(config, field):
     with pytest.raises(Invalid) as error:
@@ -32,13 +38,24 @@ def test_bad_round_settings_name_the_field(config, field):
 
 def make_round(project, staff, policies, **fields) -> Round:
     base, _ = policies
-    return Round.objects.create(project=project, number=Round.objects.filter(project=project).count() + 1,
-                                config=services.round_config({}), policy=base, created_by=staff, **fields)
+    return Round.objects.create(
+        project=project,
+        number=Round.objects.filter(project=project).count() + 1,
+        config=services.round_config({}),
+        policy=base,
+        created_by=staff,
+        **fields,
+    )
 
 
 def evaluation(project, policy, baseline, low, status=EvaluationStatus.SUCCEEDED):
     return EvaluationRun.objects.create(
-        project=project, policy=policy, baseline=baseline, config={}, launch_key=f"k{low}", status=status,
+        project=project,
+        policy=policy,
+        baseline=baseline,
+        config={},
+        launch_key=f"k{low}",
+        status=status,
         results={"win_rate": {"win_rate": low + 0.1, "low": low, "high": low + 0.2}},
     )
 
@@ -71,11 +88,26 @@ def test_a_lower_bound_at_half_keeps_the_current_policy(project, staff, policies
 def test_advancing_is_claimed_so_a_second_caller_does_nothing(project, staff, policies):
     base, _ = policies
     prompt = Prompt.objects.create(project=project, text="hi")
-    run = GenerationRun.objects.create(project=project, policy=base, prompt_ids=[prompt.pk], k=2, temperature=1.0, top_p=1.0, top_k=0,
-                                       max_new_tokens=8, seed=0, config_hash="x", status=RunStatus.SUCCEEDED, pair_count=1, response_count=2)
+    run = GenerationRun.objects.create(
+        project=project,
+        policy=base,
+        prompt_ids=[prompt.pk],
+        k=2,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        max_new_tokens=8,
+        seed=0,
+        config_hash="x",
+        status=RunStatus.SUCCEEDED,
+        pair_count=1,
+        response_count=2,
+    )
     a = Response.objects.create(prompt=prompt, text="a", generation_run=run)
     b = Response.objects.create(prompt=prompt, text="b", generation_run=run)
-    Pair.objects.create(project=project, prompt=prompt, response_a=a, response_b=b, overlap=1, source=PairSource.GENERATED, generation_run=run)
+    Pair.objects.create(
+        project=project, prompt=prompt, response_a=a, response_b=b, overlap=1, source=PairSource.GENERATED, generation_run=run
+    )
     rnd = make_round(project, staff, policies, generation_run=run)
 
     Round.objects.filter(pk=rnd.pk).update(claimed_at=timezone.now())  # someone else is advancing it

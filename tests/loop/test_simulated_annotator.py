@@ -79,8 +79,13 @@ def test_target_bounds_the_work_and_an_empty_queue_ends_it(project, staff, make_
 
 @pytest.mark.parametrize(
     "kwargs, code",
-    [({"rule": "telepathy"}, "bad_rule"), ({"noise": 0.9}, "bad_noise"), ({"rule": "keyword"}, "bad_keyword"),
-     ({"rule": "reward_model"}, "bad_reward_model"), ({"name": ""}, "bad_name")],
+    [
+        ({"rule": "telepathy"}, "bad_rule"),
+        ({"noise": 0.9}, "bad_noise"),
+        ({"rule": "keyword"}, "bad_keyword"),
+        ({"rule": "reward_model"}, "bad_reward_model"),
+        ({"name": ""}, "bad_name"),
+    ],
 )
 def test_bad_settings_are_a_400_naming_the_field(project, staff, kwargs, code):
     values = {"name": "X", "rule": "shorter", **kwargs}

@@ -51,8 +51,14 @@ def test_noise_never_turns_a_tie_into_a_side():
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"rule": "nope"}, "rule"), ({"noise": 0.7}, "noise"), ({"noise": -0.1}, "noise"), ({"seed": -1}, "seed"),
-     ({"rule": "keyword"}, "keyword"), ({"tie_policy": "maybe"}, "tie_policy")],
+    [
+        ({"rule": "nope"}, "rule"),
+        ({"noise": 0.7}, "noise"),
+        ({"noise": -0.1}, "noise"),
+        ({"seed": -1}, "seed"),
+        ({"rule": "keyword"}, "keyword"),
+        ({"tie_policy": "maybe"}, "tie_policy"),
+    ],
 )
 def test_bad_settings_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):

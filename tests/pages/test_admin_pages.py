@@ -15,8 +15,20 @@ from feedback_site.snapshots.models import Snapshot
 
 pytestmark = pytest.mark.django_db
 
-MODELS = [Project, Membership, GuidelineVersion, ImportBatch, ModelVersion, Prompt, Response, Pair, Assignment,
-          Judgment, GenerationRun, Snapshot]
+MODELS = [
+    Project,
+    Membership,
+    GuidelineVersion,
+    ImportBatch,
+    ModelVersion,
+    Prompt,
+    Response,
+    Pair,
+    Assignment,
+    Judgment,
+    GenerationRun,
+    Snapshot,
+]
 IMMUTABLE = [Judgment, Snapshot, ModelVersion]
 
 
@@ -27,8 +39,13 @@ def every_kind_of_row(project, site_admin, annotator, make_pairs, generation_run
     from feedback_site.snapshots.services import snapshot_create
 
     guideline_publish(project=project, author=site_admin, text="Be helpful.")
-    import_file(project=project, actor=site_admin, kind="pairs", filename="p.jsonl",
-                data=b'{"prompt": "q", "response_a": "a", "response_b": "b", "preferred": "a"}\n')
+    import_file(
+        project=project,
+        actor=site_admin,
+        kind="pairs",
+        filename="p.jsonl",
+        data=b'{"prompt": "q", "response_a": "a", "response_b": "b", "preferred": "a"}\n',
+    )
     make_pairs(project, 2)
     leased = assignment_next(project=project, annotator=annotator)
     judgment_submit(assignment_id=leased.assignment.pk, annotator=annotator, choice="left", rationale="clearer")
@@ -73,9 +90,15 @@ def test_project_settings_edited_in_admin_go_through_the_service(login, superuse
     client = login(superuser)
     memberships = list(Membership.objects.filter(project=project))
     data = {
-        "name": "Renamed in admin", "description": "", "overlap": 2, "lease_seconds": 600, "criteria": '["helpful"]',
-        "memberships-TOTAL_FORMS": len(memberships), "memberships-INITIAL_FORMS": len(memberships),
-        "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000,
+        "name": "Renamed in admin",
+        "description": "",
+        "overlap": 2,
+        "lease_seconds": 600,
+        "criteria": '["helpful"]',
+        "memberships-TOTAL_FORMS": len(memberships),
+        "memberships-INITIAL_FORMS": len(memberships),
+        "memberships-MIN_NUM_FORMS": 0,
+        "memberships-MAX_NUM_FORMS": 1000,
     }
     for i, membership in enumerate(memberships):
         data[f"memberships-{i}-id"] = membership.pk

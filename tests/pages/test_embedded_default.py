@@ -26,10 +26,18 @@ REPO = Path(__file__).resolve().parents[2]
 def test_make_run_defaults_to_a_sqlite_file_in_var(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_PROFILE")}
     env["FEEDBACK_VAR_DIR"] = str(tmp_path)
-    code = ("import json; from django.conf import settings; import django; django.setup(); "
-            "print(json.dumps([settings.DATABASES['default']['ENGINE'], str(settings.DATABASES['default']['NAME'])]))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "DJANGO_SETTINGS_MODULE": "feedback_site.settings"},
-                         capture_output=True, text=True, check=True)
+    code = (
+        "import json; from django.conf import settings; import django; django.setup(); "
+        "print(json.dumps([settings.DATABASES['default']['ENGINE'], str(settings.DATABASES['default']['NAME'])]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "feedback_site.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     engine, name = json.loads(out.stdout.strip().splitlines()[-1])
     assert engine == "django.db.backends.sqlite3"
     assert Path(name).is_relative_to(tmp_path), name
@@ -50,8 +58,9 @@ def test_demo_logins_open_the_pages_the_readme_names(settings, tmp_path, make_pa
     for user, choices in ((ann1, ["left", "right", "tie"]), (ann2, ["right", "right", "both_bad"])):
         for i, choice in enumerate(choices):
             leased = services.assignment_next(project=project, annotator=user)
-            services.judgment_submit(assignment_id=leased.assignment.pk, annotator=user, choice=choice, criteria={},
-                                     time_spent_ms=3_000 * (i + 1))
+            services.judgment_submit(
+                assignment_id=leased.assignment.pk, annotator=user, choice=choice, criteria={}, time_spent_ms=3_000 * (i + 1)
+            )
 
     def get(user, path):
         client = Client()

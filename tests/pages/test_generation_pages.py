@@ -12,8 +12,16 @@ from feedback_site.generation.models import GenerationRun, RunStatus
 pytestmark = pytest.mark.django_db
 
 GOOD = {
-    "k": 3, "prompt_selection": "unanswered", "temperature": 0.8, "top_p": 0.9, "top_k": 40,
-    "max_new_tokens": 64, "seed": 7, "batch_size": 4, "pairing": "sample", "pairs_per_prompt": 2,
+    "k": 3,
+    "prompt_selection": "unanswered",
+    "temperature": 0.8,
+    "top_p": 0.9,
+    "top_k": 40,
+    "max_new_tokens": 64,
+    "seed": 7,
+    "batch_size": 4,
+    "pairing": "sample",
+    "pairs_per_prompt": 2,
 }
 
 

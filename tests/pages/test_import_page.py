@@ -49,18 +49,18 @@ def test_prompts_file_is_imported(login, ml_staff, project):
 
 
 def test_csv_prompts(login, site_admin, project):
-    data = b"prompt,topic\nHow do I bake bread?,food\n\"Two\nlines\",misc\n"
-    response = login(site_admin).post(
-        reverse("project-imports", args=[project.pk]), {"kind": "prompts", "file": _upload("p.csv", data)}
-    )
+    data = b'prompt,topic\nHow do I bake bread?,food\n"Two\nlines",misc\n'
+    response = login(site_admin).post(reverse("project-imports", args=[project.pk]), {"kind": "prompts", "file": _upload("p.csv", data)})
     assert response.status_code == 302
     assert Prompt.objects.filter(project=project).count() == 2
 
 
 def test_pairs_queued_when_checked_and_prelabelled_when_not(login, site_admin, project):
     client = login(site_admin)
-    rows = _jsonl({"prompt": "2+2?", "response_a": "4", "response_b": "5", "preferred": "a"},
-                  {"prompt": "Capital of France?", "response_a": "Paris", "response_b": "Lyon"})
+    rows = _jsonl(
+        {"prompt": "2+2?", "response_a": "4", "response_b": "5", "preferred": "a"},
+        {"prompt": "Capital of France?", "response_a": "Paris", "response_b": "Lyon"},
+    )
     url = reverse("project-imports", args=[project.pk])
     assert client.post(url, {"kind": "pairs", "file": _upload("q.jsonl", rows), "queue_for_annotation": "on"}).status_code == 302
     queued = Pair.objects.filter(project=project, import_batch__filename="q.jsonl")
@@ -91,9 +91,16 @@ def test_real_hh_rlhf_lines(login, site_admin, project):
     [
         ("prompts", "bad.jsonl", (BAD_INPUTS / "invalid_json_line3.jsonl").read_bytes(), "line 3"),
         ("prompts", "bad.jsonl", _jsonl({"prompt": "ok"}, {"promt": "typo"}), "line 2"),
-        ("pairs", "bad.jsonl", _jsonl({"prompt": "ok", "response_a": "x", "response_b": "y"},
-                                      {"prompt": "ok", "response_a": "x", "response_b": "y"},
-                                      {"prompt": "bad", "response_a": "x"}), "line 3"),
+        (
+            "pairs",
+            "bad.jsonl",
+            _jsonl(
+                {"prompt": "ok", "response_a": "x", "response_b": "y"},
+                {"prompt": "ok", "response_a": "x", "response_b": "y"},
+                {"prompt": "bad", "response_a": "x"},
+            ),
+            "line 3",
+        ),
         ("hh_rlhf", "hh.jsonl", _jsonl({"chosen": "\n\nHuman: Hi\n\nAssistant: Hello"}), "line 1"),
         ("prompts", "blank.jsonl", (BAD_INPUTS / "blank_lines_only.jsonl").read_bytes(), "file has no records"),
         ("prompts", "empty.jsonl", b"", "The submitted file is empty"),
@@ -132,7 +139,8 @@ def test_oversized_upload_refused_before_reading(login, site_admin, project, set
     settings.IMPORT_MAX_BYTES = 100
     before = _counts()
     response = login(site_admin).post(
-        reverse("project-imports", args=[project.pk]), {"kind": "prompts", "file": _upload("big.jsonl", _jsonl(*[{"prompt": "x" * 50}] * 5))}
+        reverse("project-imports", args=[project.pk]),
+        {"kind": "prompts", "file": _upload("big.jsonl", _jsonl(*[{"prompt": "x" * 50}] * 5))},
     )
     assert response.status_code == 400
     assert "the limit is 100 bytes" in response.content.decode()
@@ -141,7 +149,9 @@ def test_oversized_upload_refused_before_reading(login, site_admin, project, set
 
 def test_annotator_cannot_import(login, annotator, project):
     before = _counts()
-    response = login(annotator).post(reverse("project-imports", args=[project.pk]), {"kind": "prompts", "file": _upload("p.jsonl", _jsonl({"prompt": "x"}))})
+    response = login(annotator).post(
+        reverse("project-imports", args=[project.pk]), {"kind": "prompts", "file": _upload("p.jsonl", _jsonl({"prompt": "x"}))}
+    )
     assert response.status_code == 403
     assert _counts() == before
 

@@ -64,8 +64,13 @@ def test_annotator_overview_shows_only_their_own_work(login, annotator, project)
     assert "Start annotating" in html
     assert reverse("annotate", args=[project.pk]) in html
     assert "pairs you judged" in html
-    for staff_only in ("Annotation progress", "Model versions", "Latest generation runs", "Save settings",
-                       reverse("project-imports", args=[project.pk])):
+    for staff_only in (
+        "Annotation progress",
+        "Model versions",
+        "Latest generation runs",
+        "Save settings",
+        reverse("project-imports", args=[project.pk]),
+    ):
         assert staff_only not in html
 
 

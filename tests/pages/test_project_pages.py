@@ -61,8 +61,13 @@ class TestSettingsAndGuidelines:
     def test_admin_changes_settings(self, login, site_admin, project):
         response = login(site_admin).post(
             reverse("project-settings", args=[project.pk]),
-            {"settings-name": "Renamed", "settings-description": "", "settings-overlap": 2,
-             "settings-lease_seconds": 900, "settings-criteria": "helpful"},
+            {
+                "settings-name": "Renamed",
+                "settings-description": "",
+                "settings-overlap": 2,
+                "settings-lease_seconds": 900,
+                "settings-criteria": "helpful",
+            },
         )
         assert response.status_code == 302
         project.refresh_from_db()

@@ -30,16 +30,33 @@ TASK = "training.run"
 @pytest.fixture
 def snapshot(project, site_admin, tmp_path):
     return Snapshot.objects.create(
-        project=project, number=1, content_hash="ab" * 32, aggregation="majority", artifact_dir=str(tmp_path),
-        pair_count=12, preference_count=10, judgment_count=14, dropped_count=2, files={}, created_by=site_admin,
+        project=project,
+        number=1,
+        content_hash="ab" * 32,
+        aggregation="majority",
+        artifact_dir=str(tmp_path),
+        pair_count=12,
+        preference_count=10,
+        judgment_count=14,
+        dropped_count=2,
+        files={},
+        created_by=site_admin,
     )
 
 
 @pytest.fixture
 def reward_version(project, snapshot, site_admin):
-    return version_register(project=project, kind=ModelKind.REWARD, name="RM on snapshot 1", artifact_uri="/tmp/rm",
-                            base_model="builtin:smollm2-135m-instruct", parent=project.current_policy, snapshot=snapshot,
-                            metrics={"eval_accuracy": 0.6481, "eval_tie_fraction": 0.0123, "eval_margin": 1.25}, created_by=site_admin)
+    return version_register(
+        project=project,
+        kind=ModelKind.REWARD,
+        name="RM on snapshot 1",
+        artifact_uri="/tmp/rm",
+        base_model="builtin:smollm2-135m-instruct",
+        parent=project.current_policy,
+        snapshot=snapshot,
+        metrics={"eval_accuracy": 0.6481, "eval_tie_fraction": 0.0123, "eval_margin": 1.25},
+        created_by=site_admin,
+    )
 
 
 @pytest.fixture
@@ -51,8 +68,14 @@ def training_run(project, snapshot, site_admin, sent_tasks):
 def _form(project, snapshot, method="dpo", /, **changes):
     """What the browser posts for the untouched form of `method`, with `changes` applied."""
     spec = config_spec()
-    data = {"method": method, "snapshot": snapshot.pk, "parent": project.current_policy_id, "reward_model": "",
-            "fine_tuning": "full", "config_json": ""}
+    data = {
+        "method": method,
+        "snapshot": snapshot.pk,
+        "parent": project.current_policy_id,
+        "reward_model": "",
+        "fine_tuning": "full",
+        "config_json": "",
+    }
     for field in (*spec.common, *spec.lora):
         data[f"all__{field.name}"] = _as_posted(field.default)
     for each, fields in spec.per_method.items():
@@ -155,7 +178,11 @@ def test_form_shows_each_methods_defaults_and_field_docs(login, ml_staff, projec
             if field.kind in ("int", "float", "text"):
                 shown = _input_value(html, f"{method}__{field.name}")
                 expected = defaults[field.name]
-                assert (shown in (None, "") if expected is None else float(shown) == float(expected)) if field.kind != "text" else shown == expected, (method, field.name)
+                assert (
+                    (shown in (None, "") if expected is None else float(shown) == float(expected))
+                    if field.kind != "text"
+                    else shown == expected
+                ), (method, field.name)
     # Per-method defaults really differ, and each is pre-filled in its own section.
     assert float(_input_value(html, "reward__learning_rate")) == method_defaults("reward")["learning_rate"] == 2e-05
     assert float(_input_value(html, "dpo__learning_rate")) == method_defaults("dpo")["learning_rate"]
@@ -203,14 +230,19 @@ def test_form_offers_sft_with_its_defaults_and_a_demonstration_snapshot_picker(l
     # The demonstration snapshot picker, shown instead of the preference snapshot for SFT.
     assert 'data-needs-demonstrations="sft"' in html
     assert re.search(r'<div id="demonstration-snapshot-field" hidden>', html) and '<div id="snapshot-field">' in html
-    assert (f'<option value="{demonstrations.pk}" selected>Demonstration snapshot {demonstrations.number} · 3 demonstrations · '
-            f'{demonstrations.content_hash[:10]}</option>') in html
+    assert (
+        f'<option value="{demonstrations.pk}" selected>Demonstration snapshot {demonstrations.number} · 3 demonstrations · '
+        f"{demonstrations.content_hash[:10]}</option>"
+    ) in html
 
 
 def test_sft_launch_from_the_form_uses_the_demonstration_snapshot(login, ml_staff, project, snapshot, demonstrations, sent_tasks):
     client = login(ml_staff)
-    response = _post(client, project, _form(project, snapshot, "sft", demonstration_snapshot=str(demonstrations.pk),
-                                            sft__learning_rate="1e-4", fine_tuning="lora"))
+    response = _post(
+        client,
+        project,
+        _form(project, snapshot, "sft", demonstration_snapshot=str(demonstrations.pk), sft__learning_rate="1e-4", fine_tuning="lora"),
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     run = TrainingRun.objects.get()
     # The preference snapshot the page also posted is dropped: SFT reads demonstrations only.
@@ -222,8 +254,9 @@ def test_sft_launch_from_the_form_uses_the_demonstration_snapshot(login, ml_staf
 
 
 def test_sft_errors_keep_the_demonstration_picker_in_view(login, ml_staff, project, snapshot, demonstrations, sent_tasks):
-    html = _post(login(ml_staff), project, _form(project, snapshot, "sft", demonstration_snapshot=str(demonstrations.pk),
-                                                 sft__eval_fraction="1.5")).content.decode()
+    html = _post(
+        login(ml_staff), project, _form(project, snapshot, "sft", demonstration_snapshot=str(demonstrations.pk), sft__eval_fraction="1.5")
+    ).content.decode()
     assert "eval_fraction: must be in [0, 1)" in html
     assert '<div id="demonstration-snapshot-field">' in html and re.search(r'<div id="snapshot-field" hidden>', html)
     assert re.search(r'data-method-section="sft">', html)
@@ -238,13 +271,28 @@ def test_demonstrations_alone_are_enough_to_launch(login, ml_staff, project, dem
 
 def test_valid_launch_creates_a_run_and_publishes_one_task(login, ml_staff, project, snapshot, sent_tasks):
     client = login(ml_staff)
-    data = _form(project, snapshot, "dpo", dpo__beta="0.2", dpo__learning_rate="5e-6", all__max_steps="30",
-                 fine_tuning="lora", all__lora_r="8", config_json='{"warmup_ratio": 0.1}')
+    data = _form(
+        project,
+        snapshot,
+        "dpo",
+        dpo__beta="0.2",
+        dpo__learning_rate="5e-6",
+        all__max_steps="30",
+        fine_tuning="lora",
+        all__lora_r="8",
+        config_json='{"warmup_ratio": 0.1}',
+    )
     response = _post(client, project, data)
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("training-run", args=[run.pk])
     assert sent_tasks == [(TASK, (run.pk,))]
-    assert (run.method, run.snapshot, run.parent_id, run.reward_model, run.created_by) == ("dpo", snapshot, project.current_policy_id, None, ml_staff)
+    assert (run.method, run.snapshot, run.parent_id, run.reward_model, run.created_by) == (
+        "dpo",
+        snapshot,
+        project.current_policy_id,
+        None,
+        ml_staff,
+    )
     assert run.status == TrainingStatus.QUEUED
     expected = services.validate_training_config(
         "dpo", {"beta": 0.2, "learning_rate": 5e-6, "max_steps": 30, "use_lora": True, "lora_r": 8, "warmup_ratio": 0.1}
@@ -293,7 +341,9 @@ def test_ppo_launch_with_a_reward_model(login, ml_staff, project, snapshot, rewa
         ("sft", {"demonstration_snapshot": "999999"}, "Select a valid choice"),
     ],
 )
-def test_invalid_launch_rerenders_with_the_message_and_creates_nothing(login, ml_staff, project, snapshot, sent_tasks, method, changes, message):
+def test_invalid_launch_rerenders_with_the_message_and_creates_nothing(
+    login, ml_staff, project, snapshot, sent_tasks, method, changes, message
+):
     response = _post(login(ml_staff), project, _form(project, snapshot, method, **changes))
     assert response.status_code == 400
     html = response.content.decode()
@@ -361,15 +411,25 @@ def _run_html(client, run):
 def test_run_page_shows_progress_metrics_and_config(login, ml_staff, training_run):
     services.training_claim(run_id=training_run.pk)
     for step in range(1, 21):
-        services.training_report(run_id=training_run.pk, step=step, total=40, eta_seconds=125.0, metrics={
-            "loss": 0.7 - step * 0.01, "learning_rate": 1e-6, "tokens_per_s": 1530.4, "rewards/margins": 0.01 * step,
-            "rewards/accuracies": 0.75, "my_custom": 3.0,
-        })
+        services.training_report(
+            run_id=training_run.pk,
+            step=step,
+            total=40,
+            eta_seconds=125.0,
+            metrics={
+                "loss": 0.7 - step * 0.01,
+                "learning_rate": 1e-6,
+                "tokens_per_s": 1530.4,
+                "rewards/margins": 0.01 * step,
+                "rewards/accuracies": 0.75,
+                "my_custom": 3.0,
+            },
+        )
     html = _run_html(login(ml_staff), training_run)
     assert 'data-field="step">20<' in html and 'data-field="total_steps">40<' in html and 'data-field="percent">50<' in html
     assert "2 min 05 s" in html  # ETA
     assert 'data-field="loss">0.5<' in html and 'data-field="learning_rate">1e-6<' in html and 'data-field="tokens_per_s">1530<' in html
-    assert "Preference accuracy" in html and "Reward margin" in html and "<code class=\"key\">rewards/margins</code>" in html
+    assert "Preference accuracy" in html and "Reward margin" in html and '<code class="key">rewards/margins</code>' in html
     assert "my_custom" in html  # unknown keys shown under their own name
     # The config, with its hash, and what differs from the default marked.
     assert training_run.config_hash[:16] in html and training_run.config_hash in html
@@ -394,7 +454,8 @@ def test_metrics_endpoint_feeds_the_charts(login, ml_staff, training_run):
 
 def test_run_page_is_escape_safe(login, ml_staff, training_run):
     TrainingRun.objects.filter(pk=training_run.pk).update(
-        message="<script>alert('message')</script>", log_tail="step 1 <script>alert('log')</script>\n<img src=x onerror=alert(1)>",
+        message="<script>alert('message')</script>",
+        log_tail="step 1 <script>alert('log')</script>\n<img src=x onerror=alert(1)>",
         latest_metrics={"<b>evil</b>": 1.0, "loss": 0.25},
     )
     html = _run_html(login(ml_staff), training_run)
@@ -409,13 +470,18 @@ def test_run_page_shows_attempts_output_version_and_no_cancel_when_done(login, m
     TrainingRun.objects.filter(pk=training_run.pk).update(heartbeat_at=None)  # the worker died
     services.training_claim(run_id=training_run.pk)  # a redelivered task resumes it
     services.training_report(run_id=training_run.pk, step=40, total=40, metrics={"loss": 0.2}, eta_seconds=0)
-    version = services.training_succeed(run_id=training_run.pk, artifact_dir="/tmp/out", metrics={"eval_rewards/margins": 0.42},
-                                        code_version="abc", base_model="builtin:smollm2-135m-instruct")
+    version = services.training_succeed(
+        run_id=training_run.pk,
+        artifact_dir="/tmp/out",
+        metrics={"eval_rewards/margins": 0.42},
+        code_version="abc",
+        base_model="builtin:smollm2-135m-instruct",
+    )
     html = _run_html(login(ml_staff), training_run)
     assert "Cancel run" not in html
     assert 'data-field="attempts">2<' in html and "resumed 1× after a lost worker" in html
     assert "worker lost; resuming from the last checkpoint" in html
-    assert f'{reverse("project-models", args=[project.pk])}#version-{version.pk}' in html
+    assert f"{reverse('project-models', args=[project.pk])}#version-{version.pk}" in html
     assert f"Policy v{version.number} · {version.name}" in html
     assert '<span class="status status-succeeded" data-field="status">Succeeded</span>' in html
 
@@ -460,9 +526,13 @@ def test_cancel_needs_post_and_unknown_run_is_404(login, ml_staff, training_run)
 
 def test_models_page_lists_versions_marks_current_and_links_runs(login, ml_staff, project, reward_version, training_run):
     services.training_claim(run_id=training_run.pk)
-    version = services.training_succeed(run_id=training_run.pk, artifact_dir="/tmp/out",
-                                        metrics={"eval_rewards/accuracies": 0.71, "eval_rewards/margins": 0.42, "loss": 0.3},
-                                        code_version="abc", base_model="builtin:smollm2-135m-instruct")
+    version = services.training_succeed(
+        run_id=training_run.pk,
+        artifact_dir="/tmp/out",
+        metrics={"eval_rewards/accuracies": 0.71, "eval_rewards/margins": 0.42, "loss": 0.3},
+        code_version="abc",
+        base_model="builtin:smollm2-135m-instruct",
+    )
     client = login(ml_staff)
     html = client.get(reverse("project-models", args=[project.pk])).content.decode()
     base = project.current_policy
@@ -482,8 +552,15 @@ def test_models_page_lists_versions_marks_current_and_links_runs(login, ml_staff
 
 def test_models_page_query_count_does_not_grow_with_versions(login, ml_staff, project, snapshot, django_assert_max_num_queries):
     for n in range(8):
-        version_register(project=project, kind=ModelKind.POLICY, name=f"p{n}", artifact_uri="/x", base_model="b",
-                         parent=project.current_policy, snapshot=snapshot)
+        version_register(
+            project=project,
+            kind=ModelKind.POLICY,
+            name=f"p{n}",
+            artifact_uri="/x",
+            base_model="b",
+            parent=project.current_policy,
+            snapshot=snapshot,
+        )
     client = login(ml_staff)
     with django_assert_max_num_queries(8):
         assert client.get(reverse("project-models", args=[project.pk])).status_code == 200
@@ -506,14 +583,29 @@ def test_admin_shows_runs_and_metric_points_read_only(login, superuser, training
         assert client.get(reverse(f"{base}_change", args=[obj.pk])).status_code == 200
         assert client.get(reverse(f"{base}_add")).status_code == 403
         assert client.get(reverse(f"{base}_delete", args=[obj.pk])).status_code == 403
-    assert client.get(reverse("admin:training_trainingrun_changelist"), {"status__exact": "queued", "method__exact": "dpo"}).status_code == 200
+    assert (
+        client.get(reverse("admin:training_trainingrun_changelist"), {"status__exact": "queued", "method__exact": "dpo"}).status_code == 200
+    )
 
 
 @pytest.mark.parametrize(
     "value, text",
-    [(0, "0"), (2e-05, "2e-5"), (1e-6, "1e-6"), (0.693147, "0.6931"), (1530.4, "1530"), (123456.0, "123500"),
-     (2.5e7, "2.5e+7"), (-0.25, "-0.25"), (1.0, "1"), (0.001, "0.001"), (1234.5, "1235"), (-3.2e-9, "-3.2e-9"),
-     (9.9996e-5, "1e-4"), (999999.9, "1000000")],
+    [
+        (0, "0"),
+        (2e-05, "2e-5"),
+        (1e-6, "1e-6"),
+        (0.693147, "0.6931"),
+        (1530.4, "1530"),
+        (123456.0, "123500"),
+        (2.5e7, "2.5e+7"),
+        (-0.25, "-0.25"),
+        (1.0, "1"),
+        (0.001, "0.001"),
+        (1234.5, "1235"),
+        (-3.2e-9, "-3.2e-9"),
+        (9.9996e-5, "1e-4"),
+        (999999.9, "1000000"),
+    ],
 )
 def test_number_format_matches_the_pages_javascript(value, text):
     assert format_number(value) == text
@@ -522,6 +614,7 @@ def test_number_format_matches_the_pages_javascript(value, text):
 # ------------------------------------------------------------------------------------------------
 # In a real browser: the form's method switch, and the run page updating without a reload
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def browser_page(browser, live_server):
@@ -549,8 +642,9 @@ def _log_in(page, live_server, user):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_browser_form_switches_method_and_run_page_updates_live(browser_page, live_server, site_admin, project, snapshot,
-                                                               reward_version, sent_tasks):
+def test_browser_form_switches_method_and_run_page_updates_live(
+    browser_page, live_server, site_admin, project, snapshot, reward_version, sent_tasks
+):
     page = browser_page
     _log_in(page, live_server, site_admin)
 
@@ -577,8 +671,13 @@ def test_browser_form_switches_method_and_run_page_updates_live(browser_page, li
     # The run page: points logged while it is open appear in the charts without a reload.
     services.training_claim(run_id=run.pk)
     for step in range(1, 6):
-        services.training_report(run_id=run.pk, step=step, total=20, eta_seconds=60,
-                                 metrics={"loss": 1 / step, "learning_rate": 1e-6, "kl": 0.01 * step, "reward": 0.1 * step})
+        services.training_report(
+            run_id=run.pk,
+            step=step,
+            total=20,
+            eta_seconds=60,
+            metrics={"loss": 1 / step, "learning_rate": 1e-6, "kl": 0.01 * step, "reward": 0.1 * step},
+        )
     page.reload()
     page.wait_for_selector("figure.chart")
     titles = page.locator("figure.chart h3 .title").all_text_contents()

@@ -56,9 +56,29 @@ def start_playground_worker(settings, redis_broker, tmp_path):  # noqa: F811
         }
         log = tmp_path / f"worker-{name}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "playground", "-n", f"{name}@%h",
-             "--concurrency", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "-Q",
+                "playground",
+                "-n",
+                f"{name}@%h",
+                "--concurrency",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         worker = WorkerProcess(process, log)
         started.append(worker)
@@ -76,7 +96,12 @@ def playground_project(site_admin, tiny_models):
 
     project = project_create(creator=site_admin, name="Playground", overlap=1, base_policy_uri=str(tiny_models["base"]))
     lora = ModelVersion.objects.create(
-        project=project, kind=ModelKind.POLICY, number=1, name="LoRA round 1", artifact_uri=str(tiny_models["adapter"]),
-        base_model=str(tiny_models["base"]), parent=project.current_policy,
+        project=project,
+        kind=ModelKind.POLICY,
+        number=1,
+        name="LoRA round 1",
+        artifact_uri=str(tiny_models["adapter"]),
+        base_model=str(tiny_models["base"]),
+        parent=project.current_policy,
     )
     return project, project.current_policy, lora

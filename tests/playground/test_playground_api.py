@@ -15,15 +15,17 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def _chat(client, project_id, version_ids, system_prompt=""):
-    answer = client.post(f"/api/v1/projects/{project_id}/playground/chats/",
-                         {"version_ids": version_ids, "system_prompt": system_prompt}, content_type="application/json")
+    answer = client.post(
+        f"/api/v1/projects/{project_id}/playground/chats/",
+        {"version_ids": version_ids, "system_prompt": system_prompt},
+        content_type="application/json",
+    )
     assert answer.status_code == 201, answer.content
     return answer.json()
 
 
 def _send(client, chat_id, content, **sampling):
-    return client.post(f"/api/v1/playground/chats/{chat_id}/messages", {"content": content, **sampling},
-                       content_type="application/json")
+    return client.post(f"/api/v1/playground/chats/{chat_id}/messages", {"content": content, **sampling}, content_type="application/json")
 
 
 def _watch(client, chat_id, worker, timeout=120):
@@ -93,13 +95,14 @@ def test_side_by_side_streams_then_reuses_loaded_models_and_saves_prompts(client
     assert red_prompt.metadata["red_team"] is True and red_prompt.history[1]["content"] == answers[1]["content"]
 
 
-def test_playground_safety_withholds_flagged_answers_and_bad_input_is_400(client, site_admin, playground_project, start_playground_worker, add_member, make_user):
+def test_playground_safety_withholds_flagged_answers_and_bad_input_is_400(
+    client, site_admin, playground_project, start_playground_worker, add_member, make_user
+):
     from feedback_site.safety.services import policy_update
 
     project, base, _ = playground_project
     # A rule every answer of the byte-level tiny model matches: any character at all.
-    policy_update(project=project, actor=site_admin, action="review", use_default_rules=False,
-                  rules=[{"name": "anything", "pattern": "."}])
+    policy_update(project=project, actor=site_admin, action="review", use_default_rules=False, rules=[{"name": "anything", "pattern": "."}])
     worker = start_playground_worker()
     client.force_login(site_admin)
     chat = _chat(client, project.pk, [base.pk])
@@ -122,6 +125,10 @@ def test_playground_safety_withholds_flagged_answers_and_bad_input_is_400(client
     annotator = make_user("ann-pg")
     add_member(project, annotator, "annotator")
     client.force_login(annotator)
-    assert client.post(f"/api/v1/projects/{project.pk}/playground/chats/", {"version_ids": [base.pk]},
-                       content_type="application/json").status_code == 403
+    assert (
+        client.post(
+            f"/api/v1/projects/{project.pk}/playground/chats/", {"version_ids": [base.pk]}, content_type="application/json"
+        ).status_code
+        == 403
+    )
     assert client.get(f"/api/v1/playground/chats/{chat['id']}/").status_code == 403

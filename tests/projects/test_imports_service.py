@@ -22,10 +22,14 @@ def _counts():
 
 
 def test_prompts_jsonl_with_history_and_metadata(project, ml_staff):
-    data = "\n".join([
-        json.dumps({"prompt": "Hi there", "metadata": {"source": "x"}}),
-        json.dumps({"system": "Be brief.", "history": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "prompt": "c"}),
-    ]).encode()
+    data = "\n".join(
+        [
+            json.dumps({"prompt": "Hi there", "metadata": {"source": "x"}}),
+            json.dumps(
+                {"system": "Be brief.", "history": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "prompt": "c"}
+            ),
+        ]
+    ).encode()
     result = import_file(project=project, actor=ml_staff, kind="prompts", filename="p.jsonl", data=data)
     assert result.prompts == 2 and result.pairs == 0
     second = Prompt.objects.get(text="c")
@@ -42,7 +46,8 @@ def test_prompts_csv(project, ml_staff):
     data = b'prompt,system_prompt,topic\n"Line one\nline two",,cooking\nSecond,Be kind,travel\n'
     import_file(project=project, actor=ml_staff, kind="prompts", filename="p.csv", data=data)
     assert list(Prompt.objects.order_by("id").values_list("text", "metadata")) == [
-        ("Line one\nline two", {"topic": "cooking"}), ("Second", {"topic": "travel"})
+        ("Line one\nline two", {"topic": "cooking"}),
+        ("Second", {"topic": "travel"}),
     ]
 
 
@@ -53,7 +58,7 @@ def test_prompts_csv(project, ml_staff):
         ("p.jsonl", b'{"prompt": "ok"}\n{"prompt": "ok",}\n', "line 2"),
         ("p.jsonl", b"", "no records"),
         ("p.csv", b"prompt,x\nok,1\nbad\n", "line 3"),
-        ("p.jsonl", "{\"prompt\": \"caf\xe9\"}\n".encode("latin-1"), "line 1"),
+        ("p.jsonl", '{"prompt": "caf\xe9"}\n'.encode("latin-1"), "line 1"),
     ],
 )
 def test_a_bad_line_anywhere_writes_nothing(project, ml_staff, filename, data, phrase):
@@ -75,8 +80,9 @@ def test_ready_pairs_labelled_and_unlabelled(project, ml_staff):
         {"prompt": "Q1", "response_a": "A1", "response_b": "B1"},
         {"prompt": "Q2", "response_a": "A2", "response_b": "B2", "preferred": "b"},
     ]
-    result = import_file(project=project, actor=ml_staff, kind="pairs", filename="pairs.jsonl",
-                         data="\n".join(json.dumps(x) for x in lines).encode())
+    result = import_file(
+        project=project, actor=ml_staff, kind="pairs", filename="pairs.jsonl", data="\n".join(json.dumps(x) for x in lines).encode()
+    )
     assert result.pairs == 2
     unlabelled, labelled = Pair.objects.order_by("id")
     assert (unlabelled.overlap, unlabelled.is_complete, unlabelled.prelabel) == (project.overlap, False, "")

@@ -24,18 +24,37 @@ def bulk_judge(rows, *, when=None):
     from feedback_site.annotation.models import Assignment, AssignmentStatus, Judgment, Pair
 
     now = when or timezone.now()
-    assignments = Assignment.objects.bulk_create([
-        Assignment(pair=r["pair"], annotator=r["user"], status=AssignmentStatus.SUBMITTED,
-                   swapped=r.get("swapped", False), expires_at=now + timedelta(minutes=10), finished_at=now)
-        for r in rows
-    ], batch_size=5000)
-    judgments = Judgment.objects.bulk_create([
-        Judgment(assignment=a, pair=r["pair"], annotator=r["user"], preferred=r["preferred"],
-                 choice=choice_for(r["preferred"], r.get("swapped", False)), swapped=r.get("swapped", False),
-                 time_spent_ms=r.get("time_ms", 10_000), rationale=r.get("rationale", ""),
-                 guideline_version=r.get("guideline"))
-        for a, r in zip(assignments, rows)
-    ], batch_size=5000)
+    assignments = Assignment.objects.bulk_create(
+        [
+            Assignment(
+                pair=r["pair"],
+                annotator=r["user"],
+                status=AssignmentStatus.SUBMITTED,
+                swapped=r.get("swapped", False),
+                expires_at=now + timedelta(minutes=10),
+                finished_at=now,
+            )
+            for r in rows
+        ],
+        batch_size=5000,
+    )
+    judgments = Judgment.objects.bulk_create(
+        [
+            Judgment(
+                assignment=a,
+                pair=r["pair"],
+                annotator=r["user"],
+                preferred=r["preferred"],
+                choice=choice_for(r["preferred"], r.get("swapped", False)),
+                swapped=r.get("swapped", False),
+                time_spent_ms=r.get("time_ms", 10_000),
+                rationale=r.get("rationale", ""),
+                guideline_version=r.get("guideline"),
+            )
+            for a, r in zip(assignments, rows)
+        ],
+        batch_size=5000,
+    )
     stamps = [(j.pk, r["at"]) for j, r in zip(judgments, rows) if r.get("at") is not None]
     for pk, at in stamps:
         Judgment.objects.filter(pk=pk).update(created_at=at)

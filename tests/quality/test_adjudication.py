@@ -16,14 +16,19 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def disputed(project, team, make_pairs, judge):
     agreed, split, tie_vs_a, sim_only = make_pairs(project, 4, overlap=3)
-    judge([
-        dict(pair=agreed, user=team["alice"], preferred="a"), dict(pair=agreed, user=team["bob"], preferred="a"),
-        dict(pair=split, user=team["alice"], preferred="a", rationale="A answers the question"),
-        dict(pair=split, user=team["bob"], preferred="b", rationale="B is safer"),
-        dict(pair=tie_vs_a, user=team["alice"], preferred="tie"), dict(pair=tie_vs_a, user=team["carol"], preferred="a"),
-        # disagreement only with a simulated annotator: not a human disagreement
-        dict(pair=sim_only, user=team["alice"], preferred="a"), dict(pair=sim_only, user=team["robot"], preferred="b"),
-    ])
+    judge(
+        [
+            dict(pair=agreed, user=team["alice"], preferred="a"),
+            dict(pair=agreed, user=team["bob"], preferred="a"),
+            dict(pair=split, user=team["alice"], preferred="a", rationale="A answers the question"),
+            dict(pair=split, user=team["bob"], preferred="b", rationale="B is safer"),
+            dict(pair=tie_vs_a, user=team["alice"], preferred="tie"),
+            dict(pair=tie_vs_a, user=team["carol"], preferred="a"),
+            # disagreement only with a simulated annotator: not a human disagreement
+            dict(pair=sim_only, user=team["alice"], preferred="a"),
+            dict(pair=sim_only, user=team["robot"], preferred="b"),
+        ]
+    )
     return {"agreed": agreed, "split": split, "tie_vs_a": tie_vs_a, "sim_only": sim_only}
 
 

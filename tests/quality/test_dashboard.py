@@ -85,10 +85,13 @@ def test_position_bias_significance_level_is_a_parameter(client, project, scenar
 def _build(project, users, make_pairs, judge, n_pairs):
     pairs = make_pairs(project, n_pairs, overlap=3)
     labels = ["a", "b", "tie", "both_bad"]
-    judge([
-        dict(pair=pair, user=user, preferred=labels[(i + k) % 3 if k else i % 4], swapped=bool((i + k) % 2), time_ms=500 * (i % 9))
-        for i, pair in enumerate(pairs) for k, user in enumerate(users)
-    ])
+    judge(
+        [
+            dict(pair=pair, user=user, preferred=labels[(i + k) % 3 if k else i % 4], swapped=bool((i + k) % 2), time_ms=500 * (i % 9))
+            for i, pair in enumerate(pairs)
+            for k, user in enumerate(users)
+        ]
+    )
 
 
 def _queries(project) -> int:
@@ -124,7 +127,12 @@ def test_dashboard_page_and_api_are_staff_only(client, project, scenario, annota
     assert html.index('data-annotator="carol"') < html.index('data-annotator="alice"')
     assert "robot" not in html
     api = client.get(f"/api/v1/projects/{project.pk}/quality/")
-    assert api.status_code == 200 and {r["username"] for r in api.json()["annotators"]} == {"alice", "bob", "carol", "ann1"}  # ann1: a member with no judgments yet
+    assert api.status_code == 200 and {r["username"] for r in api.json()["annotators"]} == {
+        "alice",
+        "bob",
+        "carol",
+        "ann1",
+    }  # ann1: a member with no judgments yet
 
 
 def test_my_statistics_show_only_my_own_figures(client, project, scenario):

@@ -18,10 +18,18 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def judged(project, team, make_pairs, judge):
     pairs = make_pairs(project, 4, overlap=3)
-    at = [datetime(2026, 3, 2, 0, 0, tzinfo=UTC), datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
-          datetime(2026, 3, 2, 23, 59, 59, 999000, tzinfo=UTC), datetime(2026, 3, 3, 0, 0, 0, 1000, tzinfo=UTC)]
-    judge([dict(pair=p, user=team["alice"], preferred="a", time_ms=ms, at=when)
-           for p, ms, when in zip(pairs, (1_000, 4_000, 2_000, None), at)])
+    at = [
+        datetime(2026, 3, 2, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+        datetime(2026, 3, 2, 23, 59, 59, 999000, tzinfo=UTC),
+        datetime(2026, 3, 3, 0, 0, 0, 1000, tzinfo=UTC),
+    ]
+    judge(
+        [
+            dict(pair=p, user=team["alice"], preferred="a", time_ms=ms, at=when)
+            for p, ms, when in zip(pairs, (1_000, 4_000, 2_000, None), at)
+        ]
+    )
     judge([dict(pair=pairs[0], user=team["bob"], preferred="b", time_ms=9_000, at=at[0])])
     return pairs
 
@@ -35,8 +43,7 @@ def test_median_interpolates_and_skips_nulls(judged, team):
 
 
 def test_epoch_day_is_the_floor_of_the_utc_day(judged, team):
-    days = sorted(Judgment.objects.filter(annotator=team["alice"]).annotate(day=EpochDay("created_at"))
-                  .values_list("day", flat=True))
+    days = sorted(Judgment.objects.filter(annotator=team["alice"]).annotate(day=EpochDay("created_at")).values_list("day", flat=True))
     first = (date(2026, 3, 2) - selectors.EPOCH).days
     assert days == [first, first, first, first + 1]
 

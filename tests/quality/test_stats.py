@@ -50,8 +50,11 @@ def test_pairwise_agreement_ignores_single_judgments_and_counts_ordered_pairs():
 
 def test_annotator_agreement_with_others():
     rows = [
-        (1, "x", "a"), (1, "y", "a"), (1, "z", "b"),
-        (2, "x", "b"), (2, "y", "tie"),
+        (1, "x", "a"),
+        (1, "y", "a"),
+        (1, "z", "b"),
+        (2, "x", "b"),
+        (2, "y", "tie"),
         (3, "x", "a"),
     ]
     got = stats.annotator_agreement(rows)

@@ -113,11 +113,16 @@ def test_score_pairs_goes_through_redis_to_a_gpu_queue_worker(client, scored_pro
     project, pairs, gold, done, version = scored_project
     worker = start_worker(queues="gpu", name="scorer")
     client.force_login(ml_staff)
-    response = client.post(f"/api/v1/projects/{project.pk}/quality/score-pairs/", {"reward_model": version.pk},
-                           content_type="application/json")
+    response = client.post(
+        f"/api/v1/projects/{project.pk}/quality/score-pairs/", {"reward_model": version.pk}, content_type="application/json"
+    )
     assert response.status_code == 202, response.content
-    wait_for(lambda: not Pair.objects.filter(pk__in=[p.pk for p in pairs], priority=0).exists(),
-             timeout=240, worker=worker, what="the pairs to be scored")
+    wait_for(
+        lambda: not Pair.objects.filter(pk__in=[p.pk for p in pairs], priority=0).exists(),
+        timeout=240,
+        worker=worker,
+        what="the pairs to be scored",
+    )
     assert "quality.score_pairs" in worker.output()
     stored = dict(Pair.objects.filter(pk__in=[p.pk for p in pairs]).values_list("id", "priority"))
     assert stored == _expected_priorities(pairs, tiny_reward_model)

@@ -55,8 +55,9 @@ def test_lineage_is_recorded_and_versions_cannot_change(eval_project, tiny_model
 def test_a_changed_artifact_is_refused_on_read_and_download(eval_project, tiny_models, tmp_path, site_admin, client):
     project = eval_project["project"]
     folder = _copy_model(tiny_models["child"], tmp_path / "copy")
-    version = services.version_register(project=project, kind=ModelKind.POLICY, name="copy", artifact_uri=str(folder),
-                                        base_model="b", parent=eval_project["base"])
+    version = services.version_register(
+        project=project, kind=ModelKind.POLICY, name="copy", artifact_uri=str(folder), base_model="b", parent=eval_project["base"]
+    )
     assert services.version_artifact_path(version) == folder
     (folder / "config.json").write_text((folder / "config.json").read_text() + " ")
     with pytest.raises(Conflict, match="changed since registration"):
@@ -72,7 +73,9 @@ def test_promote_and_roll_back_move_the_pointer_and_write_audit_entries(eval_pro
 
     Membership.objects.create(project=project, user=ml_staff, role="ml_staff")
     Membership.objects.create(project=project, user=annotator, role="annotator")
-    third = services.version_register(project=project, kind=ModelKind.POLICY, name="third", artifact_uri="/none", base_model="b", parent=child)
+    third = services.version_register(
+        project=project, kind=ModelKind.POLICY, name="third", artifact_uri="/none", base_model="b", parent=child
+    )
 
     with pytest.raises(Forbidden):
         services.version_promote(project, child, annotator)

@@ -201,9 +201,7 @@ def test_iter_generate_yields_caller_ids_and_reports_progress(tiny_policy) -> No
 
     assert [len(b.indices) for b in batches] == [3, 3, 2]
     assert sorted(i for b in batches for i in b.indices) == ids
-    assert all(
-        isinstance(b, GeneratedBatch) and b.seconds > 0 and 0 < b.new_tokens <= len(b.indices) * 2 * 6 for b in batches
-    )
+    assert all(isinstance(b, GeneratedBatch) and b.seconds > 0 and 0 < b.new_tokens <= len(b.indices) * 2 * 6 for b in batches)
     assert all(len(r) == 2 and len(t) == 2 for b in batches for r, t in zip(b.responses, b.truncated, strict=True))
     # Longest prompt first, so batches pad little.
     lengths = {900 + i: len(json.dumps(c)) for i, c in enumerate(CONVERSATIONS)}
@@ -233,9 +231,7 @@ def test_should_stop_cancels_between_batches(tiny_policy) -> None:
 
 def test_truncation_is_reported_and_specials_are_stripped(tiny_policy) -> None:
     model, tokenizer = tiny_policy
-    [batch] = iter_generate(
-        None, CONVERSATIONS[:1], 1, SamplingConfig(temperature=0, max_new_tokens=3), model=model, tokenizer=tokenizer
-    )
+    [batch] = iter_generate(None, CONVERSATIONS[:1], 1, SamplingConfig(temperature=0, max_new_tokens=3), model=model, tokenizer=tokenizer)
     assert batch.new_tokens <= 3
     rows = [[5 + 3, 6 + 3, 2, 2, 2], [1, 0, 104, 105]]  # "\x05\x06" then EOS and padding; specials then "ef"
     texts, stopped, new_tokens = _decode_rows(rows, [2], tokenizer)
@@ -258,9 +254,7 @@ def test_model_generation_config_does_not_change_sampling(tiny_model_path: Path,
 def test_counter_sampler_matches_the_filtered_distribution(top_k: int, top_p: float, kept: int) -> None:
     logits = torch.tensor([2.0, 1.5, 1.0, 0.0, -1.0])
     rows = 6000
-    sampler = _CounterSampler(
-        SamplingConfig(temperature=1.0, top_k=top_k, top_p=top_p), [(i, 0) for i in range(rows)], 0
-    )
+    sampler = _CounterSampler(SamplingConfig(temperature=1.0, top_k=top_k, top_p=top_p), [(i, 0) for i in range(rows)], 0)
     scores = sampler(torch.zeros((rows, 0), dtype=torch.long), logits.repeat(rows, 1))
     assert torch.isfinite(scores).sum(dim=-1).eq(1).all()  # exactly one allowed token per row
     counts = torch.bincount(scores.argmax(dim=-1), minlength=5).float()
@@ -285,9 +279,7 @@ def test_counter_sampler_top_p_widens_beyond_its_first_256_candidates() -> None:
 # ---------------------------------------------------------------------------------- CLI
 
 
-def test_generate_cli_writes_k_responses_per_line(
-    tmp_path: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_generate_cli_writes_k_responses_per_line(tmp_path: Path, tiny_model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(
         json.dumps({"prompt": "Say hi", "id": "p-1"})
@@ -322,9 +314,7 @@ def test_generate_cli_writes_k_responses_per_line(
     assert lines[0]["sampling"]["seed"] == 5
 
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        json.dumps({"prompt": "fine"}) + "\n" + json.dumps({"messages": [{"role": "assistant", "content": "x"}]}) + "\n"
-    )
+    bad.write_text(json.dumps({"prompt": "fine"}) + "\n" + json.dumps({"messages": [{"role": "assistant", "content": "x"}]}) + "\n")
     assert cli(["--model", str(tiny_model_path), "--prompts", str(bad), "--out", str(tmp_path / "x.jsonl")]) == 1
     assert "bad.jsonl:2" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()

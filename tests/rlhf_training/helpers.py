@@ -35,9 +35,7 @@ def write_toy_preferences(path: Path, count: int = 120, seed: int = 0) -> Path:
     return path
 
 
-def ascii_reward(
-    prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **kwargs: Any
-) -> list[float]:
+def ascii_reward(prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **kwargs: Any) -> list[float]:
     """Known reward: the fraction of answer tokens that are ASCII bytes (about 0.55 for the random policy).
 
     Token-level so every sampled token carries signal, which lets a tiny random policy learn it

@@ -43,9 +43,14 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tiny_bas
 
     control = RecordingControl()
     double = run_distributed(
-        "reward", data, tiny_base, tmp_path / "two",
+        "reward",
+        data,
+        tiny_base,
+        tmp_path / "two",
         {**common, "batch_size": 4, "num_processes": 2},
-        control, use_cpu=True, env=env,
+        control,
+        use_cpu=True,
+        env=env,
     )
 
     assert double.final_step == single.final_step == STEPS

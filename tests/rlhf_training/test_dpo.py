@@ -21,9 +21,7 @@ def preference_margin(model_dir, tokenizer_dir, records) -> float:
     tokenizer = load_tokenizer(tokenizer_dir)
 
     def answer_logprob(prompt, answer) -> float:
-        context = tokenizer.apply_chat_template(
-            prompt, tokenize=True, add_generation_prompt=True, return_dict=True
-        )["input_ids"]
+        context = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
         full = tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=True)["input_ids"]
         ids = torch.tensor([full])
         logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
@@ -60,8 +58,15 @@ def test_lora_dpo_saves_an_adapter_whose_reference_is_the_base(tiny_base, toy_da
         toy_data,
         tiny_base,
         tmp_path / "run",
-        {"learning_rate": 3e-3, "max_steps": 10, "batch_size": 8, "eval_fraction": 0.25, "use_lora": True,
-         "loss_type": "ipo", "save_steps": 100},
+        {
+            "learning_rate": 3e-3,
+            "max_steps": 10,
+            "batch_size": 8,
+            "eval_fraction": 0.25,
+            "use_lora": True,
+            "loss_type": "ipo",
+            "save_steps": 100,
+        },
     )
     files = {path.name for path in result.artifact_dir.iterdir()}
     assert "adapter_model.safetensors" in files and "model.safetensors" not in files
@@ -76,12 +81,22 @@ def test_lora_dpo_saves_an_adapter_whose_reference_is_the_base(tiny_base, toy_da
 
 def test_dpo_from_a_lora_parent_uses_the_merged_parent(tiny_base, toy_data, tmp_path):
     """Round 2 starts from round 1's adapter: policy and reference are base + adapter 1, merged."""
-    first = train("dpo", toy_data, tiny_base, tmp_path / "r1",
-                  {"learning_rate": 3e-3, "max_steps": 3, "batch_size": 8, "use_lora": True, "save_steps": 100})
+    first = train(
+        "dpo",
+        toy_data,
+        tiny_base,
+        tmp_path / "r1",
+        {"learning_rate": 3e-3, "max_steps": 3, "batch_size": 8, "use_lora": True, "save_steps": 100},
+    )
     control = RecordingControl()
-    second = train("dpo", toy_data, first.artifact_dir, tmp_path / "r2",
-                   {"learning_rate": 3e-3, "max_steps": 2, "batch_size": 8, "use_lora": True, "save_steps": 100},
-                   control=control)
+    second = train(
+        "dpo",
+        toy_data,
+        first.artifact_dir,
+        tmp_path / "r2",
+        {"learning_rate": 3e-3, "max_steps": 2, "batch_size": 8, "use_lora": True, "save_steps": 100},
+        control=control,
+    )
     assert second.manifest["base_model"] == str(first.artifact_dir)
     # Step 1's loss is computed before any update, with policy == reference == the merged parent,
     # so the implicit rewards are exactly 0 (they would not be if the reference were tiny_base).
@@ -96,8 +111,15 @@ def test_dpo_from_a_lora_parent_uses_the_merged_parent(tiny_base, toy_data, tmp_
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_shared_prefix_trains_to_the_same_policy_as_trl_forward(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
     """`shared_prefix` (default) runs each prompt once; the run ends where TRL's forward ends."""
-    config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
-              "use_lora": use_lora, "precision": "fp32"}
+    config = {
+        "learning_rate": 1e-3,
+        "max_steps": 4,
+        "batch_size": 8,
+        "eval_fraction": 0.25,
+        "save_steps": 100,
+        "use_lora": use_lora,
+        "precision": "fp32",
+    }
     shared, calls, plain, plain_calls = train_with_and_without_shared_prefix(
         monkeypatch, "dpo", "_pair_layout", toy_data, tiny_base, tmp_path, config
     )

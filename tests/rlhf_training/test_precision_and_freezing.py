@@ -28,7 +28,10 @@ def test_auto_precision_uses_bf16_on_cpu_only_for_big_models_on_bf16_hardware(tm
 
 def test_train_top_layers_leaves_the_lower_layers_and_embeddings_untouched(tiny_base: Path, small_data: Path, tmp_path: Path):
     result = train(
-        "reward", small_data, tiny_base, tmp_path / "run",
+        "reward",
+        small_data,
+        tiny_base,
+        tmp_path / "run",
         {"train_top_layers": 1, "learning_rate": 1e-3, "max_steps": 2, "eval_fraction": 0.0, "save_steps": 100},
     )
     trained = load_sequence_classifier(result.artifact_dir).state_dict()

@@ -20,12 +20,9 @@ from .helpers import ascii_reward
 
 CONFIGS = {
     "reward": {"learning_rate": 1e-3, "max_steps": 6, "batch_size": 4, "save_steps": 2, "eval_fraction": 0.25},
-    "ppo": {"learning_rate": 1e-3, "max_steps": 5, "batch_size": 8, "num_mini_batches": 2, "max_completion_length": 4,
-            "save_steps": 2},
-    "rloo": {"learning_rate": 1e-3, "max_steps": 6, "batch_size": 8, "num_generations": 4, "max_completion_length": 4,
-             "save_steps": 2},
-    "grpo": {"learning_rate": 1e-3, "max_steps": 6, "batch_size": 8, "num_generations": 4, "max_completion_length": 4,
-             "save_steps": 2},
+    "ppo": {"learning_rate": 1e-3, "max_steps": 5, "batch_size": 8, "num_mini_batches": 2, "max_completion_length": 4, "save_steps": 2},
+    "rloo": {"learning_rate": 1e-3, "max_steps": 6, "batch_size": 8, "num_generations": 4, "max_completion_length": 4, "save_steps": 2},
+    "grpo": {"learning_rate": 1e-3, "max_steps": 6, "batch_size": 8, "num_generations": 4, "max_completion_length": 4, "save_steps": 2},
 }
 
 
@@ -95,8 +92,25 @@ def test_finished_run_is_returned_again_and_a_different_config_is_refused(tiny_b
 
 def _cli(out: Path, data: Path, base: Path) -> list[str]:
     return [
-        sys.executable, "-m", "rlhf", "train", "dpo", "--data", str(data), "--base", str(base), "--out", str(out),
-        "--set", "max_steps=60", "--set", "save_steps=5", "--set", "batch_size=4", "--set", "learning_rate=1e-3",
+        sys.executable,
+        "-m",
+        "rlhf",
+        "train",
+        "dpo",
+        "--data",
+        str(data),
+        "--base",
+        str(base),
+        "--out",
+        str(out),
+        "--set",
+        "max_steps=60",
+        "--set",
+        "save_steps=5",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "learning_rate=1e-3",
     ]
 
 
@@ -108,9 +122,7 @@ def test_sigkilled_worker_process_resumes_to_the_same_final_step(tiny_base, smal
     subprocess.run(_cli(reference, small_data, tiny_base), env=env, check=True, capture_output=True, timeout=300)
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        _cli(out, small_data, tiny_base), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen(_cli(out, small_data, tiny_base), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     marker = out / "checkpoints" / "checkpoint-10" / "trainer_state.json"
     while not marker.exists():
@@ -127,6 +139,4 @@ def test_sigkilled_worker_process_resumes_to_the_same_final_step(tiny_base, smal
     reference_manifest = json.loads((reference / "final" / "manifest.json").read_text())
     assert killed_manifest["final_step"] == reference_manifest["final_step"] == 60
     assert killed_manifest["metrics"] == reference_manifest["metrics"]
-    assert load_file(str(out / "final" / "model.safetensors")).keys() == load_file(
-        str(reference / "final" / "model.safetensors")
-    ).keys()
+    assert load_file(str(out / "final" / "model.safetensors")).keys() == load_file(str(reference / "final" / "model.safetensors")).keys()

@@ -44,8 +44,16 @@ def test_lora_reward_model_saves_only_an_adapter(tiny_base, toy_data, tmp_path):
         toy_data,
         tiny_base,
         tmp_path / "run",
-        {"learning_rate": 3e-3, "max_steps": 15, "batch_size": 8, "eval_fraction": 0.25, "use_lora": True,
-         "lora_r": 8, "lora_alpha": 16, "save_steps": 100},
+        {
+            "learning_rate": 3e-3,
+            "max_steps": 15,
+            "batch_size": 8,
+            "eval_fraction": 0.25,
+            "use_lora": True,
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "save_steps": 100,
+        },
         control=control,
     )
     files = {path.name for path in result.artifact_dir.iterdir()}
@@ -80,7 +88,10 @@ def test_scorer_is_a_reward_function_in_trl_convention(reward_model):
 def test_long_pairs_keep_their_end_instead_of_being_dropped(tiny_base, toy_data, tmp_path):
     control = RecordingControl()
     result = train(
-        "reward", toy_data, tiny_base, tmp_path / "run",
+        "reward",
+        toy_data,
+        tiny_base,
+        tmp_path / "run",
         {"max_steps": 1, "batch_size": 4, "max_length": 40, "eval_fraction": 0.0, "save_steps": 100},
         control=control,
     )
@@ -91,8 +102,15 @@ def test_long_pairs_keep_their_end_instead_of_being_dropped(tiny_base, toy_data,
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_shared_prefix_trains_to_the_same_reward_model(tiny_base, toy_data, tmp_path, monkeypatch, use_lora):
     """`shared_prefix` (default) runs each pair's shared start once; the run ends where the plain one ends."""
-    config = {"learning_rate": 1e-3, "max_steps": 4, "batch_size": 8, "eval_fraction": 0.25, "save_steps": 100,
-              "use_lora": use_lora, "precision": "fp32"}
+    config = {
+        "learning_rate": 1e-3,
+        "max_steps": 4,
+        "batch_size": 8,
+        "eval_fraction": 0.25,
+        "save_steps": 100,
+        "use_lora": use_lora,
+        "precision": "fp32",
+    }
     shared, calls, plain, plain_calls = train_with_and_without_shared_prefix(
         monkeypatch, "reward", "_scoring_layout", toy_data, tiny_base, tmp_path, config
     )

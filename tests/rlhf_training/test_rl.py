@@ -29,9 +29,16 @@ def check_learned(result, tiny_base, toy_data) -> dict[str, float]:
 def test_ppo_raises_the_reward_with_bounded_kl(tiny_base, toy_data, tmp_path):
     control = RecordingControl()
     config = {
-        "learning_rate": 5e-4, "lr_scheduler_type": "constant", "max_steps": 12, "batch_size": 32,
-        "num_mini_batches": 2, "num_ppo_epochs": 2, "max_completion_length": 6, "temperature": 1.0,
-        "kl_coef": 0.05, "save_steps": 100,
+        "learning_rate": 5e-4,
+        "lr_scheduler_type": "constant",
+        "max_steps": 12,
+        "batch_size": 32,
+        "num_mini_batches": 2,
+        "num_ppo_epochs": 2,
+        "max_completion_length": 6,
+        "temperature": 1.0,
+        "kl_coef": 0.05,
+        "save_steps": 100,
     }
     result = train("ppo", toy_data, tiny_base, tmp_path / "run", config, control=control, reward_fn=ascii_reward)
     check_learned(result, tiny_base, toy_data)
@@ -39,8 +46,20 @@ def test_ppo_raises_the_reward_with_bounded_kl(tiny_base, toy_data, tmp_path):
     first, last = control.reports[0][2], control.reports[-1][2]
     assert first["kl"] == pytest.approx(0.0, abs=1e-5)  # the first rollout comes from the reference itself
     assert last["kl"] < KL_BOUND
-    for key in ("reward", "kl", "entropy", "clip_fraction", "value_loss", "policy_loss", "approx_kl",
-                "kl_coef", "response_length", "eos_fraction", "learning_rate", "tokens_per_s"):
+    for key in (
+        "reward",
+        "kl",
+        "entropy",
+        "clip_fraction",
+        "value_loss",
+        "policy_loss",
+        "approx_kl",
+        "kl_coef",
+        "response_length",
+        "eos_fraction",
+        "learning_rate",
+        "tokens_per_s",
+    ):
         assert key in last, key
     assert result.final_step == 12 and not result.is_adapter
     assert result.manifest["reward_fn"] == "ascii_reward" and result.manifest["reward_model"] is None
@@ -49,8 +68,16 @@ def test_ppo_raises_the_reward_with_bounded_kl(tiny_base, toy_data, tmp_path):
 def test_ppo_with_lora_uses_the_base_as_reference_and_saves_an_adapter(tiny_base, toy_data, tmp_path):
     control = RecordingControl()
     config = {
-        "learning_rate": 1e-3, "max_steps": 3, "batch_size": 8, "num_mini_batches": 2, "max_completion_length": 4,
-        "use_lora": True, "lora_r": 4, "lora_alpha": 8, "adaptive_kl": True, "missing_eos_penalty": 1.0,
+        "learning_rate": 1e-3,
+        "max_steps": 3,
+        "batch_size": 8,
+        "num_mini_batches": 2,
+        "max_completion_length": 4,
+        "use_lora": True,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "adaptive_kl": True,
+        "missing_eos_penalty": 1.0,
         "save_steps": 100,
     }
     result = train("ppo", toy_data, tiny_base, tmp_path / "run", config, control=control, reward_fn=ascii_reward)
@@ -66,8 +93,13 @@ def test_ppo_with_lora_uses_the_base_as_reference_and_saves_an_adapter(tiny_base
 
 def test_rloo_raises_the_reward_with_bounded_kl(tiny_base, toy_data, tmp_path):
     config = {
-        "learning_rate": 2e-3, "lr_scheduler_type": "constant", "max_steps": 15, "batch_size": 32,
-        "num_generations": 8, "max_completion_length": 6, "save_steps": 100,
+        "learning_rate": 2e-3,
+        "lr_scheduler_type": "constant",
+        "max_steps": 15,
+        "batch_size": 32,
+        "num_generations": 8,
+        "max_completion_length": 6,
+        "save_steps": 100,
     }
     result = train("rloo", toy_data, tiny_base, tmp_path / "run", config, reward_fn=ascii_reward)
     check_learned(result, tiny_base, toy_data)
@@ -76,8 +108,14 @@ def test_rloo_raises_the_reward_with_bounded_kl(tiny_base, toy_data, tmp_path):
 
 def test_grpo_raises_the_reward_with_bounded_kl(tiny_base, toy_data, tmp_path):
     config = {
-        "learning_rate": 1.5e-3, "lr_scheduler_type": "constant", "max_steps": 15, "batch_size": 32,
-        "num_generations": 8, "max_completion_length": 6, "beta": 0.1, "save_steps": 100,
+        "learning_rate": 1.5e-3,
+        "lr_scheduler_type": "constant",
+        "max_steps": 15,
+        "batch_size": 32,
+        "num_generations": 8,
+        "max_completion_length": 6,
+        "beta": 0.1,
+        "save_steps": 100,
     }
     result = train("grpo", toy_data, tiny_base, tmp_path / "run", config, reward_fn=ascii_reward)
     check_learned(result, tiny_base, toy_data)
@@ -89,9 +127,11 @@ def test_rl_with_a_reward_model_version(method, reward_model, tiny_base, toy_dat
     """The reward-model artifact is the reward function (scored through the same chat template)."""
     extra = {"num_generations": 4} if method == "grpo" else {}
     result = train(
-        method, toy_data, tiny_base, tmp_path / "run",
-        {"learning_rate": 1e-3, "max_steps": 2, "batch_size": 8, "max_completion_length": 4, "save_steps": 100,
-         **extra},
+        method,
+        toy_data,
+        tiny_base,
+        tmp_path / "run",
+        {"learning_rate": 1e-3, "max_steps": 2, "batch_size": 8, "max_completion_length": 4, "save_steps": 100, **extra},
         reward_model_path=reward_model.artifact_dir,
     )
     assert result.final_step == 2

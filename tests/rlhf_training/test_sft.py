@@ -43,8 +43,15 @@ def test_full_sft_lowers_the_held_out_loss(tiny_base, demos, tmp_path):
 
 
 def test_lora_sft_trains_an_adapter_and_lowers_the_held_out_loss(tiny_base, demos, tmp_path):
-    config = {"learning_rate": 1e-2, "max_steps": 15, "batch_size": 8, "eval_fraction": 0.2, "save_steps": 100,
-              "use_lora": True, "lora_r": 8}
+    config = {
+        "learning_rate": 1e-2,
+        "max_steps": 15,
+        "batch_size": 8,
+        "eval_fraction": 0.2,
+        "save_steps": 100,
+        "use_lora": True,
+        "lora_r": 8,
+    }
     result = train("sft", demos, tiny_base, tmp_path / "run", config)
     assert result.is_adapter and (result.artifact_dir / "adapter_config.json").is_file()
     assert result.metrics["eval_loss"] < result.metrics["eval_loss_before"], result.metrics
@@ -52,8 +59,12 @@ def test_lora_sft_trains_an_adapter_and_lowers_the_held_out_loss(tiny_base, demo
 
 def test_bad_demonstrations_and_config_are_named(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) + "\n"
-                   + json.dumps({"messages": [{"role": "user", "content": "no answer"}]}) + "\n")
+    bad.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+        + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "no answer"}]})
+        + "\n"
+    )
     with pytest.raises(ValueError, match=r"line 2: 'messages' must end with the assistant answer"):
         load_demonstrations(bad)
     with pytest.raises(ValueError, match="eval_fraction"):
@@ -63,8 +74,24 @@ def test_bad_demonstrations_and_config_are_named(tmp_path):
 def test_cli_trains_sft(tiny_base, demos, tmp_path, capsys):
     from rlhf.__main__ import main
 
-    code = main(["train", "sft", "--data", str(demos), "--base", str(tiny_base), "--out", str(tmp_path / "cli"),
-                 "--set", "max_steps=2", "--set", "batch_size=8", "--set", "eval_fraction=0"])
+    code = main(
+        [
+            "train",
+            "sft",
+            "--data",
+            str(demos),
+            "--base",
+            str(tiny_base),
+            "--out",
+            str(tmp_path / "cli"),
+            "--set",
+            "max_steps=2",
+            "--set",
+            "batch_size=8",
+            "--set",
+            "eval_fraction=0",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     summary = json.loads(out[out.rindex("\n{") + 1 :])

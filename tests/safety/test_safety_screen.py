@@ -108,8 +108,9 @@ def test_review_policy_holds_until_staff_release_and_reject_keeps_it_hidden(proj
 
 
 def test_classifier_scores_below_threshold_flag_and_are_stored(project, site_admin, launch):
-    reward = ModelVersion.objects.create(project=project, kind=ModelKind.REWARD, number=1, name="harmless RM",
-                                         artifact_uri="/nonexistent", base_model="x")
+    reward = ModelVersion.objects.create(
+        project=project, kind=ModelKind.REWARD, number=1, name="harmless RM", artifact_uri="/nonexistent", base_model="x"
+    )
     _set_policy(project, site_admin, action="hide", classifier_id=reward.pk, threshold=0.5)
     run, prompts, done = launch([["A fine answer.", "Another fine answer."]])
     scores = {prompts[0].pk: [0.9, -1.25]}
@@ -125,8 +126,9 @@ def test_worker_side_classifier_scores_with_a_real_model(project, site_admin, tm
     from workers.safety_tasks import generation_safety_scores
 
     folder = make_tiny_model(tmp_path / "rm", seed=0)
-    reward = ModelVersion.objects.create(project=project, kind=ModelKind.REWARD, number=1, name="tiny RM",
-                                         artifact_uri=str(folder), base_model=str(folder))
+    reward = ModelVersion.objects.create(
+        project=project, kind=ModelKind.REWARD, number=1, name="tiny RM", artifact_uri=str(folder), base_model=str(folder)
+    )
     prompt = Prompt.objects.create(project=project, text="Hello?")
     assert generation_safety_scores(project.pk, {prompt.pk: prompt}, {prompt.pk: ["a", "b"]}) is None  # no classifier yet
     _set_policy(project, site_admin, classifier_id=reward.pk, threshold=0.0)

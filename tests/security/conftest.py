@@ -52,18 +52,25 @@ def world(make_user, add_member, site_admin):
     labelled = [{"prompt": f"Labelled {i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
     unlabelled = [{"prompt": f"Open {i}?", "response_a": f"left {i}", "response_b": f"right {i}"} for i in range(4)]
     for name, lines in (("labelled.jsonl", labelled), ("open.jsonl", unlabelled)):
-        import_file(project=project, actor=site_admin, kind="pairs", filename=name,
-                    data="\n".join(json.dumps(line) for line in lines).encode())
+        import_file(
+            project=project, actor=site_admin, kind="pairs", filename=name, data="\n".join(json.dumps(line) for line in lines).encode()
+        )
 
     # Another annotator's judgment, which ann_a must never see.
     other = annotation_services.assignment_next(project=project, annotator=users["ann_a2"]).assignment
-    annotation_services.judgment_submit(assignment_id=other.pk, annotator=users["ann_a2"], choice="left", strength="clear",
-                                        criteria={}, rationale="secret rationale of ann_a2", time_spent_ms=1000)
+    annotation_services.judgment_submit(
+        assignment_id=other.pk,
+        annotator=users["ann_a2"],
+        choice="left",
+        strength="clear",
+        criteria={},
+        rationale="secret rationale of ann_a2",
+        time_spent_ms=1000,
+    )
     assignment = annotation_services.assignment_next(project=project, annotator=users["ann_a"]).assignment
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     generation_run = generation_launch(project=project, actor=site_admin, prompt_selection="all", k=2)
-    training_run, _ = training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot,
-                                      config={"max_steps": 2})
+    training_run, _ = training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot, config={"max_steps": 2})
     from feedback_site.quality.services import adjudicate
 
     adjudicated_pair = Pair.objects.filter(project=project).order_by("-id").first()
@@ -77,10 +84,12 @@ def world(make_user, add_member, site_admin):
     screen = screen_responses(project=project, responses=[flagged])[0]
     from feedback_site.evaluation.models import AdversarialPrompt, EvaluationRun, EvaluationSample
 
-    evaluation_run = EvaluationRun.objects.create(project=project, policy=project.current_policy, config={}, launch_key="probe",
-                                                  status="succeeded")
-    flagged_sample = EvaluationSample.objects.create(run=evaluation_run, sample_set="adversarial", policy_response="probe",
-                                                     flagged=True, flag_reasons=["probe"])
+    evaluation_run = EvaluationRun.objects.create(
+        project=project, policy=project.current_policy, config={}, launch_key="probe", status="succeeded"
+    )
+    flagged_sample = EvaluationSample.objects.create(
+        run=evaluation_run, sample_set="adversarial", policy_response="probe", flagged=True, flag_reasons=["probe"]
+    )
     adversarial_prompt = AdversarialPrompt.objects.create(project=project, key="probe", category="jailbreak", text="probe")
     from feedback_site.demonstrations import services as demo_services
 
@@ -96,12 +105,15 @@ def world(make_user, add_member, site_admin):
     from feedback_site.registry.models import ModelKind
     from feedback_site.registry.services import version_register
 
-    probe_policy = version_register(project=project, kind=ModelKind.POLICY, name="probe policy", artifact_uri="/nonexistent/probe",
-                                    base_model="probe")
-    campaign = Campaign.objects.create(project=project, name="probe", version_x=project.current_policy, version_y=probe_policy,
-                                       prompt_ids=[], status="annotating")
-    loop_round = Round.objects.create(project=project, number=1, config=round_config({}), policy=project.current_policy,
-                                      stage=Stage.DONE, created_by=site_admin)
+    probe_policy = version_register(
+        project=project, kind=ModelKind.POLICY, name="probe policy", artifact_uri="/nonexistent/probe", base_model="probe"
+    )
+    campaign = Campaign.objects.create(
+        project=project, name="probe", version_x=project.current_policy, version_y=probe_policy, prompt_ids=[], status="annotating"
+    )
+    loop_round = Round.objects.create(
+        project=project, number=1, config=round_config({}), policy=project.current_policy, stage=Stage.DONE, created_by=site_admin
+    )
     return {
         "simulated_annotator": simulated,
         "campaign": campaign,

@@ -106,8 +106,9 @@ class TestTokenRevocation:
         token = Token.objects.create(user=user).key
         client = Client()
         client.force_login(root)
-        response = client.post(reverse("admin:auth_user_changelist"),
-                               {"action": "revoke_api_tokens", "_selected_action": [user.pk]}, follow=True)
+        response = client.post(
+            reverse("admin:auth_user_changelist"), {"action": "revoke_api_tokens", "_selected_action": [user.pk]}, follow=True
+        )
         assert response.status_code == 200 and b"Revoked 1 token" in response.content
         assert self._api(token).get("/api/v1/projects/").status_code == 401
 
@@ -128,8 +129,9 @@ class TestWorkIsKept:
         token = Token.objects.create(user=annotator).key
         client = Client()
         client.force_login(root)
-        response = client.post(reverse("admin:auth_user_changelist"),
-                               {"action": "deactivate_users", "_selected_action": [annotator.pk]}, follow=True)
+        response = client.post(
+            reverse("admin:auth_user_changelist"), {"action": "deactivate_users", "_selected_action": [annotator.pk]}, follow=True
+        )
         assert b"their work is kept" in response.content
         annotator.refresh_from_db()
         assert not annotator.is_active
@@ -144,8 +146,9 @@ class TestWorkIsKept:
         client.force_login(root)
         assert client.get(reverse("admin:auth_user_delete", args=[annotator.pk])).status_code == 403
         assert client.post(reverse("admin:auth_user_delete", args=[annotator.pk]), {"post": "yes"}).status_code == 403
-        response = client.post(reverse("admin:auth_user_changelist"),
-                               {"action": "delete_selected", "_selected_action": [annotator.pk], "post": "yes"})
+        response = client.post(
+            reverse("admin:auth_user_changelist"), {"action": "delete_selected", "_selected_action": [annotator.pk], "post": "yes"}
+        )
         assert response.status_code in (200, 302)
         assert Judgment.objects.filter(pk=judged.pk).exists() and annotator.__class__.objects.filter(pk=annotator.pk).exists()
 

@@ -20,8 +20,12 @@ MAX_EXAMPLES = 6
 
 
 REAL_IDS = {
-    "project_id": "project", "snapshot_id": "snapshot", "assignment_id": "assignment", "pair_id": "pair",
-    "version_id": "version", "user_id": "victim",
+    "project_id": "project",
+    "snapshot_id": "snapshot",
+    "assignment_id": "assignment",
+    "pair_id": "pair",
+    "version_id": "version",
+    "user_id": "victim",
 }
 
 
@@ -66,8 +70,14 @@ def test_no_input_causes_a_server_error(world, keep_test_connection):
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
         def fuzz(case):
             for name in list(case.path_parameters or {}):
                 key = REAL_IDS.get(name)

@@ -40,8 +40,9 @@ def launch_world(make_project, site_admin, ml_staff, project, make_pairs, make_u
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
     snapshots = {}
     for key, target in (("$snapshot", project), ("$other_snapshot", other)):
-        import_file(project=target, actor=site_admin, kind="pairs", filename="l.jsonl",
-                    data="\n".join(json.dumps(x) for x in lines).encode())
+        import_file(
+            project=target, actor=site_admin, kind="pairs", filename="l.jsonl", data="\n".join(json.dumps(x) for x in lines).encode()
+        )
         snapshots[key] = snapshot_create(project=target, actor=site_admin)[0].pk
     # SFT reads demonstration snapshots: one here, one in the other project.
     for key, target in (("$demo_snapshot", project), ("$other_demo_snapshot", other)):
@@ -68,9 +69,11 @@ def test_bad_launch_is_a_400_naming_the_problem(case, launch_world, queue_length
     project = launch_world["project"]
     path = "training-runs" if case["endpoint"] == "training" else "generation-runs"
     before = queue_length()
-    response = launch_world["client"].post(f"/api/v1/projects/{project.pk}/{path}/",
-                                           data=json.dumps(_fill(case["body"], launch_world["values"])),
-                                           content_type="application/json")
+    response = launch_world["client"].post(
+        f"/api/v1/projects/{project.pk}/{path}/",
+        data=json.dumps(_fill(case["body"], launch_world["values"])),
+        content_type="application/json",
+    )
     assert response.status_code == 400, (response.status_code, response.content)
     body = response.json()
     assert case["phrase"] in json.dumps(body), body
@@ -81,7 +84,6 @@ def test_bad_launch_is_a_400_naming_the_problem(case, launch_world, queue_length
 def test_malformed_json_body_is_a_400(launch_world):
     project = launch_world["project"]
     for raw in ('{"method": "dpo", ', "[]", "null", '"dpo"', "\xff\xfe"):
-        response = launch_world["client"].post(f"/api/v1/projects/{project.pk}/training-runs/", data=raw,
-                                               content_type="application/json")
+        response = launch_world["client"].post(f"/api/v1/projects/{project.pk}/training-runs/", data=raw, content_type="application/json")
         assert response.status_code == 400, (raw, response.content)
     assert not TrainingRun.objects.exists()

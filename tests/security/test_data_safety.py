@@ -23,8 +23,13 @@ def judged_by_named_people(project, add_member, make_user, make_pairs):
         add_member(project, person, "annotator")
         for _ in range(2):
             leased = services.assignment_next(project=project, annotator=person)
-            services.judgment_submit(assignment_id=leased.assignment.pk, annotator=person, choice="left",
-                                     strength="clear", rationale=f"because {person.username} thinks so")
+            services.judgment_submit(
+                assignment_id=leased.assignment.pk,
+                annotator=person,
+                choice="left",
+                strength="clear",
+                rationale=f"because {person.username} thinks so",
+            )
     return people
 
 
@@ -48,9 +53,13 @@ def test_snapshot_exports_pseudonymise_annotators(project, site_admin, judged_by
 def test_logins_work_and_throttle_fails_open_when_the_cache_is_down(settings, make_user):
     from django.core.cache import caches
 
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
-                                   "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
     # (Changing settings.CACHES makes Django drop its cache connections: the next use connects anew.)
     import redis
 

@@ -56,7 +56,7 @@ def _suggestion(key: str, route: str, kwargs: list[str]) -> str:
         options.append(f'probe="{sorted(methods)[0]}"')
     if unknown:
         options.append("kwargs={" + ", ".join(f'"{k}": "<world key>" or Value(...)' for k in unknown) + "}")
-    extra = "".join(f'\n    "{key} {m}": staff(data={{...}}),' for m in sorted(methods - {"GET"})[1 if "GET" not in methods else 0:])
+    extra = "".join(f'\n    "{key} {m}": staff(data={{...}}),' for m in sorted(methods - {"GET"})[1 if "GET" not in methods else 0 :])
     return f'    "{key}": staff({", ".join(options)}),   # /{route}  (or member(), admin(), any_user(), public(), row(...)){extra}'
 
 
@@ -64,8 +64,7 @@ def test_every_route_has_a_row():
     missing = [(key, route, kwargs) for key, route, kwargs in all_routes() if key not in TABLE]
     assert not missing, (
         "These routes are not in the permission table (deny by default). Add a row for each to TABLE in "
-        "tests/security/permission_table.py, saying who may reach it:\n"
-        + "\n".join(_suggestion(*m) for m in missing)
+        "tests/security/permission_table.py, saying who may reach it:\n" + "\n".join(_suggestion(*m) for m in missing)
     )
 
 
@@ -93,9 +92,7 @@ def test_every_api_method_has_a_row():
             continue  # test_every_route_has_a_row reports it, with these methods
         for method in sorted(_api_methods(_resolve(route).func) - covered.get(key, set())):
             missing.append(f'    "{key} {method}": staff(data={{...a body that reaches the permission check...}}),   # /{route}')
-    assert not missing, (
-        "These API methods have no row in tests/security/permission_table.py (deny by default); add:\n" + "\n".join(missing)
-    )
+    assert not missing, "These API methods have no row in tests/security/permission_table.py (deny by default); add:\n" + "\n".join(missing)
 
 
 def test_table_has_no_stale_rows():

@@ -72,7 +72,11 @@ def _production_env(**extra) -> dict:
 def test_check_deploy_is_clean_in_the_production_profile():
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=REPO, env=_production_env(), capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=_production_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -84,8 +88,12 @@ def test_check_deploy_is_clean_in_the_production_profile():
 
 def test_production_refuses_to_start_without_a_real_secret_key():
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=REPO, env=_production_env(DJANGO_SECRET_KEY="short"),
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO,
+        env=_production_env(DJANGO_SECRET_KEY="short"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
 
@@ -121,8 +129,12 @@ def test_production_headers_and_cookies():
     import json
 
     result = subprocess.run(
-        [sys.executable, "-c", PRODUCTION_PROBE], cwd=REPO,
-        env=_production_env(DJANGO_SETTINGS_MODULE="feedback_site.settings"), capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", PRODUCTION_PROBE],
+        cwd=REPO,
+        env=_production_env(DJANGO_SETTINGS_MODULE="feedback_site.settings"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout.strip().splitlines()[-1])

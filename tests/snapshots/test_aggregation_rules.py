@@ -45,11 +45,18 @@ def test_gold_weighted_follows_the_accurate_annotator_where_majority_does_not(pr
     u = people("good", "bad1", "bad2")
     gold = make_pairs(project, 4, overlap=3)
     Pair.objects.filter(pk__in=[p.pk for p in gold]).update(is_gold=True, gold_label="a")
-    bulk_judge([dict(pair=p, user=u["good"], preferred="a") for p in gold]
-               + [dict(pair=p, user=u[b], preferred="b") for p in gold for b in ("bad1", "bad2")])
+    bulk_judge(
+        [dict(pair=p, user=u["good"], preferred="a") for p in gold]
+        + [dict(pair=p, user=u[b], preferred="b") for p in gold for b in ("bad1", "bad2")]
+    )
     (target,) = make_pairs(project, 1, overlap=3)
-    bulk_judge([dict(pair=target, user=u["good"], preferred="b"),
-                dict(pair=target, user=u["bad1"], preferred="a"), dict(pair=target, user=u["bad2"], preferred="a")])
+    bulk_judge(
+        [
+            dict(pair=target, user=u["good"], preferred="b"),
+            dict(pair=target, user=u["bad1"], preferred="a"),
+            dict(pair=target, user=u["bad2"], preferred="a"),
+        ]
+    )
     majority, _ = snapshot_create(project=project, actor=site_admin, aggregation="majority")
     weighted, _ = snapshot_create(project=project, actor=site_admin, aggregation="gold_weighted")
     # good: (4+1)/(4+2) = 0.833 for b; bad1 + bad2: 2 * (0+1)/(4+2) = 0.333 for a.
@@ -71,9 +78,11 @@ def test_dawid_skene_recovers_labels_a_majority_of_guessers_gets_wrong(project, 
         rows += [dict(pair=p, user=u[g], preferred=truth[p.pk]) for g in ("g1", "g2", "g3")]
         rows += [dict(pair=p, user=u[b], preferred=rng.choice("ab")) for b in ("bad1", "bad2")]
     for p in pairs[30:]:
-        rows += [dict(pair=p, user=u["g1"], preferred=truth[p.pk]),
-                 dict(pair=p, user=u["bad1"], preferred=flip[truth[p.pk]]),
-                 dict(pair=p, user=u["bad2"], preferred=flip[truth[p.pk]])]
+        rows += [
+            dict(pair=p, user=u["g1"], preferred=truth[p.pk]),
+            dict(pair=p, user=u["bad1"], preferred=flip[truth[p.pk]]),
+            dict(pair=p, user=u["bad2"], preferred=flip[truth[p.pk]]),
+        ]
     bulk_judge(rows)
     ds, _ = snapshot_create(project=project, actor=site_admin, aggregation="dawid_skene")
     majority, _ = snapshot_create(project=project, actor=site_admin, aggregation="majority")
@@ -86,8 +95,10 @@ def test_dawid_skene_recovers_labels_a_majority_of_guessers_gets_wrong(project, 
 def test_an_adjudicated_label_wins_under_every_rule(project, people, make_pairs, site_admin, rule):
     u = people("x", "y", "z")
     agreed, split = make_pairs(project, 2, overlap=3)
-    bulk_judge([dict(pair=agreed, user=u[n], preferred="a") for n in ("x", "y", "z")]
-               + [dict(pair=split, user=u["x"], preferred="a"), dict(pair=split, user=u["y"], preferred="tie")])
+    bulk_judge(
+        [dict(pair=agreed, user=u[n], preferred="a") for n in ("x", "y", "z")]
+        + [dict(pair=split, user=u["x"], preferred="a"), dict(pair=split, user=u["y"], preferred="tie")]
+    )
     adjudicate(pair_id=agreed.pk, actor=site_admin, label="b", note="A is factually wrong")
     adjudicate(pair_id=split.pk, actor=site_admin, label="a")
     snapshot, _ = snapshot_create(project=project, actor=site_admin, aggregation=rule)
@@ -109,10 +120,16 @@ def test_exclusions_keep_raw_judgments_but_take_away_their_votes(project, people
     # lefty clicks "left" on 12 other pairs: p = 2 / 4096, flagged at 0.05
     lefts = make_pairs(project, 12, overlap=1)
     rows = [dict(pair=p, user=u["lefty"], preferred="a", swapped=False) for p in lefts]
-    rows += [dict(pair=sim, user=u["alice"], preferred="b"), dict(pair=sim, user=u["robot1"], preferred="a"),
-             dict(pair=sim, user=u["robot2"], preferred="a")]
-    rows += [dict(pair=fast, user=u["alice"], preferred="a", time_ms=9000), dict(pair=fast, user=u["bob"], preferred="b", time_ms=900),
-             dict(pair=fast, user=u["carol"], preferred="b", time_ms=1500)]
+    rows += [
+        dict(pair=sim, user=u["alice"], preferred="b"),
+        dict(pair=sim, user=u["robot1"], preferred="a"),
+        dict(pair=sim, user=u["robot2"], preferred="a"),
+    ]
+    rows += [
+        dict(pair=fast, user=u["alice"], preferred="a", time_ms=9000),
+        dict(pair=fast, user=u["bob"], preferred="b", time_ms=900),
+        dict(pair=fast, user=u["carol"], preferred="b", time_ms=1500),
+    ]
     rows += [dict(pair=paused, user=u["alice"], preferred="a"), dict(pair=paused, user=u["paula"], preferred="b")]
     rows += [dict(pair=biased, user=u["alice"], preferred="a"), dict(pair=biased, user=u["lefty"], preferred="b", swapped=True)]
     bulk_judge(rows)
@@ -126,8 +143,9 @@ def test_exclusions_keep_raw_judgments_but_take_away_their_votes(project, people
     assert sorted(r["excluded"] for r in raw if r["pair_id"] == sim.pk) == [[], ["simulated"], ["simulated"]]
     assert default.excluded_judgment_count == 2
 
-    strict, _ = snapshot_create(project=project, actor=site_admin, options={
-        "exclude_too_fast": True, "exclude_paused": True, "exclude_position_biased": True})
+    strict, _ = snapshot_create(
+        project=project, actor=site_admin, options={"exclude_too_fast": True, "exclude_paused": True, "exclude_position_biased": True}
+    )
     out = _outcomes(strict)
     assert out[fast.pk] == "a" and out[paused.pk] == "a" and out[biased.pk] == "a"
     raw = {r["judgment_id"]: r for r in _rows(strict, "judgments.jsonl")}

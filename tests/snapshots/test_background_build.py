@@ -80,19 +80,27 @@ def _api(user) -> Client:
 
 
 def test_api_queues_the_build_a_worker_streams_it_with_progress_and_the_hash_matches_a_synchronous_build(
-    judged, site_admin, start_worker, progress_log  # noqa: F811
+    judged,
+    site_admin,
+    start_worker,
+    progress_log,  # noqa: F811
 ):
     project = judged
     client = _api(site_admin)
-    answer = client.post(f"/api/v1/projects/{project.pk}/snapshots/", data=json.dumps({"aggregation": "majority"}),
-                         content_type="application/json")
+    answer = client.post(
+        f"/api/v1/projects/{project.pk}/snapshots/", data=json.dumps({"aggregation": "majority"}), content_type="application/json"
+    )
     assert answer.status_code == 202, answer.content
     body = answer.json()
     assert body["status"] == "pending" and body["content_hash"] == "" and body["number"] == 1
 
     worker = start_worker(queues="default")
-    snapshot = wait_for(lambda: Snapshot.objects.filter(pk=body["id"], status__in=["ready", "failed"]).first(),
-                        timeout=120, worker=worker, what="the snapshot build")
+    snapshot = wait_for(
+        lambda: Snapshot.objects.filter(pk=body["id"], status__in=["ready", "failed"]).first(),
+        timeout=120,
+        worker=worker,
+        what="the snapshot build",
+    )
     assert snapshot.status == "ready", snapshot.error
     assert "snapshots.build" in worker.output()
     assert (snapshot.pair_count, snapshot.judgment_count) == (40, 80)
@@ -109,7 +117,12 @@ def test_api_queues_the_build_a_worker_streams_it_with_progress_and_the_hash_mat
     folder = Path(snapshot.artifact_dir)
     assert folder.name == snapshot.content_hash
     assert sorted(p.name for p in folder.iterdir()) == [
-        "judgments.jsonl", "manifest.json", "pairs.jsonl", "preferences.jsonl", "preferences.parquet"]
+        "judgments.jsonl",
+        "manifest.json",
+        "pairs.jsonl",
+        "preferences.jsonl",
+        "preferences.parquet",
+    ]
     assert not list(folder.parent.glob(".building-*")) and not list(folder.parent.glob(".probe-*"))
     download = client.get(f"/api/v1/snapshots/{snapshot.pk}/download?file=judgments")
     assert download.status_code == 200 and len(b"".join(download.streaming_content).splitlines()) == 80
@@ -121,7 +134,11 @@ def test_api_queues_the_build_a_worker_streams_it_with_progress_and_the_hash_mat
 
 
 def test_a_build_that_fails_half_way_is_marked_failed_and_leaves_no_files(
-    judged, site_admin, start_worker, settings, tmp_path  # noqa: F811
+    judged,
+    site_admin,
+    start_worker,
+    settings,
+    tmp_path,  # noqa: F811
 ):
     """The artifacts folder is a 400 KiB tmpfs: the storage check before queueing passes (it
     needs 256 KiB), then the disk fills while the worker writes the raw judgments."""
@@ -137,8 +154,12 @@ def test_a_build_that_fails_half_way_is_marked_failed_and_leaves_no_files(
         settings.ARTIFACTS_DIR = folder
         snapshot = snapshot_start(project=project, actor=site_admin)
         worker = start_worker(queues="default")
-        done = wait_for(lambda: Snapshot.objects.filter(pk=snapshot.pk, status__in=["ready", "failed"]).first(),
-                        timeout=120, worker=worker, what="the snapshot build to end")
+        done = wait_for(
+            lambda: Snapshot.objects.filter(pk=snapshot.pk, status__in=["ready", "failed"]).first(),
+            timeout=120,
+            worker=worker,
+            what="the snapshot build to end",
+        )
         assert done.status == "failed"
         assert "No space left on device" in done.error, done.error
         assert done.content_hash == "" and done.files == {} and done.artifact_dir == ""
@@ -170,8 +191,7 @@ def test_broker_down_is_a_503_and_records_nothing(judged, site_admin, monkeypatc
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     forget_pools()
     try:
-        answer = _api(site_admin).post(f"/api/v1/projects/{judged.pk}/snapshots/", data=json.dumps({}),
-                                       content_type="application/json")
+        answer = _api(site_admin).post(f"/api/v1/projects/{judged.pk}/snapshots/", data=json.dumps({}), content_type="application/json")
     finally:
         monkeypatch.undo()
         forget_pools()

@@ -14,8 +14,17 @@ from tests.workers.conftest import redis_broker  # noqa: F401  (fixture: publish
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_progress_is_polled_in_place_until_ready(page, login, live_server, project, make_pairs, make_user, add_member,  # noqa: F811
-                                                 site_admin, redis_broker):  # noqa: F811
+def test_progress_is_polled_in_place_until_ready(
+    page,
+    login,
+    live_server,
+    project,
+    make_pairs,
+    make_user,
+    add_member,  # noqa: F811
+    site_admin,
+    redis_broker,
+):  # noqa: F811
     x = make_user("px")
     add_member(project, x, "annotator")
     pairs = make_pairs(project, 6)

@@ -30,13 +30,14 @@ def test_a_two_process_run_is_launched_followed_and_registered_once(site_admin, 
     monkeypatch.setenv("RLHF_DEVICE", "cpu")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     project = project_create(creator=site_admin, name="DDP", base_policy_uri=str(tiny_policy))
-    lines = [{"prompt": f"Topic {i}?", "response_a": f"good answer {i}", "response_b": f"bad {i}", "preferred": "a"}
-             for i in range(8)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="t.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    lines = [{"prompt": f"Topic {i}?", "response_a": f"good answer {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(8)]
+    import_file(project=project, actor=site_admin, kind="pairs", filename="t.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     run, _ = services.training_launch(
-        project=project, actor=site_admin, method="reward", snapshot=snapshot,
+        project=project,
+        actor=site_admin,
+        method="reward",
+        snapshot=snapshot,
         config={"max_steps": 3, "batch_size": 2, "num_processes": 2, "eval_fraction": 0.0, "learning_rate": 1e-3},
     )
 

@@ -39,8 +39,7 @@ def gpu_queue(redis_broker):  # noqa: F811
 @pytest.fixture
 def world(project, make_project, site_admin, annotator, make_user, add_member):
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="p.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    import_file(project=project, actor=site_admin, kind="pairs", filename="p.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
     preferences, _ = snapshot_create(project=project, actor=site_admin)
     demos = make_demonstration_snapshot(project, staff=site_admin, annotator=annotator, items=toy_items(3))
     other = make_project("Other")
@@ -53,8 +52,15 @@ def world(project, make_project, site_admin, annotator, make_user, add_member):
 def _rm(project, snapshot):
     from feedback_site.registry.services import version_register
 
-    return version_register(project=project, kind=ModelKind.REWARD, name="rm", artifact_uri="/tmp/rm", base_model="b",
-                            parent=project.current_policy, snapshot=snapshot)
+    return version_register(
+        project=project,
+        kind=ModelKind.REWARD,
+        name="rm",
+        artifact_uri="/tmp/rm",
+        base_model="b",
+        parent=project.current_policy,
+        snapshot=snapshot,
+    )
 
 
 @pytest.mark.parametrize(
@@ -63,11 +69,27 @@ def _rm(project, snapshot):
         ("sft", {}, {}, "demonstration_snapshot: sft needs a demonstration snapshot", "missing_demonstration_snapshot"),
         ("sft", {"snapshot": "preferences"}, {}, "snapshot: sft trains on demonstrations", "bad_snapshot"),
         ("sft", {"snapshot": "preferences", "demonstration_snapshot": "demos"}, {}, "not on a preference snapshot", "bad_snapshot"),
-        ("sft", {"demonstration_snapshot": "foreign"}, {}, "demonstration_snapshot: the demonstration snapshot belongs to another project",
-         "bad_demonstration_snapshot"),
-        ("dpo", {"snapshot": "preferences", "demonstration_snapshot": "demos"}, {}, "demonstration_snapshot: dpo trains on preference pairs",
-         "bad_demonstration_snapshot"),
-        ("reward", {"demonstration_snapshot": "demos"}, {}, "demonstration_snapshot: reward trains on preference pairs", "bad_demonstration_snapshot"),
+        (
+            "sft",
+            {"demonstration_snapshot": "foreign"},
+            {},
+            "demonstration_snapshot: the demonstration snapshot belongs to another project",
+            "bad_demonstration_snapshot",
+        ),
+        (
+            "dpo",
+            {"snapshot": "preferences", "demonstration_snapshot": "demos"},
+            {},
+            "demonstration_snapshot: dpo trains on preference pairs",
+            "bad_demonstration_snapshot",
+        ),
+        (
+            "reward",
+            {"demonstration_snapshot": "demos"},
+            {},
+            "demonstration_snapshot: reward trains on preference pairs",
+            "bad_demonstration_snapshot",
+        ),
         ("dpo", {}, {}, "snapshot: dpo needs a preference snapshot", "missing_snapshot"),
         ("sft", {"demonstration_snapshot": "demos"}, {"eval_fraction": 1.0}, "eval_fraction", "bad_config"),
         ("sft", {"demonstration_snapshot": "demos"}, {"beta": 0.1}, "beta", "bad_config"),
@@ -75,7 +97,9 @@ def _rm(project, snapshot):
         ("sft", {"demonstration_snapshot": "demos", "reward_model": True}, {}, "sft does not use a reward model", "bad_reward_model"),
     ],
 )
-def test_bad_sft_launches_are_refused_naming_the_field_and_nothing_is_queued(world, site_admin, gpu_queue, method, data, config, phrase, code):
+def test_bad_sft_launches_are_refused_naming_the_field_and_nothing_is_queued(
+    world, site_admin, gpu_queue, method, data, config, phrase, code
+):
     kwargs = {name: world[key] for name, key in data.items() if name != "reward_model"}
     if data.get("reward_model"):
         kwargs["reward_model"] = _rm(world["project"], world["preferences"])
@@ -92,13 +116,17 @@ def test_sft_launch_queues_one_run_keyed_by_the_demonstrations_content(world, si
     assert created and gpu_queue() == 1
     assert (run.method, run.snapshot, run.demonstration_snapshot, run.parent) == ("sft", None, demos, project.current_policy)
     assert run.config["use_lora"] is True and run.config["completion_only_loss"] is True  # SFT's defaults filled in
-    again, created_again = services.training_launch(project=project, actor=site_admin, method="sft", demonstration_snapshot=demos, config=config)
+    again, created_again = services.training_launch(
+        project=project, actor=site_admin, method="sft", demonstration_snapshot=demos, config=config
+    )
     assert (again.pk, created_again) == (run.pk, False) and gpu_queue() == 1
 
     # New demonstrations make new content, hence a new run while the first is still queued.
     more = make_demonstration_snapshot(project, staff=site_admin, annotator=world["annotator"], items=toy_items(2, offset=7))
     assert more.content_hash != demos.content_hash
-    second, created_second = services.training_launch(project=project, actor=site_admin, method="sft", demonstration_snapshot=more, config=config)
+    second, created_second = services.training_launch(
+        project=project, actor=site_admin, method="sft", demonstration_snapshot=more, config=config
+    )
     assert created_second and second.pk != run.pk and second.launch_key != run.launch_key and gpu_queue() == 2
 
 
@@ -122,7 +150,9 @@ def test_the_database_refuses_a_run_with_the_wrong_kind_of_data(world, site_admi
 
 def test_a_changed_demonstrations_file_fails_the_run_before_training(world, site_admin, settings, gpu_queue):
     project, demos = world["project"], world["demos"]
-    run, _ = services.training_launch(project=project, actor=site_admin, method="sft", demonstration_snapshot=demos, config={"max_steps": 2})
+    run, _ = services.training_launch(
+        project=project, actor=site_admin, method="sft", demonstration_snapshot=demos, config={"max_steps": 2}
+    )
     path = settings.ARTIFACTS_DIR / demos.path
     path.write_text(path.read_text().replace("lovely", "awful"))
     training_job.run_training(run.pk)  # the worker's own code, in this process
@@ -134,10 +164,17 @@ def test_a_changed_demonstrations_file_fails_the_run_before_training(world, site
 
 def test_an_sft_version_has_no_preference_snapshot_and_the_pages_show_its_demonstrations(world, site_admin, client, gpu_queue, tmp_path):
     project, demos = world["project"], world["demos"]
-    run, _ = services.training_launch(project=project, actor=site_admin, method="sft", demonstration_snapshot=demos, config={"max_steps": 2})
+    run, _ = services.training_launch(
+        project=project, actor=site_admin, method="sft", demonstration_snapshot=demos, config={"max_steps": 2}
+    )
     services.training_claim(run_id=run.pk)
-    version = services.training_succeed(run_id=run.pk, artifact_dir=str(tmp_path / "final"), code_version="t", base_model="b",
-                                        metrics={"loss": 1.5, "eval_loss": 1.2, "eval_loss_before": 2.0})
+    version = services.training_succeed(
+        run_id=run.pk,
+        artifact_dir=str(tmp_path / "final"),
+        code_version="t",
+        base_model="b",
+        metrics={"loss": 1.5, "eval_loss": 1.2, "eval_loss_before": 2.0},
+    )
     assert (version.kind, version.snapshot, version.parent) == (ModelKind.POLICY, None, project.current_policy)
     assert version.name == f"SFT of {project.current_policy.name} on demonstration snapshot {demos.number}"
     assert version.metrics["method"] == "sft" and version.metrics["training_run"] == run.pk

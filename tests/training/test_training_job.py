@@ -30,8 +30,7 @@ def setup(site_admin, tiny_policy, monkeypatch):
     monkeypatch.setattr(services, "enqueue", lambda *args, **options: "task-id")
     project = project_create(creator=site_admin, name="Toy", base_policy_uri=str(tiny_policy))
     lines = [{"prompt": f"Topic {i}?", "response_a": f"good answer {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(8)]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="t.jsonl",
-                data="\n".join(json.dumps(x) for x in lines).encode())
+    import_file(project=project, actor=site_admin, kind="pairs", filename="t.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     return project, snapshot
 
@@ -39,7 +38,10 @@ def setup(site_admin, tiny_policy, monkeypatch):
 def test_diverging_run_fails_with_an_actionable_message_and_registers_nothing(setup, site_admin):
     project, snapshot = setup
     run, _ = services.training_launch(
-        project=project, actor=site_admin, method="dpo", snapshot=snapshot,
+        project=project,
+        actor=site_admin,
+        method="dpo",
+        snapshot=snapshot,
         config={"learning_rate": 1e38, "max_steps": 6, "batch_size": 4, "max_grad_norm": 0.0, "save_steps": 1, "max_length": 256},
     )
     training_job.run_training(run.pk)
@@ -53,7 +55,10 @@ def test_diverging_run_fails_with_an_actionable_message_and_registers_nothing(se
 def test_cancel_requested_stops_the_run_and_keeps_a_checkpoint(setup, site_admin, monkeypatch):
     project, snapshot = setup
     run, _ = services.training_launch(
-        project=project, actor=site_admin, method="dpo", snapshot=snapshot,
+        project=project,
+        actor=site_admin,
+        method="dpo",
+        snapshot=snapshot,
         config={"max_steps": 50, "batch_size": 2, "save_steps": 2, "max_length": 256},
     )
     real_report = services.training_report

@@ -73,9 +73,31 @@ def start_worker(settings, redis_broker, tmp_path):
         }
         log = tmp_path / f"worker-{name}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues, "-n", f"{name}@%h",
-             "--concurrency", "1", "--max-tasks-per-child", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "-Q",
+                queues,
+                "-n",
+                f"{name}@%h",
+                "--concurrency",
+                "1",
+                "--max-tasks-per-child",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         worker = WorkerProcess(process, log)
         started.append(worker)

@@ -29,7 +29,9 @@ def test_generation_task_goes_through_redis_to_a_worker_and_responses_arrive(tin
     run = generation_launch(project=tiny_project, actor=site_admin, k=3, max_new_tokens=12, batch_size=2, seed=3)
     finished = wait_for(
         lambda: GenerationRun.objects.filter(pk=run.pk, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]).first(),
-        timeout=240, worker=worker, what="the generation run to finish",
+        timeout=240,
+        worker=worker,
+        what="the generation run to finish",
     )
     assert finished.status == RunStatus.SUCCEEDED, finished.message
     assert finished.progress_done == finished.progress_total == 5

@@ -28,12 +28,17 @@ TERMINAL = [TrainingStatus.SUCCEEDED, TrainingStatus.FAILED, TrainingStatus.CANC
 def toy_snapshot(site_admin, tiny_policy):
     project = project_create(creator=site_admin, name="Toy", overlap=1, base_policy_uri=str(tiny_policy))
     lines = [
-        {"prompt": f"Say something about {topic}.", "response_a": f"{topic} is great, thank you!",
-         "response_b": f"{topic} whatever.", "preferred": "a"}
+        {
+            "prompt": f"Say something about {topic}.",
+            "response_a": f"{topic} is great, thank you!",
+            "response_b": f"{topic} whatever.",
+            "preferred": "a",
+        }
         for topic in ["cats", "dogs", "tea", "rain", "maps", "jazz", "code", "bread", "snow", "boats", "chess", "bees"]
     ]
-    import_file(project=project, actor=site_admin, kind="pairs", filename="toy.jsonl",
-                data="\n".join(json.dumps(line) for line in lines).encode())
+    import_file(
+        project=project, actor=site_admin, kind="pairs", filename="toy.jsonl", data="\n".join(json.dumps(line) for line in lines).encode()
+    )
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     return project, snapshot
 
@@ -45,11 +50,21 @@ def _finished(run_id):
 def test_reward_training_through_a_worker_registers_one_reward_version(toy_snapshot, site_admin, start_worker):
     project, snapshot = toy_snapshot
     worker = start_worker()
-    run, created = training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot,
-                                   config={"max_steps": 6, "batch_size": 4, "max_length": 256, "save_steps": 3})
+    run, created = training_launch(
+        project=project,
+        actor=site_admin,
+        method="reward",
+        snapshot=snapshot,
+        config={"max_steps": 6, "batch_size": 4, "max_length": 256, "save_steps": 3},
+    )
     assert created
-    again, created_again = training_launch(project=project, actor=site_admin, method="reward", snapshot=snapshot,
-                                           config={"max_steps": 6, "batch_size": 4, "max_length": 256, "save_steps": 3})
+    again, created_again = training_launch(
+        project=project,
+        actor=site_admin,
+        method="reward",
+        snapshot=snapshot,
+        config={"max_steps": 6, "batch_size": 4, "max_length": 256, "save_steps": 3},
+    )
     assert not created_again and again.pk == run.pk
     done = wait_for(lambda: _finished(run.pk), timeout=300, worker=worker, what="the reward run")
     assert done.status == TrainingStatus.SUCCEEDED, f"{done.message}\n{done.log_tail}"
@@ -80,7 +95,9 @@ def dpo_config():
     return {"max_steps": FINAL_STEP, "batch_size": 2, "max_length": 256, "save_steps": 5, "learning_rate": 1e-4}
 
 
-def test_killed_pool_process_is_redelivered_and_resumes_to_the_same_final_step(toy_snapshot, site_admin, start_worker, settings, monkeypatch, dpo_config):
+def test_killed_pool_process_is_redelivered_and_resumes_to_the_same_final_step(
+    toy_snapshot, site_admin, start_worker, settings, monkeypatch, dpo_config
+):
     monkeypatch.setenv("FEEDBACK_TEST_ARTIFACTS", str(settings.ARTIFACTS_DIR))
     project, snapshot = toy_snapshot
     worker = start_worker()
@@ -144,9 +161,18 @@ def test_sft_launched_through_the_api_survives_a_killed_worker_and_registers_one
     client.force_login(site_admin)
     answer = client.post(
         f"/api/v1/projects/{project.pk}/training-runs/",
-        {"method": "sft", "demonstration_snapshot_id": demos.pk,
-         "config": {"max_steps": SFT_FINAL_STEP, "batch_size": 4, "max_length": 128, "save_steps": 10,
-                    "learning_rate": 1e-3, "eval_fraction": 0.25}},
+        {
+            "method": "sft",
+            "demonstration_snapshot_id": demos.pk,
+            "config": {
+                "max_steps": SFT_FINAL_STEP,
+                "batch_size": 4,
+                "max_length": 128,
+                "save_steps": 10,
+                "learning_rate": 1e-3,
+                "eval_fraction": 0.25,
+            },
+        },
         content_type="application/json",
     )
     assert answer.status_code == 201, answer.content

@@ -47,22 +47,41 @@ _ANSWER_POOL = 5000
 # Material for prompts and answers of realistic length (a few hundred characters) with the
 # markdown the annotator page has to render: emphasis, lists, inline code and code blocks.
 _TOPICS = [
-    "a binary search over a sorted list", "the difference between TCP and UDP", "how vaccines train the immune system",
-    "a budget for a two-week trip to Portugal", "why the sky is blue", "a polite reply declining a meeting",
-    "how to reverse a linked list", "the causes of the French Revolution", "a vegetarian lasagna recipe",
-    "what a p-value means", "how compound interest works", "a haiku about autumn rain",
-    "how to center a div with CSS", "the rules of chess castling", "how photosynthesis stores energy",
-    "a cover letter for a junior data analyst", "how HTTPS certificates are verified", "the plot of Hamlet",
-    "how to train for a first 10k run", "what a database index is for",
+    "a binary search over a sorted list",
+    "the difference between TCP and UDP",
+    "how vaccines train the immune system",
+    "a budget for a two-week trip to Portugal",
+    "why the sky is blue",
+    "a polite reply declining a meeting",
+    "how to reverse a linked list",
+    "the causes of the French Revolution",
+    "a vegetarian lasagna recipe",
+    "what a p-value means",
+    "how compound interest works",
+    "a haiku about autumn rain",
+    "how to center a div with CSS",
+    "the rules of chess castling",
+    "how photosynthesis stores energy",
+    "a cover letter for a junior data analyst",
+    "how HTTPS certificates are verified",
+    "the plot of Hamlet",
+    "how to train for a first 10k run",
+    "what a database index is for",
 ]
 _ASKS = [
-    "Can you explain {t} to a beginner?", "Write a short guide to {t}.", "I keep getting confused about {t}. Help?",
-    "Give me three key points about {t}, with an example.", "Summarise {t} in a few sentences.",
+    "Can you explain {t} to a beginner?",
+    "Write a short guide to {t}.",
+    "I keep getting confused about {t}. Help?",
+    "Give me three key points about {t}, with an example.",
+    "Summarise {t} in a few sentences.",
     "My teacher asked about {t}; what should I say?",
 ]
 _CONTEXT = [
-    "I have about ten minutes and no background in this.", "Please keep it concrete and avoid jargon.",
-    "Use a list if it helps.", "I am preparing for an interview tomorrow.", "Assume I know the basics already.",
+    "I have about ten minutes and no background in this.",
+    "Please keep it concrete and avoid jargon.",
+    "Use a list if it helps.",
+    "I am preparing for an interview tomorrow.",
+    "Assume I know the basics already.",
     "",
 ]
 _SENTENCES = [
@@ -80,8 +99,14 @@ _SENTENCES = [
     "I would not recommend the shortcut you may find online; it breaks in subtle ways.",
 ]
 _BULLETS = [
-    "Read the problem twice", "Write down what you know", "Try the smallest example", "Check the result",
-    "Keep notes for next time", "Ask for feedback early", "Prefer clear names", "Measure, do not guess",
+    "Read the problem twice",
+    "Write down what you know",
+    "Try the smallest example",
+    "Check the result",
+    "Keep notes for next time",
+    "Ask for feedback early",
+    "Prefer clear names",
+    "Measure, do not guess",
 ]
 _CODE = [
     "```python\ndef search(xs, target):\n    lo, hi = 0, len(xs)\n    while lo < hi:\n        mid = (lo + hi) // 2\n"
@@ -122,8 +147,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=2000, help="Pairs (or users) per INSERT batch.")
         parser.add_argument("--seed", type=int, default=0, help="Seed for the generated texts (same seed, same texts).")
 
-    def handle(self, *args, pairs: int, annotators: int, overlap: int, out: str, project_name: str,
-               batch_size: int, seed: int, **options):
+    def handle(self, *args, pairs: int, annotators: int, overlap: int, out: str, project_name: str, batch_size: int, seed: int, **options):
         if pairs < 0 or annotators < 0:
             raise CommandError("--pairs and --annotators must be zero or more")
         if batch_size < 1:
@@ -136,8 +160,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             owner = self._owner()
             try:
-                project = project_create(creator=owner, name=project_name, overlap=overlap,
-                                         description="Synthetic pairs and annotators made by seed_load_test.")
+                project = project_create(
+                    creator=owner, name=project_name, overlap=overlap, description="Synthetic pairs and annotators made by seed_load_test."
+                )
             except ServiceError as error:
                 raise CommandError(error.message) from None
             usernames, tokens = self._annotators(project, annotators, batch_size)
@@ -206,8 +231,10 @@ class Command(BaseCommand):
             # HTML rendered at creation, as imports and generation runs store it (annotation.rendered).
             texts = [_prompt_text(rng, start + i) for i in range(n)]
             prompts = Prompt.objects.bulk_create(
-                [Prompt(project=project, text=text, text_html=render_markdown(text), history_html=[],
-                        metadata={"seed_load_test": True}) for text in texts]
+                [
+                    Prompt(project=project, text=text, text_html=render_markdown(text), history_html=[], metadata={"seed_load_test": True})
+                    for text in texts
+                ]
             )
             responses = Response.objects.bulk_create(
                 [

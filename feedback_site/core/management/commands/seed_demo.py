@@ -22,8 +22,12 @@ from feedback_site.projects.models import Project, Role
 from feedback_site.projects.services import import_file, membership_set, project_create
 
 DEMO_NAME = "Demo: helpful answers"
-DEMO_USERS = [("admin", "site admin (project admin)", None), ("mlstaff", "ML staff", Role.ML_STAFF),
-              ("annotator1", "annotator", Role.ANNOTATOR), ("annotator2", "annotator", Role.ANNOTATOR)]
+DEMO_USERS = [
+    ("admin", "site admin (project admin)", None),
+    ("mlstaff", "ML staff", Role.ML_STAFF),
+    ("annotator1", "annotator", Role.ANNOTATOR),
+    ("annotator2", "annotator", Role.ANNOTATOR),
+]
 GUIDELINES = """Pick the response a careful expert would rather send.
 - Prefer correct, specific and complete answers over vague ones.
 - Prefer safe answers; refuse clearly harmful requests politely.
@@ -60,7 +64,10 @@ class Command(BaseCommand):
             if project is None:
                 created_project = True
                 project = project_create(
-                    creator=admin, name=DEMO_NAME, overlap=2, criteria=["helpful", "harmless", "honest"],
+                    creator=admin,
+                    name=DEMO_NAME,
+                    overlap=2,
+                    criteria=["helpful", "harmless", "honest"],
                     description="Rank answers of the default policy (SmolLM2-135M-Instruct) to everyday questions.",
                     guidelines=GUIDELINES,
                 )
