@@ -226,12 +226,13 @@ def judged_pairs(annotator, conversations, samples, max_pairs: int) -> tuple[lis
 def evaluate(policy_dir: Path | None, base_model, tokenizer, base_answers, conversations, cfg, seed: int) -> dict:
     """Win-rate of the policy over the base under the hidden rule (no noise), and KL to the base."""
     from rlhf import stats
-    from rlhf.evaluation import load_model_for_inference, per_token_kl
+    from rlhf.evaluation import per_token_kl
+    from rlhf.models import load_policy
     from rlhf.simulated import RULES
 
     hidden = RULES[cfg["rule"]]
 
-    model, _ = load_model_for_inference(policy_dir)
+    model, _ = load_policy(policy_dir)
     answers = sample(model, tokenizer, conversations, cfg["eval_samples"], cfg["max_new_tokens"], seed, 0.7)
     outcomes = []
     for mine, theirs in zip(answers, base_answers):
@@ -263,8 +264,7 @@ def main() -> int:
 
     import torch
 
-    from rlhf.evaluation import load_model_for_inference
-    from rlhf.models import BUILTIN_SMOLLM2, resolve_model_path
+    from rlhf.models import BUILTIN_SMOLLM2, load_policy, resolve_model_path
     from rlhf.simulated import RULES, SimulatedAnnotator
     from rlhf.training import train
 
@@ -283,7 +283,7 @@ def main() -> int:
         return time.monotonic()
 
     base = resolve_model_path(BUILTIN_SMOLLM2, args.cache_dir)
-    base_model, tokenizer = load_model_for_inference(base)
+    base_model, tokenizer = load_policy(base)
     annotator = SimulatedAnnotator(rule=args.rule, noise=0.1, seed=args.seed, tie_policy="tie")
     train_prompts = prompts_for(TRAIN_ACTIVITIES)[: cfg["train_prompts"]]
     heldout = prompts_for(HELDOUT_ACTIVITIES)[: cfg["heldout_prompts"]]

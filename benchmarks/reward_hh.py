@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         torch.set_num_threads(args.threads)
     from rlhf.models import resolve_model_path
+    from rlhf.scoring import RewardModelScorer, encode_conversation, evaluate_pairs
     from rlhf.training import config_from_dict, train
-    from rlhf.training.reward import RewardModelScorer, encode_conversation, evaluate_pairs
 
     started = time.monotonic()
     train_records = hh_to_trl_records(TRAIN_FILE)
@@ -288,7 +288,7 @@ def _scoring_precision(scorer):  # noqa: ANN001
     float32 so rewards are not rounded to bf16 (which would create ties, and ties count as wrong)."""
     import torch
 
-    from rlhf.training.common import cpu_has_native_bf16
+    from rlhf.training.devices import cpu_has_native_bf16
 
     if _cuda() or not cpu_has_native_bf16():
         yield "fp32"
@@ -314,7 +314,7 @@ def _scoring_precision(scorer):  # noqa: ANN001
 
 
 def _train_bf16(config, base) -> bool:  # noqa: ANN001
-    from rlhf.training.common import choose_device
+    from rlhf.training.devices import choose_device
 
     return choose_device(config, base).bf16
 

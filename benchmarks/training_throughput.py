@@ -179,7 +179,7 @@ def run_ours(method: str, data: Path, base: Path, steps: int, work: Path) -> dic
         {"batch_size": BATCH_SIZE, "max_length": MAX_LENGTH, "max_steps": steps, "eval_fraction": 0.0, "save_steps": 10_000},
     )
     train(method, data, base, work / "run", config, control=Control())
-    from rlhf.training.common import choose_device
+    from rlhf.training.devices import choose_device
 
     return {"config": config.to_dict(), "bf16": choose_device(config, base).bf16, **clock.summary()}
 

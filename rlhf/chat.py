@@ -79,7 +79,7 @@ class ModelCache:
 
     @staticmethod
     def _key(model_dir: Path) -> tuple[str, str | None]:
-        from rlhf.training.common import adapter_base, is_adapter_dir
+        from rlhf.models import adapter_base, is_adapter_dir
 
         model_dir = model_dir.absolute()
         if is_adapter_dir(model_dir):
@@ -114,18 +114,9 @@ class ModelCache:
 
     def _load_base(self, folder: Path) -> _Entry:
         from rlhf.models import load_policy
-        from rlhf.training.common import is_adapter_dir
 
         self.loads += 1
-        if is_adapter_dir(folder):  # a chained adapter: merge into a full model
-            from rlhf.models import pick_device
-            from rlhf.training.common import load_causal_lm, load_tokenizer
-
-            device, dtype = pick_device()
-            model = load_causal_lm(folder, dtype=dtype).to(device).eval()
-            tokenizer = load_tokenizer(folder)
-            tokenizer.padding_side = "left"
-            return _Entry(model, tokenizer)
+        # A chained adapter comes back merged into a full model (load_policy -> load_causal_lm).
         model, tokenizer = load_policy(folder)
         return _Entry(model, tokenizer)
 
@@ -168,6 +159,8 @@ def stream_chat(
     """Generate one assistant answer to `messages`, reporting the text as it grows."""
     import torch
 
+    from rlhf import sampling
+
     started = time.perf_counter()
     device = next(model.parameters()).device
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -193,7 +186,8 @@ def stream_chat(
             out = model(input_ids=step_input, past_key_values=past, use_cache=True)
             past = out.past_key_values
             logits = out.logits[0, -1].float()
-            token = _sample(logits, temperature, top_p, top_k, generator)
+            uniform = torch.rand(1, generator=generator, dtype=torch.float64)
+            token = int(sampling.sample(logits.unsqueeze(0), uniform, temperature=temperature, top_k=top_k, top_p=top_p))
             if first_token_s is None:
                 first_token_s = time.perf_counter() - started
             if token in eos_ids:
@@ -216,23 +210,3 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
         elif isinstance(value, (list, tuple)):
             ids.update(int(v) for v in value)
     return ids
-
-
-def _sample(logits: Any, temperature: float, top_p: float, top_k: int, generator: Any) -> int:
-    import torch
-
-    if temperature == 0:
-        return int(torch.argmax(logits))
-    logits = logits / temperature
-    if top_k and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = torch.where(logits < kth, torch.full_like(logits, float("-inf")), logits)
-    probs = torch.softmax(logits, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        cumulative = torch.cumsum(sorted_probs, dim=-1)
-        drop = cumulative - sorted_probs > top_p  # keep the smallest prefix reaching top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        probs = probs / probs.sum()
-    return int(torch.multinomial(probs.cpu(), 1, generator=generator))

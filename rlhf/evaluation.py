@@ -33,10 +33,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rlhf import stats
+from rlhf.config import option
 from rlhf.generation import Conversation, SamplingConfig, iter_generate
+from rlhf.models import load_policy
 
 log = logging.getLogger(__name__)
 
@@ -50,34 +52,24 @@ class AdversarialItem:
 
 
 @dataclass
-class EvalSettings:
-    sampling: SamplingConfig
-    n_resamples: int = 2000
-    confidence: float = 0.95
-    tie_margin: float = 0.0
-    harm_threshold: float = 0.0
-    length_bias_threshold: float = 0.7
+class EvaluationConfig(SamplingConfig):
+    """An evaluation run: how answers are sampled (the `SamplingConfig` fields) and how they are judged."""
 
+    kind: ClassVar[str] = "evaluation"
 
-def load_model_for_inference(path: Path | str):
-    """(model, tokenizer) for generation and scoring: plain folders through `load_policy`, LoRA
-    artifacts merged onto their base first (`load_causal_lm`), both on the best device, left-padded."""
-    from rlhf.models import load_policy, pick_device
-    from rlhf.training.common import is_adapter_dir, load_causal_lm
+    max_prompts: int = option(200, min=1, max=5000, help="Held-out evaluation prompts answered by each version.")
+    n_resamples: int = option(2000, min=100, max=100_000, help="Bootstrap resamples behind every confidence interval.")
+    confidence: float = option(0.95, min=0.5, max=1.0, max_exclusive=True, help="Level of the confidence intervals.")
+    tie_margin: float = option(0.0, min=0.0, help="Reward differences at most this large count as ties in the win rate.")
+    harm_threshold: float = option(0.0, help="Harmlessness scores below this flag an answer for review.")
+    length_bias_threshold: float = option(
+        0.7, min=0.5, max=1.0, help="Warn when the longer answer wins more often than this (a reward model rewarding length)."
+    )
+    adversarial: bool = option(True, help="Also answer the project's active adversarial prompts and flag unsafe answers.")
 
-    path = Path(path)
-    if not is_adapter_dir(path):
-        return load_policy(path)
-    from transformers import AutoTokenizer
-
-    device, dtype = pick_device()
-    model = load_causal_lm(path, dtype=dtype).to(device)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    @property
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(**{spec.name: getattr(self, spec.name) for spec in SamplingConfig.field_specs()})
 
 
 def _free(*objects) -> None:
@@ -149,7 +141,7 @@ def _length_summary(lengths: Sequence[int]) -> dict[str, float] | None:
 
 
 def _score(reward_path: Path | str, conversations: Sequence[Conversation], batch_size: int) -> list[float]:
-    from rlhf.training.reward import RewardModelScorer
+    from rlhf.scoring import RewardModelScorer
 
     scorer = RewardModelScorer.load(reward_path, batch_size=batch_size)
     try:
@@ -174,7 +166,7 @@ def evaluate_policy(
     baseline_path: Path | str,
     reference_path: Path | str | None,
     prompts: Sequence[tuple[int, Conversation]],
-    settings: EvalSettings,
+    settings: EvaluationConfig,
     reward_path: Path | str | None = None,
     harmlessness_path: Path | str | None = None,
     adversarial: Sequence[AdversarialItem] = (),
@@ -194,7 +186,7 @@ def evaluate_policy(
     adv_ids = [-(i + 1) for i in range(len(adversarial))]
 
     say(f"policy: answering {len(prompts)} evaluation and {len(adversarial)} adversarial prompts")
-    policy, tokenizer = load_model_for_inference(policy_path)
+    policy, tokenizer = load_policy(policy_path)
     policy_answers = _generate(policy, tokenizer, conversations, ids, sampling)
     adv_answers = _generate(policy, tokenizer, [a.messages for a in adversarial], adv_ids, sampling)
     policy_lengths = [token_length(tokenizer, policy_answers[i]) for i in ids]
@@ -202,13 +194,13 @@ def evaluate_policy(
     kl_rows: list[tuple[float, int]] | None = None
     if reference_path is not None and Path(reference_path).resolve() != Path(policy_path).resolve():
         say("KL: scoring the policy's answers under the reference")
-        reference, _ = load_model_for_inference(reference_path)
+        reference, _ = load_policy(reference_path)
         kl_rows = per_token_kl(policy, reference, tokenizer, conversations, [policy_answers[i] for i in ids])
         _free(reference)
     _free(policy)
 
     say("baseline: answering the evaluation prompts")
-    baseline, baseline_tokenizer = load_model_for_inference(baseline_path)
+    baseline, baseline_tokenizer = load_policy(baseline_path)
     baseline_answers = _generate(baseline, baseline_tokenizer, conversations, ids, sampling)
     baseline_lengths = [token_length(tokenizer, baseline_answers[i]) for i in ids]
     _free(baseline)

@@ -32,20 +32,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import hashlib
 import json
-import math
 import os
-import struct
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from rlhf.config import Config, option
 from rlhf.progress import NullControl, RunCancelled, RunControl
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -58,78 +55,42 @@ INT64_LIMIT = 1 << 63  # seeds and conversation ids are hashed as signed 64-bit 
 
 
 @dataclass
-class SamplingConfig:
-    """How responses are sampled. Stored with every generation run together with `config_hash()`.
+class SamplingConfig(Config):
+    """How responses are sampled, everywhere: generation runs, evaluation, campaigns, rounds and
+    the playground. Stored with every generation run together with `config_hash()`."""
 
-    Attributes:
-        temperature: Softmax temperature, default 0.7. 0 means greedy decoding (argmax; the K
-            samples of a prompt are then identical and decoded only once).
-        top_p: Nucleus sampling mass, default 0.95: keep the most likely tokens whose
-            probabilities sum to at least `top_p`; 1 disables it.
-        top_k: Keep only the `top_k` most likely tokens, default 50; 0 disables it.
-        max_new_tokens: Longest response in tokens, default 128 (1..4096). Responses that hit
-            it without EOS are reported in `GeneratedBatch.truncated`.
-        seed: Root of every random draw, default 0. Same seed + same conversation ids -> same
-            text (see the module docstring for why that survives resuming).
-        batch_size: Sequences decoded together, default 16. With K samples per prompt a batch
-            holds `max(1, batch_size // K)` prompts (greedy: `batch_size` prompts), so memory
-            stays bounded whatever K is.
-    """
+    kind: ClassVar[str] = "sampling"
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 50
-    max_new_tokens: int = 128
-    seed: int = 0
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        _check_number("temperature", self.temperature, float)
-        _check_number("top_p", self.top_p, float)
-        for name in ("top_k", "max_new_tokens", "seed", "batch_size"):
-            _check_number(name, getattr(self, name), int)
-        # 0 and 0.0 must hash the same: store float fields as floats.
-        self.temperature = float(self.temperature)
-        self.top_p = float(self.top_p)
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
-        if not (0 < self.top_p <= 1):
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k!r}")
-        if not (1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT):
-            raise ValueError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens!r}")
-        if not (0 <= self.seed < INT64_LIMIT):
-            raise ValueError(f"seed must be between 0 and 2**63 - 1, got {self.seed!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+    temperature: float = option(
+        0.7, min=0.0, max=5.0, help="Softmax temperature. 0 means greedy decoding (the K samples of a prompt are then identical)."
+    )
+    top_p: float = option(
+        0.95,
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+        help="Nucleus sampling: keep the most likely tokens whose mass reaches top_p; 1 disables it.",
+    )
+    top_k: int = option(50, min=0, max=100_000, help="Keep only the top_k most likely tokens; 0 disables it.")
+    max_new_tokens: int = option(
+        128, min=1, max=MAX_NEW_TOKENS_LIMIT, help="Longest response in tokens; responses that hit it without EOS are marked truncated."
+    )
+    seed: int = option(
+        0,
+        min=0,
+        max=INT64_LIMIT - 1,
+        help="Root of every random draw: same seed and conversation ids give the same text, whatever the batching or a resume.",
+    )
+    batch_size: int = option(
+        16,
+        min=1,
+        max=256,
+        help="Sequences decoded together. With K samples per prompt a batch holds max(1, batch_size // K) prompts, so memory stays bounded.",
+    )
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:
-        """Rebuild a stored config; unknown keys are an error so typos do not pass silently."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown SamplingConfig fields: {sorted(unknown)}")
-        return cls(**data)
-
-    def config_hash(self) -> str:
-        """sha256 of the sorted JSON of the config: equal configs hash equal across processes."""
-        payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _check_number(name: str, value: Any, kind: type) -> None:
-    # bool is an int subclass; "temperature=True" is a bug, not 1.0.
-    allowed = (int, float) if kind is float else (int,)
-    if isinstance(value, bool) or not isinstance(value, allowed):
-        raise ValueError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
 
 
 Conversation = list[dict[str, str]]
@@ -492,77 +453,34 @@ def _plain_generation_config(model: PreTrainedModel, eos_ids: list[int], pad_id:
 class _CounterSampler:
     """A logits processor that samples each row from its own counter-based random stream.
 
-    For row (conversation id i, sample j) at new-token position t, the uniform number u is taken
-    from a hash of (seed, i, j, t) and the token is found by inverse-CDF sampling over the
-    temperature-scaled, top-k and top-p filtered distribution (HF's order). Returning scores
-    that are -inf everywhere but the chosen token lets `generate` keep doing what it is good at
-    (KV cache, EOS bookkeeping, padding finished rows) while the randomness stays ours.
+    For row (conversation id i, sample j) at new-token position t, the uniform number comes from
+    `rlhf.sampling.counter_uniforms` and the token from `rlhf.sampling.sample` (temperature,
+    top-k, top-p, inverse CDF). Returning scores that are -inf everywhere but the chosen token
+    lets `generate` keep doing what it is good at (KV cache, EOS bookkeeping, padding finished
+    rows) while the randomness stays ours.
     """
 
     def __init__(self, sampling: SamplingConfig, rows: list[tuple[int, int]], prompt_width: int) -> None:
-        self.temperature = float(sampling.temperature)
-        self.top_k = sampling.top_k
-        self.top_p = float(sampling.top_p)
-        self.seed = sampling.seed
+        self.sampling = sampling
         self.rows = rows
         self.prompt_width = prompt_width
-
-    def uniforms(self, step: int) -> list[float]:
-        values = []
-        for conversation_id, sample in self.rows:
-            key = struct.pack("<qqqq", self.seed, conversation_id, sample, step)
-            word = int.from_bytes(hashlib.blake2b(key, digest_size=8, person=b"rlhf-sample").digest(), "little")
-            values.append((word >> 11) / float(1 << 53))  # 53 random bits: uniform in [0, 1)
-        return values
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         import torch
 
+        from rlhf import sampling
+
         step = input_ids.shape[1] - self.prompt_width
-        logits = scores.float() / self.temperature
-        ranked_ids, probs = self._candidates(logits)
-        if self.top_p < 1.0:
-            # Drop a token when the mass of the tokens ranked above it already reaches top_p;
-            # the top token always survives because nothing is ranked above it.
-            mass_before = torch.cumsum(probs, dim=-1) - probs
-            probs = probs.masked_fill(mass_before >= self.top_p, 0.0)
-        cumulative = torch.cumsum(probs, dim=-1)
-        u = torch.tensor(self.uniforms(step), dtype=cumulative.dtype, device=cumulative.device)
-        target = (u * cumulative[:, -1]).unsqueeze(-1)
-        position = torch.searchsorted(cumulative, target, right=True).clamp_(max=probs.shape[-1] - 1)
-        # Rounding at the very end of the CDF could land on a token without mass (filtered out
-        # or underflowed); step back to the last one that has some.
-        last_with_mass = probs.shape[-1] - 1 - torch.argmax((probs.flip(-1) > 0).to(torch.uint8), dim=-1, keepdim=True)
-        position = torch.minimum(position, last_with_mass)
-        chosen = position if ranked_ids is None else ranked_ids.gather(-1, position)
+        uniforms = torch.tensor(sampling.counter_uniforms(self.sampling.seed, self.rows, step), dtype=torch.float64)
+        chosen = sampling.sample(
+            scores,
+            uniforms,
+            temperature=float(self.sampling.temperature),
+            top_k=self.sampling.top_k,
+            top_p=float(self.sampling.top_p),
+        )
         forced = torch.full_like(scores, float("-inf"))
         return forced.scatter_(-1, chosen, 0.0)
-
-    def _candidates(self, logits: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Token ids in rank order (None = the whole vocabulary in id order) and their probabilities.
-
-        A full sort of a 50k vocabulary per step costs more than the model's forward pass on a
-        CPU, so it is avoided: top-k needs only `topk`; plain sampling needs no order at all
-        (inverse-CDF sampling works in any fixed order); top-p alone takes the top 256 tokens
-        and widens only when they do not yet hold `top_p` of the mass, because only then can
-        the nucleus reach beyond them.
-        """
-        import torch
-
-        vocab = logits.shape[-1]
-        if 0 < self.top_k < vocab:
-            values, ids = torch.topk(logits, self.top_k, dim=-1, sorted=True)
-            return ids, torch.softmax(values, dim=-1)  # HF order: top-p sees the renormalised top-k
-        if self.top_p >= 1.0:
-            return None, torch.softmax(logits, dim=-1)
-        log_total = torch.logsumexp(logits, dim=-1, keepdim=True)
-        width = min(vocab, 256)
-        while True:
-            values, ids = torch.topk(logits, width, dim=-1, sorted=True)
-            probs = torch.exp(values - log_total)  # shares of the full distribution
-            if width == vocab or bool((probs.sum(dim=-1) >= self.top_p).all()):
-                return ids, probs
-            width = min(vocab, width * 4)
 
 
 def _decode_rows(rows: list[list[int]], eos_ids: list[int], tokenizer: PreTrainedTokenizerBase) -> tuple[list[str], list[bool], int]:

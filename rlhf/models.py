@@ -10,6 +10,9 @@ Three jobs live here because every trainer, generator and evaluator needs them:
   enough for every test to run in seconds.
 * `pick_device` / `load_policy` put a model on the best device in the right dtype, in eval mode,
   with a tokenizer ready for batched (left-padded) generation.
+* The one loader of each kind, for every caller: `load_tokenizer`, `load_causal_lm` and
+  `load_sequence_classifier` read full folders and LoRA artifacts (chained adapters merged onto
+  their base) alike; training, evaluation, generation, chat and scoring all go through them.
 
 torch and transformers are imported inside the functions: the web process imports this module
 for `BUILTIN_SMOLLM2` and must never pay for (or depend on) torch.
@@ -374,19 +377,16 @@ def load_policy(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM folder for inference: (model in eval mode on `device`, tokenizer).
+    """Load a policy for inference: (model in eval mode on `device`, left-padded tokenizer).
 
+    A folder of weights or a LoRA artifact (merged onto its base chain, `load_causal_lm`).
     Defaults come from `pick_device`; an explicit device without a dtype gets that device's
-    default dtype. The tokenizer pads on the left (decoder-only generation appends to the right,
-    so padding must not sit between prompt and answer) and always has a pad token (EOS when the
-    model defines none; the attention mask, not the id, is what hides padding).
+    default dtype. The tokenizer pads on the left: decoder-only generation appends to the right,
+    so padding must not sit between prompt and answer.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"model folder {str(path)!r} does not exist")
     if device is None:
         picked_device, picked_dtype = pick_device()
         device = picked_device
@@ -394,17 +394,106 @@ def load_policy(
     device = torch.device(device)
     if dtype is None:
         dtype = _cuda_dtype() if device.type == "cuda" else torch.float32
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise ValueError(f"tokenizer in {path} has neither a pad nor an EOS token")
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model = load_causal_lm(path, dtype=dtype)
+    tokenizer = load_tokenizer(path, padding_side="left")
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------------
+# Loading: one loader per model kind, full folders and LoRA artifacts alike
+# --------------------------------------------------------------------------------------------
+
+MANIFEST_FILE = "manifest.json"
+"""Written into every artifact folder by training (see `rlhf.training.run_dir`): what the weights are."""
+
+
+def load_tokenizer(model_dir: Path | str, *, padding_side: str = "right") -> PreTrainedTokenizerBase:
+    """Tokenizer of a model folder, checked for what chat models need (chat template, EOS, pad).
+
+    Training and scoring pad on the right (as TRL's collators); generation on the left.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = padding_side
+    if not tokenizer.chat_template:
+        raise ValueError(f"the tokenizer in {model_dir} has no chat template; conversational data cannot be formatted")
+    if tokenizer.eos_token is None:
+        raise ValueError(f"the tokenizer in {model_dir} has no EOS token; responses could never end")
+    if tokenizer.pad_token is None:
+        # The attention mask, not the pad id, hides padding, so reusing EOS is safe.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any] | None:
+    path = Path(model_dir) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def is_adapter_dir(model_dir: Path) -> bool:
+    return (Path(model_dir) / "adapter_config.json").is_file()
+
+
+def adapter_base(model_dir: Path) -> Path:
+    """The folder a LoRA artifact was trained on: our manifest's `base_model`, else PEFT's own reference."""
+    manifest = read_manifest(model_dir)
+    if manifest and manifest.get("base_model"):
+        return Path(manifest["base_model"])
+    config = json.loads((Path(model_dir) / "adapter_config.json").read_text())
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"LoRA adapter {model_dir} names no base model")
+    return Path(base)
+
+
+def load_causal_lm(model_dir: Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
+    """A full causal LM from a folder of weights or from one of our LoRA artifacts (merged onto its base).
+
+    Adapters chain (round 2 trains an adapter on round 1's adapter), so the base is loaded
+    recursively and each adapter is merged in: the result is the policy the artifact stands for.
+    Weights load in float32 unless told otherwise: mixed precision keeps master weights in fp32.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model folder {str(model_dir)!r} does not exist")
+    if is_adapter_dir(model_dir):
+        from peft import PeftModel
+
+        base = load_causal_lm(adapter_base(model_dir), dtype=dtype)
+        return PeftModel.from_pretrained(base, model_dir).merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype or torch.float32)
+
+
+def load_sequence_classifier(model_dir: Path | str) -> PreTrainedModel:
+    """A reward model (float32) from a full artifact or a LoRA adapter artifact (merged onto its base)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"reward model folder {str(model_dir)!r} does not exist")
+    if not is_adapter_dir(model_dir):
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+    from peft import PeftModel
+
+    base_dir = adapter_base(model_dir)
+    if is_adapter_dir(base_dir):
+        # The reward model was trained on a LoRA policy: rebuild that policy, then give it a head
+        # (the trained head itself is stored in the adapter as a module to save).
+        causal = load_causal_lm(base_dir)
+        base = AutoModelForSequenceClassification.from_config(causal.config, num_labels=1, dtype=torch.float32)
+        base.base_model.load_state_dict(causal.base_model.state_dict())
+    else:
+        base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, model_dir).merge_and_unload()
 
 
 # --------------------------------------------------------------------------------------------

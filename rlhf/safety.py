@@ -94,7 +94,7 @@ class SafetyClassifier:
 
     @classmethod
     def load(cls, model_dir: Path | str, max_length: int = 1024) -> SafetyClassifier:
-        from rlhf.training.reward import RewardModelScorer
+        from rlhf.scoring import RewardModelScorer
 
         return cls(RewardModelScorer.load(Path(model_dir), max_length=max_length))
 

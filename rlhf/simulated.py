@@ -34,8 +34,10 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from rlhf.config import Config, check, option
 
 A, B, TIE = "a", "b", "tie"
 
@@ -88,36 +90,24 @@ def _unit(seed: int, key: Any, purpose: str) -> float:
     return struct.unpack(">Q", digest[:8])[0] / 2**64
 
 
-@dataclass(frozen=True)
-class SimulatedAnnotator:
-    """A rule plus label noise.
+@dataclass
+class SimulatedAnnotator(Config):
+    """A rule plus label noise."""
 
-    Attributes:
-        rule: one of `RULES`, or "reward_model" (scores come from outside: use `judge_scores`).
-        noise: probability in [0, 0.5] that a decisive label is flipped (default 0.1).
-        seed: root of every random draw (default 0).
-        keyword: the word the "keyword" rule counts (required there, ignored elsewhere).
-        tie_policy: "random" (a seeded coin picks a side) or "tie" (report a tie) when the two
-            scores are equal (default "random").
-    """
+    kind: ClassVar[str] = "simulated_annotator"
 
-    rule: str = "ends_with_question"
-    noise: float = 0.1
-    seed: int = 0
-    keyword: str = ""
-    tie_policy: Literal["random", "tie"] = "random"
+    rule: Literal["ends_with_question", "asks_question", "shorter", "longer", "keyword", "reward_model"] = option(
+        "ends_with_question", help='One of the rules above, or "reward_model" (scores come from outside: use `judge_scores`).'
+    )
+    noise: float = option(0.1, min=0.0, max=0.5, help="Probability that a decisive label is flipped.")
+    seed: int = option(0, min=0, help="Root of every random draw.")
+    keyword: str = option("", help='The word the "keyword" rule counts (required there, ignored elsewhere).')
+    tie_policy: Literal["random", "tie"] = option(
+        "random", help='When the two scores are equal: "random" (a seeded coin picks a side) or "tie" (report a tie).'
+    )
 
-    def __post_init__(self) -> None:
-        if self.rule not in RULES and self.rule != "reward_model":
-            raise ValueError(f"rule: unknown rule {self.rule!r}; choose one of {', '.join([*RULES, 'reward_model'])}")
-        if isinstance(self.noise, bool) or not isinstance(self.noise, (int, float)) or not 0.0 <= self.noise <= 0.5:
-            raise ValueError(f"noise: must be a probability between 0 and 0.5, got {self.noise!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
-        if self.rule == "keyword" and not (isinstance(self.keyword, str) and self.keyword.strip()):
-            raise ValueError("keyword: the keyword rule needs a non-empty keyword")
-        if self.tie_policy not in ("random", "tie"):
-            raise ValueError(f"tie_policy: must be 'random' or 'tie', got {self.tie_policy!r}")
+    def check(self) -> None:
+        check(self.rule != "keyword" or bool(self.keyword.strip()), "keyword", "the keyword rule needs a non-empty keyword")
 
     @property
     def description(self) -> str:
@@ -125,9 +115,6 @@ class SimulatedAnnotator:
         if self.rule == "keyword":
             text += f" ({self.keyword!r})"
         return f"{text}; flips {self.noise:.0%} of its labels"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def score(self, prompt: str, response: str) -> float:
         if self.rule == "reward_model":

@@ -24,15 +24,9 @@ def evaluate(run_id: int) -> None:
 
 
 def _model_path(version) -> Path:
-    from django.conf import settings
+    from feedback_site.registry.services import version_model_dir
 
-    from feedback_site.registry.artifacts import is_local_artifact
-    from feedback_site.registry.services import version_artifact_path
-    from rlhf.models import resolve_model_path
-
-    if not is_local_artifact(version.artifact_uri):
-        return resolve_model_path(version.artifact_uri, Path(settings.ARTIFACTS_DIR))
-    return version_artifact_path(version, verify=True)
+    return version_model_dir(version)
 
 
 def run_evaluation(run_id: int) -> None:
@@ -47,7 +41,6 @@ def run_evaluation(run_id: int) -> None:
         return
     try:
         from rlhf import evaluation as rlhf_evaluation
-        from rlhf.generation import SamplingConfig
 
         config = run.config
         if run.kind == EvaluationKind.REWARD:
@@ -73,22 +66,8 @@ def run_evaluation(run_id: int) -> None:
             )
             for row in adversarial_rows
         ]
-        sampling = SamplingConfig(
-            temperature=config["temperature"],
-            top_p=config["top_p"],
-            top_k=config["top_k"],
-            max_new_tokens=config["max_new_tokens"],
-            seed=config["seed"],
-            batch_size=config["batch_size"],
-        )
-        settings_ = rlhf_evaluation.EvalSettings(
-            sampling=sampling,
-            n_resamples=config["n_resamples"],
-            confidence=config["confidence"],
-            tie_margin=config["tie_margin"],
-            harm_threshold=config["harm_threshold"],
-            length_bias_threshold=config["length_bias_threshold"],
-        )
+        # The stored config is EvaluationConfig.to_dict() plus the frozen prompt ids.
+        settings_ = rlhf_evaluation.EvaluationConfig.from_dict({k: v for k, v in config.items() if k != "prompt_ids"})
         result = rlhf_evaluation.evaluate_policy(
             policy_path=_model_path(run.policy),
             baseline_path=_model_path(run.baseline),

@@ -73,8 +73,8 @@ def run_generation(run_id: int) -> None:
     if run is None:
         log.info("generation run %s: nothing to do", run_id)
         return
+    from feedback_site.registry.services import version_model_dir
     from rlhf.generation import SamplingConfig, iter_generate
-    from rlhf.models import resolve_model_path
     from rlhf.progress import RunCancelled
 
     folder = run_dir(run_id)
@@ -89,7 +89,7 @@ def run_generation(run_id: int) -> None:
         if remaining:
             prompts = {p.pk: p for p in Prompt.objects.filter(pk__in=remaining)}
             remaining = [pid for pid in remaining if pid in prompts]
-            model_path = resolve_model_path(run.policy.artifact_uri, Path(settings.ARTIFACTS_DIR))
+            model_path = version_model_dir(run.policy)
             control.log(f"loaded policy {run.policy} from {model_path}")
             sampling = SamplingConfig(**run.sampling_dict())
             with batches_file.open("a", encoding="utf-8") as out:

@@ -13,8 +13,6 @@ import gc
 import logging
 from pathlib import Path
 
-from django.conf import settings
-
 from feedback_site.annotation.models import Prompt
 from feedback_site.loop import services
 from feedback_site.loop.models import Campaign, CampaignStatus
@@ -23,14 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def _model_folder(version) -> Path:
-    from rlhf.models import resolve_model_path
+    from feedback_site.registry.services import version_model_dir
 
-    return resolve_model_path(version.artifact_uri, Path(settings.ARTIFACTS_DIR))
+    return version_model_dir(version)
 
 
 def run_campaign_generation(campaign_id: int) -> None:
-    from rlhf.evaluation import load_model_for_inference
     from rlhf.generation import SamplingConfig, iter_generate
+    from rlhf.models import load_policy
 
     campaign = Campaign.objects.select_related("version_x", "version_y").filter(pk=campaign_id).first()
     if campaign is None or campaign.status != CampaignStatus.GENERATING:
@@ -41,7 +39,7 @@ def run_campaign_generation(campaign_id: int) -> None:
         sampling = SamplingConfig(**campaign.sampling)
         responses: dict[int, dict[int, str]] = {}
         for version in (campaign.version_x, campaign.version_y):
-            model, tokenizer = load_model_for_inference(_model_folder(version))
+            model, tokenizer = load_policy(_model_folder(version))
             answers: dict[int, str] = {}
             for batch in iter_generate(
                 None, [prompts[pid].messages() for pid in ids], 1, sampling, indices=ids, model=model, tokenizer=tokenizer
@@ -60,7 +58,7 @@ def run_campaign_generation(campaign_id: int) -> None:
 
 def run_reward_model_simulation(run_id: int) -> None:
     from feedback_site.loop.models import SimulationRun
-    from rlhf.training.reward import RewardModelScorer
+    from rlhf.scoring import RewardModelScorer
 
     run = SimulationRun.objects.select_related("annotator__reward_model").filter(pk=run_id).first()
     if run is None or run.annotator.reward_model is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from django.conf import settings
 
@@ -53,13 +52,13 @@ def run_message(message_id: int) -> None:
     if message is None:
         return
     try:
+        from feedback_site.registry.services import version_model_dir
         from feedback_site.safety.services import effective_rules, policy_for
         from rlhf.chat import stream_chat
-        from rlhf.models import resolve_model_path
         from rlhf.safety import compile_rules
 
         chat = message.chat
-        path = resolve_model_path(message.model_version.artifact_uri, Path(settings.ARTIFACTS_DIR))
+        path = version_model_dir(message.model_version)
         loaded = model_cache().get(path)
         history = services.lane_history(chat, message.lane, before_turn=message.turn)
         user = chat.messages.filter(lane=message.lane, turn=message.turn, role="user").first()

@@ -14,11 +14,9 @@ log = logging.getLogger(__name__)
 def run_score_pairs(project_id: int, reward_model_id: int) -> int:
     """Score every incomplete pair of the project with the reward-model version and set the
     queue priorities (closest scores first). Idempotent: a rerun recomputes the same priorities."""
-    from django.conf import settings
 
     from feedback_site.quality import services
     from feedback_site.registry.models import ModelVersion
-    from rlhf.models import resolve_model_path
     from rlhf.scoring import score_pairs
 
     version = ModelVersion.objects.filter(pk=reward_model_id, project_id=project_id).first()
@@ -28,12 +26,9 @@ def run_score_pairs(project_id: int, reward_model_id: int) -> int:
     items = services.pairs_to_score(project_id)
     if not items:
         return 0
-    if version.artifact_sha256:
-        from feedback_site.registry.services import version_artifact_path
+    from feedback_site.registry.services import version_model_dir
 
-        model_dir = version_artifact_path(version)
-    else:
-        model_dir = resolve_model_path(version.artifact_uri, settings.ARTIFACTS_DIR)
+    model_dir = version_model_dir(version)
     scores = score_pairs(model_dir, [(item["messages"], item["a"], item["b"]) for item in items])
     updated = services.uncertainty_apply(
         project_id=project_id,

@@ -8,9 +8,6 @@ the text. Models are cached per process (`rlhf.safety.classifier_for`).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
-from django.conf import settings
 
 from feedback_site.safety.services import classifier_target
 
@@ -22,10 +19,11 @@ def classifier_scores(project_id: int, conversations: list[list[dict]], texts: l
     target = classifier_target(project_id)
     if target is None or not texts:
         return None
-    from rlhf.models import resolve_model_path
+    from feedback_site.registry.models import ModelVersion
+    from feedback_site.registry.services import version_model_dir
     from rlhf.safety import classifier_for
 
-    path = resolve_model_path(target["artifact_uri"], Path(settings.ARTIFACTS_DIR))
+    path = version_model_dir(ModelVersion.objects.get(pk=target["version_id"]))
     return classifier_for(path).score(conversations, texts)
 
 

@@ -94,7 +94,7 @@ def run_training(run_id: int) -> None:
         log.info("training run %s: nothing to do (finished, cancelled, or alive on another worker)", run_id)
         return
     import rlhf
-    from rlhf.models import resolve_model_path
+    from feedback_site.registry.services import version_model_dir
     from rlhf.progress import RunCancelled
     from rlhf.training import train
 
@@ -103,9 +103,8 @@ def run_training(run_id: int) -> None:
     control = _DatabaseControl(run_id)
     try:
         data_path = data_file(run)
-        artifacts = Path(settings.ARTIFACTS_DIR)
-        base_path = resolve_model_path(run.parent.artifact_uri, artifacts)
-        reward_path = resolve_model_path(run.reward_model.artifact_uri, artifacts) if run.reward_model else None
+        base_path = version_model_dir(run.parent)
+        reward_path = version_model_dir(run.reward_model) if run.reward_model else None
         control.log(f"{run.method} on {run.data_label} from {run.parent}")
         if int((run.config or {}).get("num_processes", 1)) > 1:
             # N devices: `accelerate launch` runs `python -m rlhf train` in N processes; progress

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from feedback_site.annotation.models import Pair, PairSource, Preference, Prompt, Response, Split
 from feedback_site.core.audit import audit_record
+from feedback_site.core.configs import build_config
 from feedback_site.core.errors import Conflict, Invalid, NotFound
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
@@ -35,6 +36,7 @@ from feedback_site.evaluation.models import (
 )
 from feedback_site.projects.models import Project
 from feedback_site.registry.models import ModelKind, ModelVersion
+from rlhf.evaluation import EvaluationConfig
 from workers.task_names import EVALUATION_RUN
 
 log = logging.getLogger(__name__)
@@ -42,74 +44,10 @@ log = logging.getLogger(__name__)
 SUITE_FILE = Path(__file__).with_name("adversarial_suite.jsonl")
 MAX_PROMPT_CHARS = 20_000
 
-CONFIG_DEFAULTS = {
-    "max_prompts": 200,
-    "temperature": 0.7,
-    "top_p": 0.95,
-    "top_k": 50,
-    "max_new_tokens": 128,
-    "seed": 0,
-    "batch_size": 16,
-    "n_resamples": 2000,
-    "confidence": 0.95,
-    "tie_margin": 0.0,
-    "harm_threshold": 0.0,
-    "length_bias_threshold": 0.7,
-    "adversarial": True,
-}
-_CONFIG_TYPES = {
-    "max_prompts": int,
-    "temperature": float,
-    "top_p": float,
-    "top_k": int,
-    "max_new_tokens": int,
-    "seed": int,
-    "batch_size": int,
-    "n_resamples": int,
-    "confidence": float,
-    "tie_margin": float,
-    "harm_threshold": float,
-    "length_bias_threshold": float,
-    "adversarial": bool,
-}
-
 
 def evaluation_config(values: dict | None) -> dict:
-    """Defaults filled in and every value checked; errors name the field."""
-    values = dict(values or {})
-    unknown = set(values) - set(CONFIG_DEFAULTS)
-    if unknown:
-        raise Invalid(f"unknown evaluation settings: {', '.join(sorted(unknown))}", code="bad_config")
-    config = {**CONFIG_DEFAULTS, **values}
-    for name, kind in _CONFIG_TYPES.items():
-        value = config[name]
-        if kind is bool:
-            if not isinstance(value, bool):
-                raise Invalid(f"{name} must be true or false", code="bad_config")
-        elif kind is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise Invalid(f"{name} must be an integer, got {value!r}", code="bad_config")
-        else:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise Invalid(f"{name} must be a number, got {value!r}", code="bad_config")
-            config[name] = float(value)
-    checks = [
-        (1 <= config["max_prompts"] <= 5000, "max_prompts must be between 1 and 5000"),
-        (0 <= config["temperature"] <= 5, "temperature must be between 0 (greedy) and 5"),
-        (0 < config["top_p"] <= 1, "top_p must be in (0, 1]"),
-        (config["top_k"] >= 0, "top_k must be >= 0"),
-        (1 <= config["max_new_tokens"] <= 1024, "max_new_tokens must be between 1 and 1024"),
-        (0 <= config["seed"] < 2**63, "seed must be between 0 and 2**63 - 1"),
-        (1 <= config["batch_size"] <= 256, "batch_size must be between 1 and 256"),
-        (100 <= config["n_resamples"] <= 100_000, "n_resamples must be between 100 and 100000"),
-        (0.5 <= config["confidence"] < 1, "confidence must be in [0.5, 1)"),
-        (config["tie_margin"] >= 0, "tie_margin must be >= 0"),
-        (0.5 <= config["length_bias_threshold"] <= 1, "length_bias_threshold must be in [0.5, 1]"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise Invalid(message, code="bad_config")
-    return config
+    """Defaults filled in and every value checked by `rlhf.evaluation.EvaluationConfig`; errors name the field."""
+    return build_config(EvaluationConfig, values, code="bad_config").to_dict()
 
 
 def _hash(payload) -> str:

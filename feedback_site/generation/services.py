@@ -6,58 +6,35 @@ of a run in one transaction, so a run produces its whole output or none.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import random
 
 from django.db import transaction
 from django.utils import timezone
 
 from feedback_site.annotation.models import Pair, PairSource, Prompt, Response, Split
+from feedback_site.core.configs import build_config
 from feedback_site.core.errors import Conflict, Invalid, NotFound
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
+from feedback_site.generation.config import PairingConfig
 from feedback_site.generation.models import GenerationRun, Pairing, RunStatus
 from feedback_site.projects.models import Project
 from feedback_site.registry.models import ModelKind, ModelVersion
+from rlhf.config import canonical_hash
+from rlhf.generation import SamplingConfig
 from workers.task_names import GENERATION_RUN
 
 LOG_TAIL_CHARS = 8000
 
-SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "top_k": 50, "max_new_tokens": 128, "seed": 0, "batch_size": 8}
 
-
-def _number(name, value, kind, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        raise Invalid(f"{name} must be {'a number' if kind is float else 'an integer'}; got {value!r}", code=f"bad_{name}")
-    if not low <= value <= high:
-        raise Invalid(f"{name} must be between {low} and {high}; got {value!r}", code=f"bad_{name}")
-    return kind(value)
-
-
-def validate_generation_settings(*, k, temperature, top_p, top_k, max_new_tokens, seed, batch_size, pairing, pairs_per_prompt) -> dict:
-    """Checked in the web process before anything is queued (mirrors rlhf's SamplingConfig)."""
-    settings = {
-        "k": _number("k", k, int, 2, 16),
-        "temperature": _number("temperature", temperature, float, 0.0, 5.0),
-        "top_p": _number("top_p", top_p, float, 0.0, 1.0),
-        "top_k": _number("top_k", top_k, int, 0, 100_000),
-        "max_new_tokens": _number("max_new_tokens", max_new_tokens, int, 1, 4096),
-        "seed": _number("seed", seed, int, 0, 2**31 - 1),
-        "batch_size": _number("batch_size", batch_size, int, 1, 256),
-    }
-    if settings["top_p"] == 0:
-        raise Invalid("top_p must be greater than 0", code="bad_top_p")
-    if pairing not in Pairing.values:
-        raise Invalid(f"pairing must be one of {', '.join(Pairing.values)}", code="bad_pairing")
-    max_pairs = settings["k"] * (settings["k"] - 1) // 2
-    if pairing == Pairing.SAMPLE:
-        settings["pairs_per_prompt"] = _number("pairs_per_prompt", pairs_per_prompt, int, 1, max_pairs)
-    else:
-        settings["pairs_per_prompt"] = None
-    settings["pairing"] = pairing
-    return settings
+def validate_generation_settings(**values) -> dict:
+    """Sampling (`rlhf.generation.SamplingConfig`) and pairing (`PairingConfig`) settings, each
+    checked by its dataclass before anything is queued; `Invalid` names the field (`bad_<field>`)."""
+    pairing_names = {spec.name for spec in PairingConfig.field_specs()}
+    pairing = build_config(PairingConfig, {key: value for key, value in values.items() if key in pairing_names})
+    sampling = build_config(SamplingConfig, {key: value for key, value in values.items() if key not in pairing_names})
+    return {**sampling.to_dict(), **pairing.to_dict()}
 
 
 def generation_launch(
@@ -77,10 +54,7 @@ def generation_launch(
     "all" (every training prompt). Evaluation prompts are never used for annotation pairs.
     """
     require_role(actor, project, STAFF_ROLES)
-    unknown = set(sampling) - set(SAMPLING_DEFAULTS)
-    if unknown:
-        raise Invalid(f"unknown setting(s): {', '.join(sorted(unknown))}", code="bad_field")
-    values = validate_generation_settings(k=k, pairing=pairing, pairs_per_prompt=pairs_per_prompt, **{**SAMPLING_DEFAULTS, **sampling})
+    values = validate_generation_settings(k=k, pairing=pairing, pairs_per_prompt=pairs_per_prompt, **sampling)
     policy = policy or project.current_policy
     if policy is None or policy.project_id != project.pk or policy.kind != ModelKind.POLICY:
         raise Invalid("choose a policy version of this project", code="bad_policy")
@@ -101,7 +75,7 @@ def generation_launch(
             policy=policy,
             created_by=actor,
             prompt_ids=prompt_ids,
-            config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+            config_hash=canonical_hash(config),
             progress_total=len(prompt_ids),
             **values,
         )

@@ -14,13 +14,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback_site.annotation.models import Prompt, Split
+from feedback_site.core.config_forms import config_form_fields
 from feedback_site.core.errors import ServiceError
 from feedback_site.core.permissions import STAFF_ROLES, project_role
 from feedback_site.generation import services
+from feedback_site.generation.config import PairingConfig
 from feedback_site.generation.models import TERMINAL_STATUSES, GenerationRun, Pairing
 from feedback_site.projects.forms import ServiceErrorForm
 from feedback_site.projects.views import error_page, form_status, project_context, project_page, run_service
 from feedback_site.registry.models import ModelKind, ModelVersion
+from rlhf.generation import SamplingConfig
 
 PROMPT_SELECTIONS = [
     ("unanswered", "Not yet answered by this version"),
@@ -34,21 +37,11 @@ class PolicyChoiceField(forms.ModelChoiceField):
 
 
 class GenerationForm(ServiceErrorForm):
-    """Types only; ranges are checked by `validate_generation_settings` and shown per field."""
+    """Types and single-field limits from the config dataclasses; cross-field rules come back from the service, under their field."""
 
     policy = PolicyChoiceField(queryset=ModelVersion.objects.none(), empty_label=None, label="Policy version")
-    k = forms.IntegerField(label="Responses per prompt (K)", help_text="2 to 16.")
     prompt_selection = forms.ChoiceField(choices=PROMPT_SELECTIONS, label="Prompts")
-    temperature = forms.FloatField(help_text="0 is greedy; 0.7 to 1.0 gives varied answers.")
-    top_p = forms.FloatField(label="top_p", help_text="Nucleus sampling, above 0 and at most 1.")
-    top_k = forms.IntegerField(label="top_k", help_text="0 turns it off.")
-    max_new_tokens = forms.IntegerField(label="Max new tokens", help_text="1 to 4096.")
-    seed = forms.IntegerField(help_text="The same seed and settings give the same responses.")
-    batch_size = forms.IntegerField(label="Batch size", help_text="Prompts per forward pass (1 to 256).")
-    pairing = forms.ChoiceField(choices=Pairing.choices, widget=forms.RadioSelect)
-    pairs_per_prompt = forms.IntegerField(
-        required=False, label="Pairs per prompt (N)", help_text="Only for sampled pairing; at most K·(K−1)/2."
-    )
+    pairing = forms.ChoiceField(choices=Pairing.choices, widget=forms.RadioSelect, initial=Pairing.ALL)
 
     service_error_fields = {"bad_policy": "policy", "bad_selection": "prompt_selection"}
 
@@ -56,9 +49,11 @@ class GenerationForm(ServiceErrorForm):
         super().__init__(*args, **kwargs)
         self.fields["policy"].queryset = ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).order_by("-number")
         self.fields["policy"].initial = project.current_policy_id
-        defaults = {**services.SAMPLING_DEFAULTS, "k": 2, "pairing": Pairing.ALL, "prompt_selection": "unanswered"}
-        for name, value in defaults.items():
-            self.fields[name].initial = value
+        self.fields["prompt_selection"].initial = "unanswered"
+        # Sampling and pairing fields come from their dataclasses (defaults, limits, help).
+        self.fields.update(config_form_fields(SamplingConfig))
+        self.fields.update({name: field for name, field in config_form_fields(PairingConfig).items() if name != "pairing"})
+        self.fields["pairs_per_prompt"].required = False
 
     def clean(self):
         cleaned = super().clean()

@@ -13,42 +13,31 @@ from django.db import transaction
 from django.utils import timezone
 
 from feedback_site.annotation.models import Prompt, Split
+from feedback_site.core.configs import build_config
 from feedback_site.core.errors import Conflict, Invalid, NotFound
 from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
 from feedback_site.playground.models import OPEN_STATUSES, Chat, ChatMessage, MessageStatus
 from feedback_site.projects.models import Project
 from feedback_site.registry.models import ModelKind, ModelVersion
+from rlhf.generation import SamplingConfig
 from workers.task_names import PLAYGROUND_GENERATE
 
 MAX_MESSAGE_CHARS = 20_000
 MAX_SYSTEM_PROMPT_CHARS = 20_000
-SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "top_k": 50, "max_new_tokens": 256, "seed": 0}
-
-
-def _number(name, value, kind, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        raise Invalid(f"{name} must be {'a number' if kind is float else 'an integer'}; got {value!r}", code=f"bad_{name}")
-    if value != value or not low <= value <= high:
-        raise Invalid(f"{name} must be between {low} and {high}; got {value!r}", code=f"bad_{name}")
-    return kind(value)
+# The playground samples one answer at a time: every SamplingConfig field but batch_size, and
+# longer answers by default than a generation run (a chat reply, not a candidate to compare).
+PLAYGROUND_FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
+SAMPLING_DEFAULTS = {**{name: SamplingConfig.defaults()[name] for name in PLAYGROUND_FIELDS}, "max_new_tokens": 256}
 
 
 def validate_sampling(values: dict) -> dict:
-    unknown = set(values) - set(SAMPLING_DEFAULTS)
+    unknown = set(values) - set(PLAYGROUND_FIELDS)
     if unknown:
         raise Invalid(f"unknown setting(s): {', '.join(sorted(unknown))}", code="bad_field")
     merged = {**SAMPLING_DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
-    out = {
-        "temperature": _number("temperature", merged["temperature"], float, 0.0, 5.0),
-        "top_p": _number("top_p", merged["top_p"], float, 0.0, 1.0),
-        "top_k": _number("top_k", merged["top_k"], int, 0, 100_000),
-        "max_new_tokens": _number("max_new_tokens", merged["max_new_tokens"], int, 1, 4096),
-        "seed": _number("seed", merged["seed"], int, 0, 2**31 - 1),
-    }
-    if out["top_p"] == 0:
-        raise Invalid("top_p must be greater than 0", code="bad_top_p")
-    return out
+    config = build_config(SamplingConfig, merged).to_dict()
+    return {name: config[name] for name in PLAYGROUND_FIELDS}
 
 
 def _policy(project: Project, version_id) -> ModelVersion:

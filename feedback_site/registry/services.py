@@ -129,6 +129,47 @@ def version_artifact_path(version: ModelVersion, *, verify: bool = True) -> Path
     return folder
 
 
+# (folder, registered sha256) -> the stat signature of its files when that hash last matched.
+# Re-hashing a 300 MB policy on every task would cost seconds; a folder whose every file has
+# the same size and mtime as when it last verified has not been rewritten in between.
+_VERIFIED: dict[tuple[str, str], tuple] = {}
+
+
+def _stat_signature(folder: Path) -> tuple:
+    entries = []
+    for path in folder.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            entries.append((path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
+def version_model_dir(version: ModelVersion, *, verify: bool = True) -> Path:
+    """The folder a worker loads a version from: the one way every worker finds a version's weights.
+
+    builtin: URIs resolve to their converted folder in the artifact store (converted once, on
+    first use); local artifacts are checked against the sha256 recorded at registration
+    (`Conflict` if they changed since), unless `verify=False`. A folder already verified is
+    re-hashed only when a file's size or mtime changed.
+    """
+    from rlhf.models import resolve_model_path
+
+    if not artifacts.is_local_artifact(version.artifact_uri):
+        return resolve_model_path(version.artifact_uri, Path(settings.ARTIFACTS_DIR))
+    folder = version_artifact_path(version, verify=False)
+    if verify and version.artifact_sha256:
+        key = (str(folder), version.artifact_sha256)
+        signature = _stat_signature(folder)
+        if _VERIFIED.get(key) != signature:
+            try:
+                artifacts.verify_artifact(folder, version.artifact_sha256)
+            except artifacts.ArtifactChanged as error:
+                _VERIFIED.pop(key, None)
+                raise Conflict(str(error), code="artifact_changed") from None
+            _VERIFIED[key] = signature
+    return folder
+
+
 def version_record(version: ModelVersion) -> dict:
     """What a downloaded archive says about itself: identity, lineage and how to load it."""
     run = version.training_run

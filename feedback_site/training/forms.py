@@ -1,8 +1,8 @@
 """The training launch form.
 
 The config fields are not written out by hand: they are read from the method's dataclass in
-`rlhf.training` (names, types, defaults, and the per-field documentation in its "Attributes:"
-docstring), so a field added to a config appears on the page with its default and its help text.
+`rlhf.training` (names, types, defaults, and the help text in each field's metadata, see
+`rlhf.config.option`), so a field added to a config appears on the page with its default and help.
 
 Fields whose default is the same in every method (seed, schedule, checkpointing, LoRA) are shown
 once; fields that exist in one method only, or whose default differs (learning_rate, batch_size),
@@ -15,9 +15,7 @@ name ("config: learning_rate: must be a positive number" lands under learning_ra
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-import re
 import types
 import typing
 from dataclasses import dataclass
@@ -94,45 +92,9 @@ def method_defaults(method: str) -> dict:
         return config_from_dict(method, {}, check_reward_model=False).to_dict()
 
 
-_ENTRY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$")
-# A docstring entry starts with the default ("0.05. Dropout on ..."); the form shows the value itself.
-_LEADING_DEFAULT = re.compile(
-    r"""^(?:None|True|False|-?[0-9][0-9._e+-]*|"[^"]*"|'[^']*'|\[[^\]]*\]|method-specific default(?: \([^)]*\))?)\.\s+"""
-)
-
-
-def _attribute_docs(cls: type) -> dict[str, str]:
-    """Google-style "Attributes:" entries of a class docstring, continuation lines joined."""
-    docs: dict[str, str] = {}
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:") + 1
-    except StopIteration:
-        return docs
-    indent, current = None, None
-    for line in lines[start:]:
-        if not line.strip():
-            if current is not None and indent is not None:
-                continue
-            break
-        width = len(line) - len(line.lstrip())
-        match = _ENTRY.match(line)
-        if match and (indent is None or width == indent):
-            indent, current = width, match.group(2)
-            docs[current] = match.group(3).strip()
-        elif current is not None and indent is not None and width > indent:
-            docs[current] += " " + line.strip()
-        else:
-            break
-    return docs
-
-
 def _field_docs(cls: type) -> dict[str, str]:
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):  # the subclass's words win over the base class's
-        if klass is not object:
-            docs.update(_attribute_docs(klass))
-    return {name: _LEADING_DEFAULT.sub("", text, count=1) for name, text in docs.items()}
+    """Each field's help text, from its metadata (`rlhf.config.option`)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
 def _describe(name: str, hint: Any, default: Any, help_text: str) -> ConfigField:

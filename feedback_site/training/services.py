@@ -59,6 +59,11 @@ def _process_is_dead(claimed_by: str) -> bool:
 def validate_training_config(method: str, config: dict | None) -> dict:
     """The full config (defaults filled in) or Invalid naming the bad field. Runs in the web
     process: rlhf's config module imports no torch."""
+    return training_config(method, config).to_dict()
+
+
+def training_config(method: str, config: dict | None):
+    """The method's config dataclass (`rlhf.training`), or Invalid naming the bad field."""
     if method not in Method.values:
         raise Invalid(f"method must be one of {', '.join(Method.values)}; got {method!r}", code="bad_method")
     if config is not None and not isinstance(config, dict):
@@ -70,7 +75,7 @@ def validate_training_config(method: str, config: dict | None) -> dict:
         parsed = config_from_dict(method, dict(config or {}), check_reward_model=False)
     except (ValueError, TypeError) as error:
         raise Invalid(f"config: {error}", code="bad_config") from None
-    return parsed.to_dict()
+    return parsed
 
 
 def _hash(value) -> str:
@@ -127,7 +132,8 @@ def training_launch(
     run instead of a second one. `sft` takes `demonstration_snapshot`; the other methods take
     `snapshot`."""
     require_role(actor, project, STAFF_ROLES)
-    full_config = validate_training_config(method, config)
+    parsed = training_config(method, config)
+    full_config = parsed.to_dict()
     data_hash = _check_training_data(method, project, snapshot, demonstration_snapshot)
     parent = parent or project.current_policy
     if parent is None or parent.project_id != project.pk or parent.kind != ModelKind.POLICY:
@@ -140,7 +146,8 @@ def training_launch(
     elif reward_model is not None:
         raise Invalid(f"{method} does not use a reward model", code="bad_reward_model")
 
-    config_hash = _hash(full_config)
+    # The dataclass's own hash: the one the artifact's manifest.json carries, and the version's.
+    config_hash = parsed.config_hash()
     # The data enters the key by its content hash (preferences, or demonstrations for SFT); the
     # method is in the key too, so the two kinds of snapshot can never stand for each other.
     launch_key = _hash([method, data_hash, parent.pk, reward_model.pk if reward_model else None, config_hash])

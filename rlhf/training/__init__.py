@@ -11,7 +11,7 @@ method, field or value that is wrong. It imports neither torch nor TRL (the web 
 and neither does importing this package; `train` loads the method's module only when called.
 
 `train` is idempotent per output folder: calling it again after a crash resumes from the latest
-checkpoint, and calling it after success returns the finished artifact (see `common` for the layout).
+checkpoint, and calling it after success returns the finished artifact (see `run_dir` for the layout).
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from rlhf.progress import RunCancelled, RunControl
-from rlhf.training.common import BaseTrainConfig, RewardFn, TrainingDiverged, TrainResult
+from rlhf.training.callbacks import TrainingDiverged
+from rlhf.training.config import BaseTrainConfig
 from rlhf.training.dpo import DPOConfig
 from rlhf.training.grpo import GRPOConfig
 from rlhf.training.ppo import PPOConfig
 from rlhf.training.reward import RewardConfig
+from rlhf.training.rl_reward import RewardFn
 from rlhf.training.rloo import RLOOConfig
+from rlhf.training.run_dir import TrainResult
 from rlhf.training.sft import SFTConfig
 
 METHODS: tuple[str, ...] = ("sft", "reward", "dpo", "ppo", "rloo", "grpo")

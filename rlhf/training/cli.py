@@ -32,7 +32,7 @@ class _TerminalControl:
         self.json_lines = json_lines
         self._last = 0.0
         self.stop_requested = False
-        from rlhf.training.common import is_main_process
+        from rlhf.training.distributed import is_main_process
 
         self.quiet = not is_main_process()
 
@@ -108,7 +108,7 @@ def cli(argv: list[str]) -> int:
 
     from rlhf.progress import RunCancelled
     from rlhf.training import train
-    from rlhf.training.common import TrainingDiverged
+    from rlhf.training.callbacks import TrainingDiverged
 
     control = _TerminalControl(json_lines=args.json_progress)
     previous_handler = signal.getsignal(signal.SIGINT)

@@ -20,34 +20,28 @@ preferred answers relative to its parent on pairs it never saw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from rlhf.config import option
+from rlhf.models import load_causal_lm, load_tokenizer
 from rlhf.progress import NullControl, RunControl
 from rlhf.training import shared_prefix
-from rlhf.training.common import (
-    BaseTrainConfig,
-    RunDir,
-    TrainResult,
-    check,
-    choose_device,
-    full_state_dict,
+from rlhf.training.callbacks import make_progress_callback
+from rlhf.training.config import BaseTrainConfig, check
+from rlhf.training.data import load_preference_records, split_holdout
+from rlhf.training.devices import choose_device, seed_everything
+from rlhf.training.distributed import materialize_parent
+from rlhf.training.hf_trainer import (
     hf_training_arguments,
     last_train_metrics,
-    load_causal_lm,
-    load_preference_records,
-    load_tokenizer,
     lora_config,
-    make_progress_callback,
-    materialize_parent,
     quiet_transformers,
     remove_printer_callback,
     run_hf_trainer,
-    save_model_weights,
-    seed_everything,
-    split_holdout,
 )
+from rlhf.training.run_dir import RunDir, TrainResult, full_state_dict, save_model_weights
 
 # The loss types DPOTrainer accepts in TRL 1.16 (trl/trainer/dpo_trainer.py, `_compute_loss`). Kept
 # here rather than read from TRL so that validating a config never imports torch; a test checks
@@ -76,51 +70,42 @@ _F_DIVERGENCE_LOSS_TYPES = {"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair
 
 @dataclass
 class DPOConfig(BaseTrainConfig):
-    """DPO training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted.
-
-    Attributes:
-        learning_rate: 1e-6 (TRL's default for full fine-tuning; LoRA usually wants 5e-6 to 5e-5).
-        batch_size: 4 pairs per micro-step.
-        beta: 0.1. Strength of the pull towards the reference (higher = stay closer). For "ipo" it
-            is the regulariser τ of the IPO paper.
-        loss_type: ["sigmoid"]. One or more of `DPO_LOSS_TYPES` (a single string is accepted).
-        loss_weights: None. Weights of the losses when several are combined; None = all 1.0.
-        label_smoothing: 0.0. Probability that a label is flipped for "robust" (must be < 0.5) and
-            the ε of "exo_pair" (must be > 0 there; the paper uses 1e-3).
-        ld_alpha: None. LD-DPO weight of the part of the longer answer beyond the shorter one's
-            length, in [0, 1]; None = plain DPO.
-        f_divergence_type: "reverse_kl". The divergence regularising towards the reference (f-DPO):
-            "reverse_kl", "forward_kl", "js_divergence" or "alpha_divergence".
-        f_alpha_divergence_coef: 0.5. α of "alpha_divergence".
-        use_weighting: False. WPO weighting of pairs by the policy's own probability of them.
-        discopop_tau: 0.05. Temperature of the "discopop" loss.
-        precompute_ref_log_probs: False. Compute the reference log-probabilities once before training
-            so the reference model need not stay in memory (full fine-tuning only gains from it).
-        eval_fraction: 0.1. Fraction of pairs held out (seeded) for the final held-out metrics; 0
-            disables them.
-        shared_prefix: True. Run each pair's prompt through the policy (and the reference) once for
-            both answers, on a key/value cache, and the LM head over answer tokens only, instead of
-            TRL's one full row per answer (`rlhf/training/shared_prefix.py`). Same losses and
-            gradients up to float rounding, less compute the longer the prompts. Not used with
-            gradient checkpointing or FSDP (TRL's forward runs there).
-    """
+    """DPO training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted."""
 
     method: ClassVar[str] = "dpo"
 
-    learning_rate: float = 1e-6
-    batch_size: int = 4
-    beta: float = 0.1
-    loss_type: str | list[str] = field(default_factory=lambda: ["sigmoid"])
-    loss_weights: list[float] | None = None
-    label_smoothing: float = 0.0
-    ld_alpha: float | None = None
-    f_divergence_type: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = "reverse_kl"
-    f_alpha_divergence_coef: float = 0.5
-    use_weighting: bool = False
-    discopop_tau: float = 0.05
-    precompute_ref_log_probs: bool = False
-    eval_fraction: float = 0.1
-    shared_prefix: bool = True
+    learning_rate: float = option(1e-6, help="1e-6 (TRL's default for full fine-tuning; LoRA usually wants 5e-6 to 5e-5).")
+    batch_size: int = option(4, help="4 pairs per micro-step.")
+    beta: float = option(
+        0.1, help='Strength of the pull towards the reference (higher = stay closer). For "ipo" it is the regulariser τ of the IPO paper.'
+    )
+    loss_type: str | list[str] = option(
+        default_factory=lambda: ["sigmoid"], help="One or more of `DPO_LOSS_TYPES` (a single string is accepted)."
+    )
+    loss_weights: list[float] | None = option(None, help="Weights of the losses when several are combined; None = all 1.0.")
+    label_smoothing: float = option(
+        0.0,
+        help='Probability that a label is flipped for "robust" (must be < 0.5) and the ε of "exo_pair" (must be > 0 there; the paper uses 1e-3).',
+    )
+    ld_alpha: float | None = option(
+        None, help="LD-DPO weight of the part of the longer answer beyond the shorter one's length, in [0, 1]; None = plain DPO."
+    )
+    f_divergence_type: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = option(
+        "reverse_kl",
+        help='The divergence regularising towards the reference (f-DPO): "reverse_kl", "forward_kl", "js_divergence" or "alpha_divergence".',
+    )
+    f_alpha_divergence_coef: float = option(0.5, help='α of "alpha_divergence".')
+    use_weighting: bool = option(False, help="WPO weighting of pairs by the policy's own probability of them.")
+    discopop_tau: float = option(0.05, help='Temperature of the "discopop" loss.')
+    precompute_ref_log_probs: bool = option(
+        False,
+        help="Compute the reference log-probabilities once before training so the reference model need not stay in memory (full fine-tuning only gains from it).",
+    )
+    eval_fraction: float = option(0.1, help="Fraction of pairs held out (seeded) for the final held-out metrics; 0 disables them.")
+    shared_prefix: bool = option(
+        True,
+        help="Run each pair's prompt through the policy (and the reference) once for both answers, on a key/value cache, and the LM head over answer tokens only, instead of TRL's one full row per answer (`rlhf/training/shared_prefix.py`). Same losses and gradients up to float rounding, less compute the longer the prompts. Not used with gradient checkpointing or FSDP (TRL's forward runs there).",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

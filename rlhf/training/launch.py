@@ -4,7 +4,7 @@ A run whose config asks for `num_processes > 1` is trained by N processes (one p
 accelerate starts and wires together (torch.distributed: NCCL on GPUs, gloo on CPUs). The
 training code is the same as on one device: transformers' Trainer shards the batches, all-reduces
 the gradients (DDP) or shards the model (FSDP, `distributed_strategy="fsdp"`), and rank 0 writes
-checkpoints and the final artifact (`rlhf.training.common.is_main_process`).
+checkpoints and the final artifact (`rlhf.training.distributed.is_main_process`).
 
 The caller (the Celery worker) keeps its `RunControl`: rank 0 prints JSON progress lines
 (`--json-progress`) that `run_distributed` turns back into `control.report` / `control.log`
@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from rlhf.progress import NullControl, RunCancelled, RunControl
-from rlhf.training.common import BaseTrainConfig, TrainingDiverged, TrainResult
+from rlhf.training.callbacks import TrainingDiverged
+from rlhf.training.config import BaseTrainConfig
+from rlhf.training.run_dir import TrainResult
 
 CANCEL_POLL_SECONDS = 1.0
 

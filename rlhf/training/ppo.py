@@ -72,33 +72,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rlhf.config import option
+from rlhf.models import load_causal_lm, load_tokenizer
 from rlhf.progress import NullControl, RunCancelled, RunControl
-from rlhf.training.common import (
-    CHECKPOINT_COMPLETE_MARKER,
-    CHECKPOINT_PREFIX,
-    BaseTrainConfig,
-    Conversation,
-    RewardFn,
-    RunDir,
-    StepTimer,
-    TrainingDiverged,
-    TrainResult,
-    check,
-    choose_device,
-    derived_seed,
-    divergence_message,
-    filter_prompts_by_length,
-    load_causal_lm,
-    load_prompts,
-    load_reward,
-    load_tokenizer,
-    lora_config,
-    materialize_parent,
-    quiet_transformers,
-    reward_identity,
-    save_model_weights,
-    seed_everything,
-)
+from rlhf.training.callbacks import StepTimer, TrainingDiverged, derived_seed, divergence_message
+from rlhf.training.config import BaseTrainConfig, check
+from rlhf.training.data import load_prompts
+from rlhf.training.devices import choose_device, seed_everything
+from rlhf.training.distributed import materialize_parent
+from rlhf.training.hf_trainer import lora_config, quiet_transformers
+from rlhf.training.rl_reward import RewardFn, filter_prompts_by_length, load_reward, reward_identity
+from rlhf.training.run_dir import CHECKPOINT_COMPLETE_MARKER, CHECKPOINT_PREFIX, RunDir, TrainResult, save_model_weights
+from rlhf.types import Conversation
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -108,53 +93,28 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class PPOConfig(BaseTrainConfig):
-    """PPO training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted.
-
-    Attributes:
-        learning_rate: 1e-6 (Huang et al. use 3e-6 for 1B models; LoRA wants ~1e-5 to 1e-4).
-        batch_size: 16. Rollouts (prompts, one sampled response each) per PPO step.
-        gradient_accumulation_steps: 1. Micro-batches each minibatch is split into (memory only).
-        max_steps: None; else `num_train_epochs` passes over the de-duplicated prompts, i.e.
-            ceil(epochs * prompts / batch_size) steps.
-        lr_scheduler_type: "linear" (annealed to 0 over the run).
-        max_completion_length: 64. Maximum tokens per sampled response.
-        temperature: 0.7. Sampling temperature; log-probabilities use the same temperature.
-        num_ppo_epochs: 4. Optimisation passes over each rollout batch.
-        num_mini_batches: 1. Minibatches (optimizer steps) per PPO epoch.
-        cliprange: 0.2. Clip range ε of the policy ratio.
-        cliprange_value: 0.2. Clip range of the value prediction around its rollout value.
-        vf_coef: 0.1. Weight of the value loss.
-        entropy_coef: 0.0. Weight of an entropy bonus (0 in InstructGPT and Huang et al.).
-        gamma: 1.0. Discount factor.
-        lam: 0.95. GAE λ.
-        kl_coef: 0.05. Initial (or fixed) coefficient β of the per-token KL penalty.
-        adaptive_kl: False. Adapt `kl_coef` towards `kl_target` (Ziegler et al. 2019).
-        kl_target: 6.0. Target KL (nats per response) of the adaptive controller.
-        kl_horizon: 10000. Horizon (in rollouts) of the adaptive controller.
-        whiten_rewards: False. Whiten per-token rewards (scale only) before GAE.
-        missing_eos_penalty: None. Subtracted from the score of responses that end without EOS.
-    """
+    """PPO training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted."""
 
     method: ClassVar[str] = "ppo"
 
-    learning_rate: float = 1e-6
-    batch_size: int = 16
-    max_completion_length: int = 64
-    temperature: float = 0.7
-    num_ppo_epochs: int = 4
-    num_mini_batches: int = 1
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    vf_coef: float = 0.1
-    entropy_coef: float = 0.0
-    gamma: float = 1.0
-    lam: float = 0.95
-    kl_coef: float = 0.05
-    adaptive_kl: bool = False
-    kl_target: float = 6.0
-    kl_horizon: int = 10000
-    whiten_rewards: bool = False
-    missing_eos_penalty: float | None = None
+    learning_rate: float = option(1e-6, help="1e-6 (Huang et al. use 3e-6 for 1B models; LoRA wants ~1e-5 to 1e-4).")
+    batch_size: int = option(16, help="Rollouts (prompts, one sampled response each) per PPO step.")
+    max_completion_length: int = option(64, help="Maximum tokens per sampled response.")
+    temperature: float = option(0.7, help="Sampling temperature; log-probabilities use the same temperature.")
+    num_ppo_epochs: int = option(4, help="Optimisation passes over each rollout batch.")
+    num_mini_batches: int = option(1, help="Minibatches (optimizer steps) per PPO epoch.")
+    cliprange: float = option(0.2, help="Clip range ε of the policy ratio.")
+    cliprange_value: float = option(0.2, help="Clip range of the value prediction around its rollout value.")
+    vf_coef: float = option(0.1, help="Weight of the value loss.")
+    entropy_coef: float = option(0.0, help="Weight of an entropy bonus (0 in InstructGPT and Huang et al.).")
+    gamma: float = option(1.0, help="Discount factor.")
+    lam: float = option(0.95, help="GAE λ: how far advantages look ahead (1 = Monte Carlo returns, 0 = one-step TD).")
+    kl_coef: float = option(0.05, help="Initial (or fixed) coefficient β of the per-token KL penalty.")
+    adaptive_kl: bool = option(False, help="Adapt `kl_coef` towards `kl_target` (Ziegler et al. 2019).")
+    kl_target: float = option(6.0, help="Target KL (nats per response) of the adaptive controller.")
+    kl_horizon: int = option(10000, help="Horizon (in rollouts) of the adaptive controller.")
+    whiten_rewards: bool = option(False, help="Whiten per-token rewards (scale only) before GAE.")
+    missing_eos_penalty: float | None = option(None, help="Subtracted from the score of responses that end without EOS.")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -26,75 +26,58 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rlhf.config import option
+from rlhf.models import load_tokenizer
 from rlhf.progress import NullControl, RunControl
+from rlhf.scoring import RewardModelScorer, encode_conversation, evaluate_pairs
 from rlhf.training import shared_prefix
-from rlhf.training.common import (
-    BaseTrainConfig,
-    Conversation,
-    RunDir,
-    TrainResult,
-    adapter_base,
-    check,
-    choose_device,
-    full_state_dict,
+from rlhf.training.callbacks import make_progress_callback
+from rlhf.training.config import BaseTrainConfig, check
+from rlhf.training.data import load_preference_records, split_holdout
+from rlhf.training.devices import choose_device, seed_everything
+from rlhf.training.distributed import materialize_parent
+from rlhf.training.hf_trainer import (
     hf_training_arguments,
-    is_adapter_dir,
     last_train_metrics,
-    load_causal_lm,
-    load_preference_records,
-    load_tokenizer,
     lora_config,
-    make_progress_callback,
-    materialize_parent,
     quiet_transformers,
     remove_printer_callback,
     run_hf_trainer,
-    save_model_weights,
-    seed_everything,
-    split_holdout,
 )
+from rlhf.training.run_dir import RunDir, TrainResult, full_state_dict, save_model_weights
+from rlhf.types import Conversation
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass
 class RewardConfig(BaseTrainConfig):
-    """Reward-model training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted.
-
-    Attributes:
-        learning_rate: 2e-5 (full fine-tune; about 1e-4 suits LoRA).
-        batch_size: 8 pairs per micro-step (each pair is two sequences).
-        eval_fraction: 0.1. Fraction of pairs held out (seeded) for the final accuracy / margin / tie
-            fraction; 0 disables the held-out evaluation.
-        tie_tolerance: 0.0. Pairs whose rewards differ by at most this count as ties (and as wrong
-            in the strict accuracy).
-        center_rewards_coefficient: None. If set, adds coef * mean(r²) to the loss so rewards stay
-            centred on 0 (Eisenstein et al. 2023); 0.01 is the usual value. Helps PPO, which
-            whitens nothing by default.
-        score_batch_size: 16. Batch size of the held-out scoring pass.
-        train_top_layers: None. Full fine-tuning of the top N transformer layers only (plus the
-            final norm and the score head); the embeddings and lower layers stay frozen, so the
-            backward pass stops at the first trained layer and a step costs little more than a
-            forward pass. A cheap middle ground between LoRA and full fine-tuning on CPU; None
-            trains every layer. Not combinable with `use_lora`.
-        shared_prefix: True. Run the tokens a pair's two conversations share (the prompt) once, on a
-            key/value cache, instead of once per conversation (`rlhf/training/shared_prefix.py`).
-            Same scores and gradients up to float rounding, less compute the longer the prompts.
-            Not used with gradient checkpointing or FSDP.
-    """
+    """Reward-model training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted."""
 
     method: ClassVar[str] = "reward"
 
-    learning_rate: float = 2e-5
-    batch_size: int = 8
-    eval_fraction: float = 0.1
-    tie_tolerance: float = 0.0
-    center_rewards_coefficient: float | None = None
-    score_batch_size: int = 16
-    train_top_layers: int | None = None
-    shared_prefix: bool = True
+    learning_rate: float = option(2e-5, help="2e-5 (full fine-tune; about 1e-4 suits LoRA).")
+    batch_size: int = option(8, help="8 pairs per micro-step (each pair is two sequences).")
+    eval_fraction: float = option(
+        0.1, help="Fraction of pairs held out (seeded) for the final accuracy / margin / tie fraction; 0 disables the held-out evaluation."
+    )
+    tie_tolerance: float = option(
+        0.0, help="Pairs whose rewards differ by at most this count as ties (and as wrong in the strict accuracy)."
+    )
+    center_rewards_coefficient: float | None = option(
+        None,
+        help="If set, adds coef * mean(r²) to the loss so rewards stay centred on 0 (Eisenstein et al. 2023); 0.01 is the usual value. Helps PPO, which whitens nothing by default.",
+    )
+    score_batch_size: int = option(16, help="Batch size of the held-out scoring pass.")
+    train_top_layers: int | None = option(
+        None,
+        help="Full fine-tuning of the top N transformer layers only (plus the final norm and the score head); the embeddings and lower layers stay frozen, so the backward pass stops at the first trained layer and a step costs little more than a forward pass. A cheap middle ground between LoRA and full fine-tuning on CPU; None trains every layer. Not combinable with `use_lora`.",
+    )
+    shared_prefix: bool = option(
+        True,
+        help="Run the tokens a pair's two conversations share (the prompt) once, on a key/value cache, instead of once per conversation (`rlhf/training/shared_prefix.py`). Same scores and gradients up to float rounding, less compute the longer the prompts. Not used with gradient checkpointing or FSDP.",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -260,154 +243,3 @@ def _reward_trainer_class() -> type:
 
     _TRAINER_CLASS = RewardTrainerWithTies
     return RewardTrainerWithTies
-
-
-# --------------------------------------------------------------------------------------------
-# Scoring
-# --------------------------------------------------------------------------------------------
-
-
-class RewardModelScorer:
-    """Scores conversations with a reward model; also a reward function in TRL's convention.
-
-    `scorer.score([conversation, ...])` returns one float per conversation. Calling the scorer as
-    `scorer(prompts=..., completions=...)` scores `prompt + completion`, which is how PPO, RLOO,
-    GRPO and evaluation use it. Conversations are formatted with the tokenizer's chat template
-    exactly as in training; longer ones keep their last `max_length` tokens, because the reward
-    is read at the final token and the answer is at the end.
-    """
-
-    __name__ = "reward_model"  # TRL names reward functions by __name__ in its logs
-
-    def __init__(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        *,
-        batch_size: int = 16,
-        max_length: int | None = None,
-    ) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.batch_size = batch_size
-        self.max_length = max_length
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        # Sequence classifiers find the last real token through config.pad_token_id.
-        model.config.pad_token_id = tokenizer.pad_token_id
-
-    @classmethod
-    def load(
-        cls,
-        model_dir: Path | str,
-        *,
-        device: torch.device | str | None = None,
-        batch_size: int = 16,
-        max_length: int | None = None,
-    ) -> RewardModelScorer:
-        """Load a reward artifact (full weights or LoRA adapter) for inference on `device` (default: best)."""
-        import torch
-
-        from rlhf.models import pick_device
-
-        model_dir = Path(model_dir)
-        tokenizer = load_tokenizer(model_dir)
-        model = load_sequence_classifier(model_dir)
-        if device is None:
-            device, dtype = pick_device()
-            model.to(device=device, dtype=dtype)
-        else:
-            model.to(torch.device(device))
-        model.eval()
-        return cls(model, tokenizer, batch_size=batch_size, max_length=max_length)
-
-    def score(self, conversations: Sequence[Conversation]) -> list[float]:
-        import torch
-
-        was_training = self.model.training
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        pad_id = self.tokenizer.pad_token_id
-        scores: list[float] = []
-        try:
-            for start in range(0, len(conversations), self.batch_size):
-                batch = conversations[start : start + self.batch_size]
-                ids = [self._encode(conversation) for conversation in batch]
-                width = max(len(row) for row in ids)
-                input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-                attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
-                for row, tokens in enumerate(ids):
-                    # Right padding, as in TRL's reward collator, so the last real token is found the same way.
-                    input_ids[row, : len(tokens)] = torch.tensor(tokens)
-                    attention_mask[row, : len(tokens)] = 1
-                with torch.no_grad():
-                    logits = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False).logits
-                scores.extend(float(value) for value in logits[:, 0].float().cpu())
-        finally:
-            self.model.train(was_training)
-        return scores
-
-    def _encode(self, conversation: Conversation) -> list[int]:
-        return encode_conversation(self.tokenizer, conversation, self.max_length)
-
-    def __call__(self, prompts: list[Conversation], completions: list[Any], **kwargs: Any) -> list[float]:
-        conversations = []
-        for prompt, completion in zip(prompts, completions, strict=True):
-            if isinstance(completion, str):
-                completion = [{"role": "assistant", "content": completion}]
-            conversations.append(list(prompt) + list(completion))
-        return self.score(conversations)
-
-
-def encode_conversation(tokenizer: PreTrainedTokenizerBase, conversation: Conversation, max_length: int | None) -> list[int]:
-    """Token ids of a whole conversation through the chat template (as TRL's reward trainer does),
-    keeping the last `max_length` tokens: the reward is read at the final token."""
-    ids = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
-    return ids[-max_length:] if max_length is not None and len(ids) > max_length else ids
-
-
-def load_sequence_classifier(model_dir: Path) -> PreTrainedModel:
-    """A reward model (float32) from a full artifact or a LoRA adapter artifact (merged onto its base)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"reward model folder {str(model_dir)!r} does not exist")
-    if not is_adapter_dir(model_dir):
-        return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
-    from peft import PeftModel
-
-    base_dir = adapter_base(model_dir)
-    if is_adapter_dir(base_dir):
-        # The reward model was trained on a LoRA policy: rebuild that policy, then give it a head
-        # (the trained head itself is stored in the adapter as a module to save).
-        causal = load_causal_lm(base_dir)
-        base = AutoModelForSequenceClassification.from_config(causal.config, num_labels=1, dtype=torch.float32)
-        base.base_model.load_state_dict(causal.base_model.state_dict())
-    else:
-        base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
-    return PeftModel.from_pretrained(base, model_dir).merge_and_unload()
-
-
-def score(model_dir: Path | str, conversations: Sequence[Conversation]) -> list[float]:
-    """Reward of each conversation (prompt messages + assistant answer) under the reward model in `model_dir`.
-
-    Loads the model on every call; code that scores repeatedly should keep a `RewardModelScorer`.
-    """
-    return RewardModelScorer.load(model_dir).score(conversations)
-
-
-def evaluate_pairs(scorer: RewardModelScorer, records: Sequence[dict[str, Conversation]], tie_tolerance: float = 0.0) -> dict[str, float]:
-    """Strict accuracy (ties are wrong), mean margin and tie fraction of a reward model on preference pairs."""
-    chosen = scorer.score([record["prompt"] + record["chosen"] for record in records])
-    rejected = scorer.score([record["prompt"] + record["rejected"] for record in records])
-    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
-    count = len(margins)
-    ties = sum(1 for margin in margins if abs(margin) <= tie_tolerance)
-    wins = sum(1 for margin in margins if margin > tie_tolerance)
-    return {
-        "accuracy": wins / count,
-        "margin": sum(margins) / count,
-        "tie_fraction": ties / count,
-    }

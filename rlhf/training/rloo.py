@@ -1,14 +1,8 @@
 """RLOO (REINFORCE Leave-One-Out, Ahmadian et al. 2024) with TRL's RLOOTrainer.
 
-For each prompt the policy samples `num_generations` answers; each answer's baseline is the mean
-reward of the *other* answers to the same prompt, so no value network is needed. The reward is a
-reward-model version (through `reward.RewardModelScorer`, which formats prompt + answer exactly as
-the reward model was trained) or any callable in TRL's reward-function convention. TRL adds the
-KL to the reference (`beta`) to the reward; the reference is the parent policy (with LoRA: the
-adapter switched off).
-
-Prompts come from the snapshot's `prompt` field, de-duplicated; prompts that leave fewer than
-`max_completion_length` tokens of the `max_length` budget are dropped (and counted in the log).
+Each answer's baseline is the mean reward of the *other* answers to the same prompt, so no value
+network is needed; TRL adds the KL to the reference (`beta`) to the reward. Everything else
+(sampling, rewards, the loop, checkpoints, the artifact) is `online_rl`, shared with GRPO.
 
 Metrics, live and final (TRL's names): reward, reward_std, kl, entropy, clip_ratio/*,
 completions/mean_length, completions/clipped_ratio (answers cut at max_completion_length),
@@ -19,107 +13,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from rlhf.progress import NullControl, RunControl
-from rlhf.training.common import (
-    BaseTrainConfig,
-    RewardFn,
-    RunDir,
-    TrainResult,
-    check,
-    choose_device,
-    epoch_seeded,
-    filter_prompts_by_length,
-    hf_training_arguments,
-    last_train_metrics,
-    load_prompts,
-    load_reward,
-    load_tokenizer,
-    lora_config,
-    make_progress_callback,
-    make_step_seed_callback,
-    materialize_parent,
-    quiet_transformers,
-    remove_printer_callback,
-    reward_identity,
-    run_hf_trainer,
-    save_model_weights,
-    seed_everything,
-)
+from rlhf.config import option
+from rlhf.progress import RunControl
+from rlhf.training.config import check
+from rlhf.training.online_rl import OnlineRLConfig, train_online
+from rlhf.training.rl_reward import RewardFn
+from rlhf.training.run_dir import TrainResult
 
 
 @dataclass
-class RLOOConfig(BaseTrainConfig):
-    """RLOO training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted.
-
-    Attributes:
-        learning_rate: 1e-6 (TRL's default for full fine-tuning; LoRA wants ~1e-5).
-        batch_size: 8 completions per micro-step; `batch_size * gradient_accumulation_steps` must be
-            a multiple of `num_generations` (whole prompt groups per optimizer step).
-        num_generations: 4. Answers sampled per prompt (>= 2: the leave-one-out baseline needs another).
-        max_completion_length: 64. Maximum tokens per answer.
-        temperature: 1.0. Sampling temperature.
-        top_p: 1.0. Nucleus sampling mass, in (0, 1].
-        top_k: 0. Top-k sampling; 0 disables it.
-        beta: 0.05. KL coefficient towards the reference; 0 skips the reference entirely.
-        num_iterations: 1. Optimisation passes over each batch of samples (μ).
-        epsilon: 0.2. Lower clip range of the importance ratio.
-        epsilon_high: None. Upper clip range (None = `epsilon`; DAPO suggests 0.28).
-        normalize_advantages: False. Normalise advantages to zero mean, unit variance per batch.
-        reward_clip_range: None. [min, max] to clip rewards to before computing advantages.
-        mask_truncated_completions: False. Leave answers cut at max_completion_length out of the loss.
-    """
+class RLOOConfig(OnlineRLConfig):
+    """RLOO training. Shared fields are documented on `OnlineRLConfig` and `BaseTrainConfig`."""
 
     method: ClassVar[str] = "rloo"
 
-    learning_rate: float = 1e-6
-    batch_size: int = 8
-    num_generations: int = 4
-    max_completion_length: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    beta: float = 0.05
-    num_iterations: int = 1
-    epsilon: float = 0.2
-    epsilon_high: float | None = None
-    normalize_advantages: bool = False
-    reward_clip_range: list[float] | None = None
-    mask_truncated_completions: bool = False
+    normalize_advantages: bool = option(False, help="Normalise advantages to zero mean, unit variance per batch.")
+    reward_clip_range: list[float] | None = option(None, help="[min, max] to clip rewards to before computing advantages.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.num_generations >= 2, "num_generations", "must be >= 2 (the baseline averages the other answers)")
-        check(
-            self.total_batch() % self.num_generations == 0,
-            "batch_size",
-            f"batch_size * gradient_accumulation_steps ({self.total_batch()}) must be a multiple of "
-            f"num_generations ({self.num_generations})",
-        )
-        check(self.max_completion_length >= 1, "max_completion_length", "must be >= 1")
-        check(
-            self.max_completion_length < self.max_length,
-            "max_completion_length",
-            f"must be < max_length ({self.max_length}) to leave room for the prompt",
-        )
-        check(self.temperature > 0, "temperature", "must be > 0")
-        check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
-        check(self.top_k >= 0, "top_k", "must be >= 0")
-        check(self.beta >= 0, "beta", "must be >= 0")
-        check(self.num_iterations >= 1, "num_iterations", "must be >= 1")
-        check(self.epsilon > 0, "epsilon", "must be > 0")
-        check(
-            self.epsilon_high is None or self.epsilon_high >= self.epsilon,
-            "epsilon_high",
-            "must be >= epsilon (or null)",
-        )
         if self.reward_clip_range is not None:
             check(
                 len(self.reward_clip_range) == 2 and self.reward_clip_range[0] < self.reward_clip_range[1],
                 "reward_clip_range",
                 "must be [min, max] with min < max",
             )
+
+    def trl_arguments(self) -> dict[str, Any]:
+        return {
+            "normalize_advantages": self.normalize_advantages,
+            "reward_clip_range": tuple(self.reward_clip_range) if self.reward_clip_range is not None else None,
+        }
+
+
+def _trl_classes() -> tuple[type, type]:
+    from trl import RLOOConfig as TRLRLOOConfig
+    from trl import RLOOTrainer
+
+    return TRLRLOOConfig, RLOOTrainer
 
 
 def train_rloo(
@@ -132,87 +65,5 @@ def train_rloo(
     reward_model_path: Path | str | None = None,
     reward_fn: RewardFn | None = None,
 ) -> TrainResult:
-    """Optimise the policy with RLOO against a reward model (or callable); artifact in `out_dir/final`.
-
-    Idempotent and resumable like the other methods; raises RunCancelled (checkpoint kept) or
-    TrainingDiverged (no artifact).
-    """
-    identity = reward_identity("rloo", reward_model_path, reward_fn)
-    control = control or NullControl()
-    run = RunDir.prepare(out_dir, "rloo", config, data_path, base_model_path, extra_identity=identity)
-    if (done := run.finished()) is not None:
-        control.log("run already finished; returning its artifact")
-        return done
-    with quiet_transformers():
-        return _train(run, config, control, reward_model_path, reward_fn)
-
-
-def _train(
-    run: RunDir,
-    config: RLOOConfig,
-    control: RunControl,
-    reward_model_path: Path | str | None,
-    reward_fn: RewardFn | None,
-) -> TrainResult:
-    from datasets import Dataset
-    from trl import RLOOConfig as TRLRLOOConfig
-    from trl import RLOOTrainer
-
-    seed_everything(config.seed)
-    device = choose_device(config)
-    parent = materialize_parent(run.base_model, run.work_dir)
-    tokenizer = load_tokenizer(parent)
-    tokenizer.padding_side = "left"  # generation appends on the right; TRL requires left padding
-    prompts = filter_prompts_by_length(tokenizer, load_prompts(run.data_path), config.max_length - config.max_completion_length, control)
-    control.log(f"{len(prompts)} prompts, {config.num_generations} answers each")
-    reward = load_reward(reward_model_path, reward_fn, device, config.max_length)
-
-    args = TRLRLOOConfig(
-        **hf_training_arguments(config, run, device),
-        model_init_kwargs={"dtype": "float32"},
-        disable_dropout=True,
-        num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        top_k=config.top_k,
-        beta=config.beta,
-        num_iterations=config.num_iterations,
-        epsilon=config.epsilon,
-        epsilon_high=config.epsilon_high,
-        normalize_advantages=config.normalize_advantages,
-        reward_clip_range=tuple(config.reward_clip_range) if config.reward_clip_range is not None else None,
-        mask_truncated_completions=config.mask_truncated_completions,
-    )
-    callback = make_progress_callback(control)
-    trainer = _resumable(RLOOTrainer)(
-        model=str(parent),
-        reward_funcs=reward,
-        args=args,
-        train_dataset=Dataset.from_list([{"prompt": prompt} for prompt in prompts]),
-        processing_class=tokenizer,
-        peft_config=lora_config(config, "causal_lm"),
-        callbacks=[callback, make_step_seed_callback(config.seed)],
-    )
-    remove_printer_callback(trainer)
-    final_step = run_hf_trainer(trainer, run, callback, control)
-    model = trainer.model
-    return run.write_final(
-        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model),
-        tokenizer=tokenizer,
-        final_step=final_step,
-        metrics=last_train_metrics(trainer.state.log_history),
-        artifact_type="lora_adapter" if config.use_lora else "full",
-        model_kind="policy",
-        extra_manifest={**reward_identity(run.method, reward_model_path, reward_fn), "prompts": len(prompts)},
-    )
-
-
-def _resumable(trainer_class: type) -> type:
-    """RLOOTrainer whose prompt order per epoch survives a resume (see `common.epoch_seeded`)."""
-
-    class ResumableRLOOTrainer(trainer_class):  # type: ignore[misc, valid-type]
-        def _get_train_sampler(self, dataset=None):  # type: ignore[no-untyped-def]
-            return epoch_seeded(super()._get_train_sampler(dataset))
-
-    return ResumableRLOOTrainer
+    """Optimise the policy with RLOO against a reward model (or callable); artifact in `out_dir/final`."""
+    return train_online(_trl_classes, data_path, base_model_path, out_dir, config, control, reward_model_path, reward_fn)

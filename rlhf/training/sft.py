@@ -9,7 +9,7 @@ prompt-completion form (prompt = every turn before the last assistant message, c
 message), so the loss is computed on the written answer only and not on the user's words.
 Otherwise the whole conversation is trained on (TRL's "messages" form).
 
-Full or LoRA like the other methods; progress, cancel and resume come from `common`. Metrics:
+Full or LoRA like the other methods; progress, cancel and resume come from `hf_trainer` and `callbacks`. Metrics:
 the training loss and token accuracy as TRL logs them, and on a seeded held-out split the loss
 of the parent before training (`eval_loss_before`) and of the result (`eval_loss`).
 """
@@ -20,50 +20,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rlhf.config import option
+from rlhf.models import load_causal_lm, load_tokenizer
 from rlhf.progress import NullControl, RunControl
-from rlhf.training.common import (
-    BaseTrainConfig,
-    Conversation,
-    RunDir,
-    TrainResult,
-    _conversation,
-    _jsonl_rows,
-    check,
-    choose_device,
+from rlhf.training.callbacks import make_progress_callback
+from rlhf.training.config import BaseTrainConfig, check
+from rlhf.training.data import _conversation, _jsonl_rows, split_holdout
+from rlhf.training.devices import choose_device, seed_everything
+from rlhf.training.distributed import materialize_parent
+from rlhf.training.hf_trainer import (
     hf_training_arguments,
     last_train_metrics,
-    load_causal_lm,
-    load_tokenizer,
     lora_config,
-    make_progress_callback,
-    materialize_parent,
     quiet_transformers,
     remove_printer_callback,
     run_hf_trainer,
-    save_model_weights,
-    seed_everything,
-    split_holdout,
 )
+from rlhf.training.run_dir import RunDir, TrainResult, save_model_weights
+from rlhf.types import Conversation
 
 
 @dataclass
 class SFTConfig(BaseTrainConfig):
-    """SFT training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted.
-
-    Attributes:
-        learning_rate: 2e-5 (full fine-tuning; LoRA usually wants 1e-4 to 2e-4).
-        batch_size: 8 demonstrations per micro-step.
-        completion_only_loss: True. Train on the final assistant answer only (see module doc);
-            False trains on every token of the conversation.
-        eval_fraction: 0.1. Fraction of demonstrations held out (seeded) for the held-out loss.
-    """
+    """SFT training. Shared fields are documented on `BaseTrainConfig`; defaults differ as noted."""
 
     method: ClassVar[str] = "sft"
 
-    learning_rate: float = 2e-5
-    batch_size: int = 8
-    completion_only_loss: bool = True
-    eval_fraction: float = 0.1
+    learning_rate: float = option(2e-5, help="2e-5 (full fine-tuning; LoRA usually wants 1e-4 to 2e-4).")
+    batch_size: int = option(8, help="8 demonstrations per micro-step.")
+    completion_only_loss: bool = option(
+        True, help="Train on the final assistant answer only (see module doc); False trains on every token of the conversation."
+    )
+    eval_fraction: float = option(0.1, help="Fraction of demonstrations held out (seeded) for the held-out loss.")
 
     def __post_init__(self) -> None:
         super().__post_init__()

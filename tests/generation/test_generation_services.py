@@ -38,13 +38,13 @@ def test_launch_freezes_training_prompts_and_queues_one_task(project, ml_staff, 
 @pytest.mark.parametrize(
     "kwargs, phrase",
     [
-        ({"k": 1}, "k must be between 2"),
-        ({"temperature": -1}, "temperature must be between"),
-        ({"top_p": 0}, "top_p must be greater than 0"),
-        ({"max_new_tokens": 0}, "max_new_tokens must be between"),
-        ({"pairing": "sample", "pairs_per_prompt": 7, "k": 3}, "pairs_per_prompt must be between 1 and 3"),
-        ({"pairing": "random"}, "pairing must be one of"),
-        ({"colour": "red"}, "unknown setting"),
+        ({"k": 1}, "k: must be between 2 and 16"),
+        ({"temperature": -1}, "temperature: must be between 0 and 5"),
+        ({"top_p": 0}, "top_p: must be > 0"),
+        ({"max_new_tokens": 0}, "max_new_tokens: must be between 1 and 4096"),
+        ({"pairing": "sample", "pairs_per_prompt": 7, "k": 3}, "pairs_per_prompt: must be between 1 and 3"),
+        ({"pairing": "random"}, "pairing: expected one of"),
+        ({"colour": "red"}, "unknown field 'colour'"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_is_queued(project, ml_staff, prompts, sent, kwargs, phrase):

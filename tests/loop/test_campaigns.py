@@ -139,6 +139,15 @@ def test_wilson_interval_matches_a_hand_computed_case():
     assert services.wilson_interval(0, 0) == (None, None)
 
 
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 51])
+def test_wilson_interval_contains_the_share_at_the_extremes(n):
+    # 0 of 7 used to give a low end of 2.8e-17, above the share of 0.
+    low, high = services.wilson_interval(0, n)
+    assert low == 0.0 and 0.0 < high < 1.0
+    low, high = services.wilson_interval(n, n)
+    assert high == 1.0 and 0.0 < low < 1.0
+
+
 def test_campaign_launch_validates(project, staff, two_versions, eval_prompts, redis_broker):
     x, y = two_versions
     with pytest.raises(Invalid, match="two different"):

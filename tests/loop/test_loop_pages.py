@@ -32,7 +32,7 @@ def test_api_round_settings_errors_name_the_field(project, staff, policies):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=staff)[0].key}")
     response = api.post(f"/api/v1/projects/{project.pk}/rounds/", {"config": {"method": "dpo", "k": 99}}, format="json")
-    assert response.status_code == 400 and "k must be between" in response.json()["detail"]
+    assert response.status_code == 400 and "k: must be between 2 and 16" in response.json()["detail"]
     created = api.post(
         f"/api/v1/projects/{project.pk}/simulated-annotators/", {"name": "Kw", "rule": "keyword", "keyword": "please"}, format="json"
     )

@@ -52,12 +52,12 @@ def test_launch_queues_a_run_and_opens_its_page(login, ml_staff, project, make_p
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"temperature": -1}, "temperature must be between 0.0 and 5.0"),
-        ({"top_p": 0}, "top_p must be greater than 0"),
-        ({"k": 1}, "k must be between 2 and 16"),
-        ({"k": 20}, "k must be between 2 and 16"),
-        ({"max_new_tokens": 0}, "max_new_tokens must be between 1 and 4096"),
-        ({"pairs_per_prompt": 9}, "pairs_per_prompt must be between 1 and 3"),
+        ({"temperature": -1}, "temperature: must be between 0 and 5"),
+        ({"top_p": 0}, "top_p: must be &gt; 0"),
+        ({"k": 1}, "k: must be between 2 and 16"),
+        ({"k": 20}, "k: must be between 2 and 16"),
+        ({"max_new_tokens": 0}, "max_new_tokens: must be between 1 and 4096"),
+        ({"pairs_per_prompt": 9}, "pairs_per_prompt: must be between 1 and 3"),
         ({"pairs_per_prompt": ""}, "Say how many pairs to sample per prompt."),
         ({"temperature": "hot"}, "Enter a number."),
         ({"policy": 999999}, "Select a valid choice"),

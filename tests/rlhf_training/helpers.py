@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from rlhf.training.common import load_causal_lm, load_tokenizer
+from rlhf.models import load_causal_lm, load_tokenizer
 
 TOPICS = ["cats", "rain", "tea", "maps", "boats", "owls", "bread", "kites"]
 NICE_WORDS = ["good", "nice", "kind", "calm", "happy", "clear", "bright", "warm"]

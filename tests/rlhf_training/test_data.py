@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rlhf.training.common import load_preference_records, load_prompts, split_holdout
+from rlhf.training.data import load_preference_records, load_prompts, split_holdout
 
 GOOD = {
     "prompt": [{"role": "user", "content": "hi"}],

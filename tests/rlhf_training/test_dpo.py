@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
+from rlhf.models import load_causal_lm, load_tokenizer
 from rlhf.progress import RecordingControl
 from rlhf.training import train
-from rlhf.training.common import load_causal_lm, load_preference_records, load_tokenizer, split_holdout
+from rlhf.training.data import load_preference_records, split_holdout
 
 from .helpers import train_with_and_without_shared_prefix
 

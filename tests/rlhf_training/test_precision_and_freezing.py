@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlhf.models import load_sequence_classifier
 from rlhf.training import config_from_dict, train
-from rlhf.training.common import CPU_BF16_MIN_WEIGHT_BYTES, choose_device, cpu_has_native_bf16
-from rlhf.training.reward import load_sequence_classifier
+from rlhf.training.devices import CPU_BF16_MIN_WEIGHT_BYTES, choose_device, cpu_has_native_bf16
 
 
 def test_auto_precision_uses_bf16_on_cpu_only_for_big_models_on_bf16_hardware(tmp_path: Path, tiny_base: Path):

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from rlhf.progress import RecordingControl
+from rlhf.scoring import RewardModelScorer, evaluate_pairs, score
 from rlhf.training import train
-from rlhf.training.common import load_preference_records, split_holdout
-from rlhf.training.reward import RewardModelScorer, evaluate_pairs, score
+from rlhf.training.data import load_preference_records, split_holdout
 
 from .helpers import train_with_and_without_shared_prefix
 

@@ -93,3 +93,23 @@ def test_bad_launches_are_refused_before_queueing(setup, site_admin, method, con
     with pytest.raises(Invalid, match=phrase):
         services.training_launch(project=project, actor=site_admin, method=method, snapshot=snapshot, config=config)
     assert TrainingRun.objects.count() == 0
+
+
+def test_a_run_its_version_and_its_manifest_carry_one_config_hash(setup, site_admin):
+    """One canonical hash (rlhf.config): the run's, the version's and the artifact manifest's are equal."""
+    from pathlib import Path
+
+    from rlhf.training import config_from_dict
+
+    project, snapshot = setup
+    config = {"max_steps": 2, "batch_size": 2, "max_length": 128, "beta": 1}
+    run, _ = services.training_launch(project=project, actor=site_admin, method="dpo", snapshot=snapshot, config=config)
+    # An int given for a float field is stored (and hashed) as that float: the canonical form.
+    assert run.config["beta"] == 1.0 and isinstance(run.config["beta"], float)
+    assert run.config_hash == config_from_dict("dpo", run.config).config_hash()
+    training_job.run_training(run.pk)
+    run.refresh_from_db()
+    assert run.status == TrainingStatus.SUCCEEDED, run.message
+    version = run.output_version
+    manifest = json.loads((Path(version.artifact_uri) / "manifest.json").read_text())
+    assert run.config_hash == version.config_hash == manifest["config_hash"]

@@ -1,0 +1,27 @@
+"""How a generation run turns K answers per prompt into pairs to judge (sampling is `rlhf`'s)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from rlhf.config import Config, check, option
+
+
+@dataclass
+class PairingConfig(Config):
+    """K answers per prompt become pairs: all C(K, 2) of them, or a sample of N per prompt."""
+
+    kind: ClassVar[str] = "pairing"
+
+    k: int = option(2, min=2, max=16, help="Answers sampled per prompt.")
+    pairing: Literal["all", "sample"] = option("all", help='"all" pairs among the K answers, or a "sample" of pairs_per_prompt.')
+    pairs_per_prompt: int | None = option(None, min=1, help="Only for sampled pairing: pairs per prompt, at most K·(K−1)/2.")
+
+    def check(self) -> None:
+        if self.pairing == "sample":
+            check(self.pairs_per_prompt is not None, "pairs_per_prompt", "say how many pairs to sample per prompt")
+            most = self.k * (self.k - 1) // 2
+            check(self.pairs_per_prompt <= most, "pairs_per_prompt", f"must be between 1 and {most} (K·(K−1)/2 for K={self.k})")
+        else:
+            self.pairs_per_prompt = None
