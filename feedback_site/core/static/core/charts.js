@@ -93,7 +93,7 @@
         },
         options: {
           interaction: { mode: "index", intersect: false },
-          plugins: { legend: { display: true, position: "top", align: "start" }, tooltip: { callbacks: { label: itemLabel } } },
+          plugins: { legend: { display: true, position: "top", align: "start", labels: { usePointStyle: true } }, tooltip: { callbacks: { label: itemLabel } } },
           scales: {
             x: { title: axisTitle(spec.x_label), ticks: { maxRotation: 0, autoSkipPadding: 8 } },
             y: { suggestedMin: 0, max: spec.y_max === null ? undefined : spec.y_max, title: axisTitle(spec.y_label), ticks: { callback: tick } },
@@ -132,7 +132,8 @@
             },
           },
           scales: {
-            x: { title: axisTitle(spec.x_label), ticks: { callback: function (v) { return Number(v).toFixed(0); } } },
+            // The axis spans the intervals (a bar chart's value axis would start at zero).
+            x: { beginAtZero: false, grace: "4%", title: axisTitle(spec.x_label), ticks: { callback: function (v) { return Number(v).toFixed(0); } } },
             y: { grid: { display: false } },
           },
         },
@@ -161,7 +162,10 @@
         options: {
           layout: { padding: { left: 8, right: 16 } },
           plugins: {
-            legend: { display: true, position: "top", align: "start", labels: { filter: function (item) { return item.datasetIndex > 0; } } },
+            legend: {
+              display: true, position: "top", align: "start",
+              labels: { usePointStyle: true, filter: function (item) { return item.datasetIndex > 0; } },
+            },
             tooltip: {
               filter: function (item) { return item.datasetIndex > 0; },
               callbacks: { label: function (item) { return item.raw.node.label + " · " + item.raw.node.name; } },
