@@ -1,4 +1,25 @@
-"""Login throttling: after LOGIN_THROTTLE_FAILURES failed logins for one username from one
+"""Why this is hand-written and not DRF's throttling (checked against djangorestframework 3.18,
+whose `SimpleRateThrottle` was tried on the cases of tests/security/test_accounts.py and
+test_data_safety.py; this module is the project's only throttle, there is no other to merge):
+
+* It counts failed logins only, and a correct password resets the count. `SimpleRateThrottle`
+  counts every request it lets through, the successful ones included, and has no reset: with a
+  limit of 3, "2 wrong, right, 2 wrong, right" is [allowed x3, refused x3] with DRF, where this
+  module lets both correct logins in (test_a_success_resets_the_count).
+* Its window is any number of seconds (FEEDBACK_LOGIN_THROTTLE_WINDOW, 900 by default). DRF's
+  rates are "N/s", "N/m", "N/h" or "N/d" (only the first letter of the period is read): "5/15m"
+  and "5/900s" raise KeyError, so a 15-minute window cannot be expressed.
+* It fails open when the cache (Redis) is down. DRF's throttle calls the cache unguarded, so an
+  outage raises redis ConnectionError and every login would answer 500
+  (test_logins_work_and_throttle_fails_open_when_the_cache_is_down).
+* It runs inside Django's login forms (the site's and the admin's), which are not DRF views: DRF
+  throttles are checked by `APIView.check_throttles` and answer 429, while a login page answers
+  200 with the form's "Too many failed logins" error, which the tests and users rely on.
+
+The storage is already the maintained part: Django's cache (below). What is left here is the
+counting policy above, about forty lines.
+
+Login throttling: after LOGIN_THROTTLE_FAILURES failed logins for one username from one
 address within LOGIN_THROTTLE_WINDOW seconds, further attempts are refused until the window
 passes (a correct password included, so guessing cannot continue in the background).
 

@@ -89,30 +89,3 @@ def leaderboard(project: Project, *, n_resamples: int = 200, seed: int = 0) -> d
         "current_policy_id": project.current_policy_id,
         "method": "Bradley-Terry (MM), ratings 1000 + 400*log10(strength), percentile bootstrap CIs",
     }
-
-
-def chart(board: dict, *, width: int = 640, row_height: int = 28) -> dict:
-    """Coordinates for a server-rendered SVG: one row per version, a dot at the rating and a
-    whisker over its interval, on a shared axis."""
-    rows = board.get("rows") or []
-    if not rows:
-        return {"rows": [], "width": width, "height": 0}
-    low = min(r["low"] for r in rows)
-    high = max(r["high"] for r in rows)
-    span = max(high - low, 1.0)
-    left, right = 180, width - 20
-    scale = lambda value: left + (value - low) / span * (right - left)  # noqa: E731
-    out = []
-    for i, r in enumerate(rows):
-        y = 20 + i * row_height
-        out.append({**r, "y": y, "x": scale(r["rating"]), "x1": scale(r["low"]), "x2": scale(r["high"])})
-    ticks = [low + span * t / 4 for t in range(5)]
-    return {
-        "rows": out,
-        "width": width,
-        "height": 40 + len(rows) * row_height,
-        "axis_y": 20 + len(rows) * row_height,
-        "ticks": [{"x": scale(t), "label": f"{t:.0f}"} for t in ticks],
-        "left": left,
-        "right": right,
-    }

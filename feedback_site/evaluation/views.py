@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from feedback_site.annotation.models import Prompt, Split
+from feedback_site.core.charts import interval_chart
 from feedback_site.core.errors import Invalid, ServiceError
 from feedback_site.core.permissions import STAFF_ROLES, project_role
 from feedback_site.evaluation import leaderboard as boards
@@ -200,7 +201,6 @@ def adversarial_suite(request, project, role):
 @require_GET
 def project_leaderboard(request, project, role):
     data = boards.leaderboard(project)
-    charts = {name: boards.chart(board) for name, board in data["boards"].items()}
     sections = [
         ("human", "Human comparisons", "Judgments by people on pairs whose two answers come from different policy versions."),
         ("automated", "Automated comparisons", "Per-prompt outcomes of evaluation runs, judged by reward models."),
@@ -212,7 +212,32 @@ def project_leaderboard(request, project, role):
         project_context(
             project,
             role,
-            sections=[{"key": k, "title": t, "help": h, "board": data["boards"][k], "chart": charts[k]} for k, t, h in sections],
+            sections=[
+                {"key": k, "title": t, "help": h, "board": data["boards"][k], "chart": _rating_chart(project, k, t, data["boards"][k])}
+                for k, t, h in sections
+            ],
             method=data["method"],
         ),
+    )
+
+
+def _rating_chart(project, key: str, title: str, board: dict) -> dict:
+    """One board as a chart of core/charts.py: a dot at each version's rating, a bar over its
+    interval, the current policy in green."""
+    return interval_chart(
+        f"chart-{key}",
+        title=f"{title} ratings with 95% intervals",
+        rows=[
+            {
+                "label": f"v{r['number']} {r['name'] if len(r['name']) <= 22 else r['name'][:21] + '…'}",
+                "value": r["rating"],
+                "low": r["low"],
+                "high": r["high"],
+                "highlight": r["version_id"] == project.current_policy_id,
+            }
+            for r in board["rows"]
+        ],
+        x_label="Rating (1000 + 400·log10 strength)",
+        value_label="rating",
+        interval_label="95% interval",
     )

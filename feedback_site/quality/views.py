@@ -9,10 +9,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback_site.annotation.models import Preference
+from feedback_site.core.charts import series_chart
 from feedback_site.core.errors import Invalid, ServiceError
 from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES
 from feedback_site.projects.views import error_page, project_context, project_page
-from feedback_site.quality import charts, selectors, services
+from feedback_site.quality import selectors, services
 from feedback_site.registry.models import ModelKind, ModelVersion
 
 SORT_KEYS = {
@@ -83,19 +84,40 @@ def quality_dashboard(request, project, role):
             ("fast", "Too fast"),
             ("paused", "Paused"),
         ],
-        throughput_chart=charts.bar_chart(
-            [(b["hour"].strftime("%m-%d %H:00"), b["judgments"]) for b in per_hour], title="Judgments per hour"
+        throughput_chart=series_chart(
+            "throughput-chart",
+            "bar",
+            title="Judgments per hour",
+            labels=[b["hour"].strftime("%m-%d %H:00") for b in per_hour],
+            series={"Judgments": [b["judgments"] for b in per_hour]},
+            x_label="Hour (UTC)",
+            y_label="Judgments",
+            integer=True,
         ),
-        agreement_chart=charts.line_chart(
-            {
-                "Raw agreement": [(str(b["start"]), b["pairwise_agreement"]) for b in over_time],
-                "Krippendorff α": [(str(b["start"]), b["krippendorff_alpha"]) for b in over_time],
-            },
+        agreement_chart=series_chart(
+            "agreement-chart",
+            "line",
             title=f"Agreement per {bucket}",
+            labels=[str(b["start"]) for b in over_time],
+            series={
+                "Raw agreement": [b["pairwise_agreement"] for b in over_time],
+                "Krippendorff α": [b["krippendorff_alpha"] for b in over_time],
+            },
+            x_label=f"{bucket.capitalize()} starting",
+            y_label="Agreement",
             y_max=1.0,
+            empty="No overlapping judgments yet",
+            fmt=lambda v: "—" if v is None else f"{v:.3f}",
         ),
-        label_chart=charts.bar_chart(
-            [(LABEL_NAMES.get(k, k), v) for k, v in data["labels"]["preferred"].items()], title="Label distribution"
+        label_chart=series_chart(
+            "label-chart",
+            "bar",
+            title="Label distribution",
+            labels=[LABEL_NAMES.get(k, k) for k in data["labels"]["preferred"]],
+            series={"Judgments": list(data["labels"]["preferred"].values())},
+            x_label="Label",
+            y_label="Judgments",
+            integer=True,
         ),
         reward_models=ModelVersion.objects.filter(project=project, kind=ModelKind.REWARD).order_by("-number"),
     )

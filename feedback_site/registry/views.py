@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from feedback_site.core.charts import lineage_chart
 from feedback_site.core.errors import ServiceError
 from feedback_site.core.permissions import STAFF_ROLES
 from feedback_site.projects.views import error_page, project_context, project_page
@@ -27,7 +28,9 @@ def _key_metrics(metrics: dict) -> list[tuple[str, str]]:
 
 
 def timeline_rows(project):
-    """Versions in registration order with lane (policy / reward) positions for the SVG."""
+    """Versions in registration order, and the lineage chart of them (core/charts.py): one node
+    per version at its registration index, in the policy or the reward-model lane, an edge from
+    each parent."""
     from feedback_site.evaluation.models import EvaluationRun, EvaluationStatus
 
     versions = list(
@@ -39,11 +42,9 @@ def timeline_rows(project):
     for run in EvaluationRun.objects.filter(project=project, status=EvaluationStatus.SUCCEEDED).order_by("id"):
         target = run.policy_id if run.kind == "policy" else run.reward_model_id
         latest_eval[target] = run
-    rows, x_of = [], {}
+    rows, index_of = [], {}
     for index, version in enumerate(versions):
-        x = 40 + index * 90
-        y = 40 if version.kind == ModelKind.POLICY else 110
-        x_of[version.pk] = (x, y)
+        index_of[version.pk] = index
         run = latest_eval.get(version.pk)
         summary = None
         if run is not None:
@@ -56,8 +57,6 @@ def timeline_rows(project):
         rows.append(
             {
                 "version": version,
-                "x": x,
-                "y": y,
                 "metrics": _key_metrics(version.metrics),
                 "evaluation": run,
                 "evaluation_summary": summary,
@@ -65,18 +64,36 @@ def timeline_rows(project):
                 "training_run": version.training_run,
             }
         )
-    edges = [
-        {"x1": x_of[r["version"].parent_id][0], "y1": x_of[r["version"].parent_id][1], "x2": r["x"], "y2": r["y"]}
-        for r in rows
-        if r["version"].parent_id in x_of
+    nodes = [
+        {
+            "x": index,
+            "y": 1 if r["version"].kind == ModelKind.POLICY else 0,
+            "label": f"{'P' if r['version'].kind == ModelKind.POLICY else 'R'}{r['version'].number}",
+            "name": r["version"].name,
+            "group": "current" if r["is_current"] else r["version"].kind,
+        }
+        for index, r in enumerate(rows)
     ]
-    return rows, edges, 80 + max(0, len(rows) - 1) * 90
+    edges = [(index_of[r["version"].parent_id], index) for index, r in enumerate(rows) if r["version"].parent_id in index_of]
+    chart = lineage_chart(
+        "lineage",
+        title="Lineage of model versions",
+        nodes=nodes,
+        edges=edges,
+        lanes=["reward models", "policies"],
+        groups=[
+            {"key": "current", "label": "current policy", "color": "#1f7a3d", "radius": 9},
+            {"key": ModelKind.POLICY, "label": "policies", "color": "#3b6fb6", "radius": 6},
+            {"key": ModelKind.REWARD, "label": "reward models", "color": "#b66a3b", "radius": 6},
+        ],
+    )
+    return rows, chart
 
 
 @project_page(STAFF_ROLES)
 @require_GET
 def project_versions(request, project, role):
-    rows, edges, width = timeline_rows(project)
+    rows, lineage = timeline_rows(project)
     return render(
         request,
         "registry/timeline.html",
@@ -84,8 +101,7 @@ def project_versions(request, project, role):
             project,
             role,
             rows=rows,
-            edges=edges,
-            svg_width=width,
+            lineage=lineage,
             history=services.pointer_history(project)[:50],
             can_roll_back=services.can_roll_back(project),
         ),

@@ -3,7 +3,8 @@ the project's model versions.
 
 The run page renders the run once and then `training/run_live.js` polls the REST API
 (`api-training-run` and `api-training-run-metrics?after=STEP`) every two seconds until the run is
-finished, redrawing its SVG charts from the new points; nothing reloads the page.
+finished, redrawing its charts (core/static/core/charts.js, Chart.js) from the new points; nothing
+reloads the page.
 """
 
 from __future__ import annotations

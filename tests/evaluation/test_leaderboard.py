@@ -13,6 +13,7 @@ from feedback_site.projects.models import Membership
 from feedback_site.projects.services import project_create
 from feedback_site.registry.models import ModelKind
 from feedback_site.registry.services import version_register
+from tests.embedded import embedded_json, has_embedded
 
 pytestmark = pytest.mark.django_db
 
@@ -57,4 +58,16 @@ def test_human_simulated_and_same_version_comparisons_are_kept_apart(site_admin,
 
     client.force_login(site_admin)
     page = client.get(reverse("project-leaderboard", args=[project.pk]))
-    assert page.status_code == 200 and b"<svg" in page.content and b'id="board-human"' in page.content
+    assert page.status_code == 200 and b'id="board-human"' in page.content
+    # Each board's chart is drawn in the browser (core/static/core/charts.js) from JSON in the page:
+    # the board's rows with their intervals, the current policy marked.
+    chart = embedded_json(page.content, "chart-human-data")
+    assert chart["kind"] == "interval" and chart["value_label"] == "rating"
+    assert [(r["label"], r["value"], r["low"], r["high"]) for r in chart["rows"]] == [
+        (f"v{r['number']} {r['name']}", r["rating"], r["low"], r["high"]) for r in leaderboard(project)["boards"]["human"]["rows"]
+    ]
+    assert {r["label"]: r["highlight"] for r in chart["rows"]} == {f"v{v0.number} {v0.name}": True, f"v{v1.number} v1": False}
+    assert embedded_json(page.content, "chart-simulated-data")["rows"][0]["label"] == f"v{v0.number} {v0.name}"
+    assert not has_embedded(page.content, "chart-automated-data")  # no comparisons: no chart
+    assert b'id="board-automated"' in page.content and b"No comparisons yet." in page.content
+    assert b'src="/static/vendor/chart.js/chart.umd.min.js"' in page.content and b'src="/static/core/charts.js"' in page.content

@@ -439,7 +439,8 @@ def test_run_page_shows_progress_metrics_and_config(login, ml_staff, training_ru
     spec = json.loads(re.search(r'<script id="chart-spec" type="application/json">(.*?)</script>', html, re.S).group(1))
     assert spec["groups"][0]["title"] == "Loss" and spec["groups"][1]["title"] == "Learning rate"
     assert spec["labels"]["kl"] == "KL to reference"
-    assert 'src="/static/training/charts.js"' in html and 'src="/static/training/run_live.js"' in html
+    assert 'src="/static/vendor/chart.js/chart.umd.min.js"' in html and 'src="/static/core/charts.js"' in html
+    assert html.index('src="/static/core/charts.js"') < html.index('src="/static/training/run_live.js"')
     assert "attempt" in html
 
 
@@ -692,8 +693,9 @@ def test_browser_form_switches_method_and_run_page_updates_live(
     assert page.text_content('[data-field="percent"]') == "50"
     assert "<script>window.__pwned = true</script>" in page.text_content('[data-field="log_tail"]')
     assert page.evaluate("window.__pwned === undefined")
-    path = page.get_attribute("figure.chart path.series", "d")
-    assert path.count("L") == 9  # ten points of loss
+    # The loss chart is a Chart.js chart holding the ten points of loss.
+    points = page.evaluate("Chart.getChart(document.querySelector('figure.chart canvas')).data.datasets[0].data.map(p => p.x)")
+    assert points == list(range(1, 11))
 
     # Finishing stops the polling and hides Cancel.
     services.training_succeed(run_id=run.pk, artifact_dir="/tmp/out", metrics={"reward": 0.9}, code_version="x", base_model="b")

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback_site.quality import selectors, stats
+from tests.embedded import embedded_json, has_embedded
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +123,7 @@ def test_dashboard_page_and_api_are_staff_only(client, project, scenario, annota
     client.force_login(ml_staff)
     page = client.get(f"/projects/{project.pk}/quality/?sort=agreement&dir=asc")
     html = page.content.decode()
-    assert page.status_code == 200 and "<svg" in html and 'id="annotator-table"' in html
+    assert page.status_code == 200 and 'id="annotator-table"' in html
     # ascending agreement: carol (0.5) before alice and bob (0.667)
     assert html.index('data-annotator="carol"') < html.index('data-annotator="alice"')
     assert "robot" not in html
@@ -133,6 +134,48 @@ def test_dashboard_page_and_api_are_staff_only(client, project, scenario, annota
         "carol",
         "ann1",
     }  # ann1: a member with no judgments yet
+
+
+def test_dashboard_embeds_the_chart_data_and_tables_of_it(client, project, scenario, ml_staff):
+    """The three charts are drawn in the browser (core/static/core/charts.js) from JSON in the
+    page; the same numbers are in a table under each chart for readers without JavaScript."""
+    from feedback_site.annotation.models import Preference
+
+    client.force_login(ml_staff)
+    html = client.get(f"/projects/{project.pk}/quality/").content.decode()
+    data = selectors.dashboard(project)
+
+    throughput = embedded_json(html, "throughput-chart-data")
+    assert throughput["kind"] == "bar" and throughput["integer"] and [s["label"] for s in throughput["series"]] == ["Judgments"]
+    assert sum(throughput["series"][0]["values"]) == 12  # the human judgments; the robot's two are left out
+    assert throughput["labels"] == [b["hour"].strftime("%m-%d %H:00") for b in data["progress"]["per_hour"]]
+
+    labels = embedded_json(html, "label-chart-data")
+    assert dict(zip(labels["labels"], labels["series"][0]["values"])) == {
+        dict(Preference.choices)[k]: v for k, v in data["labels"]["preferred"].items()
+    }
+
+    agreement = embedded_json(html, "agreement-chart-data")
+    assert agreement["kind"] == "line" and agreement["y_max"] == 1.0
+    assert [s["label"] for s in agreement["series"]] == ["Raw agreement", "Krippendorff α"]
+    raw, alpha = (s["values"] for s in agreement["series"])
+    assert raw == [pytest.approx(10 / 16)] and alpha == [pytest.approx(data["agreement"]["krippendorff_alpha"])]
+    assert agreement["labels"] == [str(b["start"]) for b in data["agreement"]["over_time"]]
+
+    # Figures the script finds, aria-labels, and the numbers as tables without JavaScript.
+    for name in ("throughput-chart", "label-chart", "agreement-chart"):
+        assert f'<figure class="chart" id="{name}" data-chart="{name}-data">' in html
+    assert html.count('<canvas role="img" aria-label="') == 3 and html.count('<details class="chart-data">') == 3
+    assert '<th scope="col">Raw agreement</th>' in html and '<td class="num">0.625</td>' in html
+    assert 'src="/static/vendor/chart.js/chart.umd.min.js"' in html and 'src="/static/core/charts.js"' in html
+
+
+def test_dashboard_without_judgments_says_so_instead_of_charting(client, project, ml_staff):
+    client.force_login(ml_staff)
+    html = client.get(f"/projects/{project.pk}/quality/").content.decode()
+    assert "No overlapping judgments yet" in html and not has_embedded(html, "agreement-chart-data")
+    assert "No data yet" in html and not has_embedded(html, "throughput-chart-data")
+    assert has_embedded(html, "label-chart-data")  # every label, at zero
 
 
 def test_my_statistics_show_only_my_own_figures(client, project, scenario):

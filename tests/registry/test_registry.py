@@ -15,6 +15,7 @@ from feedback_site.core.models import AuditEntry
 from feedback_site.registry import services
 from feedback_site.registry.artifacts import artifact_digest
 from feedback_site.registry.models import ModelKind, ModelVersion, VersionImmutable, VersionStatus
+from tests.embedded import embedded_json
 from tests.evaluation.conftest import eval_project, tiny_models  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +124,15 @@ def test_promote_and_rollback_api_and_pages(eval_project, site_admin, client):
     assert [v["id"] for v in detail["lineage"]] == [child.pk, base.pk]
     page = client.get(reverse("project-versions", args=[project.pk]))
     assert page.status_code == 200 and b'id="lineage"' in page.content and b"child" in page.content
+    lineage = embedded_json(page.content, "lineage-data")
+    versions = list(ModelVersion.objects.filter(project=project).order_by("created_at", "id"))
+    assert lineage["kind"] == "lineage" and lineage["lanes"] == ["reward models", "policies"]
+    assert [(n["x"], n["label"], n["name"]) for n in lineage["nodes"]] == [
+        (i, f"{'P' if v.kind == 'policy' else 'R'}{v.number}", v.name) for i, v in enumerate(versions)
+    ]
+    index = {v.pk: i for i, v in enumerate(versions)}
+    assert sorted(map(tuple, lineage["edges"])) == sorted((index[v.parent_id], index[v.pk]) for v in versions if v.parent_id)
+    assert [n["group"] for n in lineage["nodes"] if n["x"] == index[child.pk]] == ["current"]
     response = client.post(reverse("project-version-rollback", args=[project.pk]))
     assert response.status_code == 302
     project.refresh_from_db()

@@ -1,6 +1,7 @@
 // Live view of a training run without reloading the page. Every two seconds it reads the run
 // (`api-training-run`: status, step, ETA, latest metrics, log tail) and the metric points logged
-// since the last one it has (`api-training-run-metrics?after=STEP`), and redraws the charts. It
+// since the last one it has (`api-training-run-metrics?after=STEP`), and redraws the charts (the
+// site's chart module, core/static/core/charts.js, which draws with Chart.js). It
 // stops once the run reaches a terminal status (after a last read of the points). Values are
 // written with textContent only, so nothing from the server (log lines, messages, metric names)
 // is ever interpreted as HTML.
@@ -8,9 +9,9 @@
   "use strict";
   var root = document.getElementById("run-live");
   var specNode = document.getElementById("chart-spec");
-  if (!root || !specNode || !window.TrainingCharts) return;
+  if (!root || !specNode || !window.SiteCharts) return;
   var spec = JSON.parse(specNode.textContent);
-  var fmt = window.TrainingCharts.fmt;
+  var fmt = window.SiteCharts.fmt;
   var terminal = (root.dataset.terminal || "").split(" ");
   var INTERVAL_MS = 2000;
   var PAGE = 5000;  // the metrics endpoint returns at most this many points per call
@@ -74,7 +75,7 @@
         if (after === null && Number(child.dataset.order) > place.order) after = child;
       });
       chartsBox.insertBefore(holder, after);
-      charts[place.title] = { chart: new window.TrainingCharts.LineChart(holder, place.title), order: place.order, dirty: true };
+      charts[place.title] = { chart: new window.SiteCharts.LineChart(holder, place.title, { xLabel: "step" }), order: place.order, dirty: true };
     }
     chartOf[key] = place.title;
     return charts[place.title].chart;
@@ -249,16 +250,6 @@
         window.setTimeout(poll, Math.min(INTERVAL_MS * Math.pow(2, failures), 30000));
       });
   }
-
-  var resizeTimer = null;
-  window.addEventListener("resize", function () {
-    window.clearTimeout(resizeTimer);
-    resizeTimer = window.setTimeout(function () {
-      Object.keys(charts).forEach(function (title) {
-        if (charts[title].chart.resize()) charts[title].chart.render();
-      });
-    }, 150);
-  });
 
   if (terminal.indexOf(root.dataset.status) === -1) {
     poll();
