@@ -14,7 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", core_api.health, name="health"),
     path("api/v1/health", core_api.health, name="api-health"),
-    path("api/v1/health/details", core_api.health_details, name="api-health-details"),
+    path("", include("feedback_site.ops.urls")),  # /ops/ and /api/v1/health/details
     path("api/v1/", include("feedback_site.api_urls")),
     path("api/v1/", include("feedback_site.core.api_urls")),
     path("api/v1/", include("feedback_site.quality.api_urls")),
