@@ -5,9 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from feedback_site.core import api as core_api
 from feedback_site.core import views as core_views
+from feedback_site.projects import views as projects_views
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
+    path("", projects_views.home, name="home"),
     path("accounts/login/", core_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/token/", core_views.api_token, name="api-token"),

@@ -21,9 +21,8 @@ from rest_framework.response import Response
 
 from feedback_site.annotation import selectors, services
 from feedback_site.annotation.models import DisplayChoice, Strength
-from feedback_site.core.api import project_for
 from feedback_site.core.errors import NotFound, ServiceError
-from feedback_site.core.permissions import ALL_ROLES
+from feedback_site.projects.permissions import ALL_ROLES, project_for
 
 
 class JudgmentIn(serializers.Serializer):

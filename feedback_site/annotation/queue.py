@@ -49,8 +49,8 @@ from django.utils import timezone
 
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Conflict, Forbidden, NotFound
-from feedback_site.core.permissions import ALL_ROLES, require_role
 from feedback_site.projects.models import Membership, Project
+from feedback_site.projects.permissions import ALL_ROLES, require_role
 
 LEASED, SUBMITTED, SKIPPED = "leased", "submitted", "skipped"
 

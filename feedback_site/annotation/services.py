@@ -21,8 +21,8 @@ from feedback_site.annotation.pairs import PAIR, to_preference, validate_judgmen
 from feedback_site.annotation.queue import Leased, Paused
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import GuidelineVersion, Membership, Project, Role
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 
 # The PostgreSQL functions run on PostgreSQL only; tests switch them off to run the ORM
 # implementation on PostgreSQL too.

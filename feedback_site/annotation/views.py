@@ -19,9 +19,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from feedback_site.annotation import selectors, services
-from feedback_site.core.permissions import project_role
 from feedback_site.core.rendering import render_markdown
 from feedback_site.projects.models import Membership, Project
+from feedback_site.projects.permissions import project_role
 
 # Keyboard scheme, shown on the page and in the help panel; annotate.js implements the same keys.
 SHORTCUTS = [

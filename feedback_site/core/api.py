@@ -16,8 +16,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from feedback_site.core import accounts
 from feedback_site.core.errors import Forbidden, NotFound, ServiceError, storage_error_message
-from feedback_site.core.permissions import require_role
-from feedback_site.projects.models import Project
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +32,6 @@ def exception_handler(exc, context):
         detail = response.data.get("detail", response.data)
         response.data = {"error": getattr(exc, "default_code", "error"), "detail": detail}
     return response
-
-
-def project_for(user, project_id: int, roles) -> Project:
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        raise NotFound("No such project.")
-    require_role(user, project, roles)
-    return project
 
 
 @require_GET

@@ -20,7 +20,6 @@ from django.utils import timezone
 from feedback_site.annotation.models import Pair, PairSource, Preference, Prompt, Response, Split
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
 from feedback_site.evaluation.models import (
     ACTIVE,
@@ -34,6 +33,7 @@ from feedback_site.evaluation.models import (
     SampleSet,
 )
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from workers.task_names import EVALUATION_RUN
 

@@ -12,10 +12,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from feedback_site.annotation.models import Prompt, Split
 from feedback_site.core.errors import Invalid, ServiceError
-from feedback_site.core.permissions import STAFF_ROLES, project_role
 from feedback_site.evaluation import leaderboard as boards
 from feedback_site.evaluation import services
 from feedback_site.evaluation.models import AdversarialPrompt, EvaluationRun, SampleSet
+from feedback_site.projects.permissions import STAFF_ROLES, project_role
 from feedback_site.projects.views import error_page, project_context, project_page
 from feedback_site.registry.models import ModelKind, ModelVersion
 

@@ -11,11 +11,10 @@ from rest_framework.response import Response
 
 from feedback_site.annotation.models import Prompt
 from feedback_site.annotation.selectors import project_progress
-from feedback_site.core.api import project_for
 from feedback_site.core.errors import Invalid, NotFound
-from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES, project_role, visible_projects
 from feedback_site.projects import services
 from feedback_site.projects.models import GuidelineVersion, ImportBatch, ImportKind, Membership, Project, Role
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, project_role, visible_projects
 
 User = get_user_model()
 

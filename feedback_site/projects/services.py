@@ -14,9 +14,9 @@ from feedback_site.annotation.models import Pair, PairSource, Prompt, Response
 from feedback_site.annotation.rendered import pairs_created
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Forbidden, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, can_create_projects, require_role
 from feedback_site.projects import importers
 from feedback_site.projects.models import GuidelineVersion, ImportBatch, ImportKind, Membership, Project, Role
+from feedback_site.projects.permissions import STAFF_ROLES, can_create_projects, require_role
 from feedback_site.registry.services import base_policy_register
 
 User = get_user_model()

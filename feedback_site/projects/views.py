@@ -22,7 +22,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from feedback_site.annotation.models import Prompt, Split
 from feedback_site.annotation.selectors import annotator_progress, current_guideline, project_progress
 from feedback_site.core.errors import Forbidden, NotFound, ServiceError
-from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES, can_create_projects, require_role
 from feedback_site.generation.models import GenerationRun
 from feedback_site.projects import services
 from feedback_site.projects.forms import (
@@ -35,6 +34,7 @@ from feedback_site.projects.forms import (
     ProjectSettingsForm,
 )
 from feedback_site.projects.models import ImportBatch, ImportKind, Membership, Project, Role
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, can_create_projects, require_role, visible_projects
 from feedback_site.registry.models import ModelVersion
 from feedback_site.snapshots.models import Snapshot
 
@@ -103,6 +103,22 @@ def run_service(form, call):
         form.add_service_error(error)
         form.status_code = error.status_code
         return None
+
+
+# ------------------------------------------------------------------------------------------------
+# The project list (the site's home page)
+# ------------------------------------------------------------------------------------------------
+
+
+@login_required
+def home(request):
+    projects = list(visible_projects(request.user).order_by("name"))
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    labels = dict(Role.choices)
+    rows = [
+        {"project": p, "role_label": labels.get(roles.get(p.pk) or (Role.ADMIN if request.user.is_superuser else ""), "")} for p in projects
+    ]
+    return render(request, "projects/home.html", {"rows": rows, "can_create": can_create_projects(request.user)})
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback_site.annotation.models import Preference
 from feedback_site.core.errors import Invalid, ServiceError
-from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES
 from feedback_site.projects.views import error_page, project_context, project_page
 from feedback_site.quality import charts, selectors, services
 from feedback_site.registry.models import ModelKind, ModelVersion

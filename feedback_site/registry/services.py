@@ -17,8 +17,8 @@ from django.db.models import Max
 
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry import artifacts
 from feedback_site.registry.models import ModelKind, ModelVersion, PointerAction, PolicyPointerChange, VersionStatus
 

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback_site.core.errors import ServiceError
-from feedback_site.core.permissions import STAFF_ROLES
+from feedback_site.projects.permissions import STAFF_ROLES
 from feedback_site.projects.views import error_page, project_context, project_page
 from feedback_site.registry import services
 from feedback_site.registry.api import download_response

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from feedback_site.annotation.models import Pair, Response
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project, Role
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.safety.models import HeldPair, ReviewStatus, SafetyAction, SafetyPolicy, SafetyScreen, Verdict
 from rlhf.safety import DEFAULT_RULES, Rule, compile_rules, match_rule

@@ -68,8 +68,8 @@ from django.utils import timezone
 from feedback_site.annotation.models import Judgment, Pair, Preference, Split
 from feedback_site.core.errors import Conflict, Invalid, ServiceError
 from feedback_site.core.hashing import file_sha256
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.snapshots.models import Snapshot, SnapshotStatus
 from workers.task_names import SNAPSHOT_BUILD
 

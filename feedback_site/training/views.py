@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback_site.core.errors import ServiceError
-from feedback_site.core.permissions import STAFF_ROLES, project_role
+from feedback_site.projects.permissions import STAFF_ROLES, project_role
 from feedback_site.projects.views import error_page, form_status, project_context, project_page, run_service
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.training import services
