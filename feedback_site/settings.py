@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "feedback_site.demonstrations",
     "feedback_site.loop",
     "feedback_site.ops",
+    "feedback_site.overview",
 ]
 
 MIDDLEWARE = [

@@ -5,10 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from feedback_site.core import api as core_api
 from feedback_site.core import views as core_views
-from feedback_site.projects import views as projects_views
 
 urlpatterns = [
-    path("", projects_views.home, name="home"),
     path("accounts/login/", core_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/token/", core_views.api_token, name="api-token"),
@@ -28,6 +26,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("feedback_site.projects.urls")),
+    path("", include("feedback_site.overview.urls")),
     path("", include("feedback_site.annotation.urls")),
     path("", include("feedback_site.generation.urls")),
     path("", include("feedback_site.snapshots.urls")),

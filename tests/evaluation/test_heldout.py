@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from feedback_site.annotation.imports import import_file
 from feedback_site.annotation.models import Pair, Prompt, Split
 from feedback_site.evaluation import services
 from feedback_site.generation import services as generation_services
-from feedback_site.projects.services import import_file, project_create
+from feedback_site.registry.services import project_create
 from feedback_site.snapshots.services import snapshot_create
 
 pytestmark = pytest.mark.django_db

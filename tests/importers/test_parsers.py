@@ -1,4 +1,4 @@
-"""Tests for the pure upload parsers in ``feedback_site/projects/importers.py``.
+"""Tests for the pure upload parsers in ``feedback_site/annotation/importers.py``.
 
 The module has no Django imports, so these tests need neither settings nor a database; they run with
 ``python -m pytest tests/importers -p no:django``. The module is loaded from its file path so that the
@@ -26,7 +26,7 @@ def _load_importers() -> ModuleType:
     name = "_importers_under_test"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "feedback_site" / "projects" / "importers.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "feedback_site" / "annotation" / "importers.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up in sys.modules
