@@ -159,8 +159,8 @@ def main() -> int:
     from django.test import Client
 
     call_command("migrate", verbosity=0)
-    from feedback_site.projects.services import project_create
     from feedback_site.registry.models import ModelKind, ModelVersion
+    from feedback_site.registry.services import project_create
     from rlhf.models import BUILTIN_SMOLLM2, resolve_model_path
 
     artifacts = Path(settings.ARTIFACTS_DIR)

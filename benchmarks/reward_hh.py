@@ -14,7 +14,7 @@ What it measures
     scores 0.56-0.59 on this subset; chance is 0.50.
 
 How the data is prepared
-    Both files are parsed with the site's own importer (`feedback_site.projects.importers.parse_hh_rlhf`,
+    Both files are parsed with the site's own importer (`feedback_site.annotation.importers.parse_hh_rlhf`,
     pure Python) and written as TRL conversational preference JSONL
     (`{"prompt": [messages], "chosen": [assistant msg], "rejected": [assistant msg]}`) under the
     output folder. In HH-RLHF the two conversations share every turn except the last assistant
@@ -59,7 +59,7 @@ BASE_MODEL = "builtin:smollm2-135m-instruct"
 
 def hh_to_trl_records(path: Path) -> list[dict]:
     """HH-RLHF file -> TRL conversational preference records via the site's importer."""
-    from feedback_site.projects.importers import parse_hh_rlhf
+    from feedback_site.annotation.importers import parse_hh_rlhf
 
     pairs = parse_hh_rlhf(path.read_bytes(), path.name)
     records = []

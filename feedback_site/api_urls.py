@@ -4,19 +4,20 @@ from django.urls import path
 
 from feedback_site.annotation import api as annotation_api
 from feedback_site.generation import api as generation_api
+from feedback_site.overview import api as overview_api
 from feedback_site.projects import api as projects_api
 from feedback_site.snapshots import api as snapshots_api
 from feedback_site.training import api as training_api
 
 urlpatterns = [
-    path("projects/", projects_api.project_list, name="api-projects"),
+    path("projects/", overview_api.project_list, name="api-projects"),
     path("projects/<int:project_id>/", projects_api.project_detail, name="api-project"),
-    path("projects/<int:project_id>/progress", projects_api.project_progress_view, name="api-project-progress"),
+    path("projects/<int:project_id>/progress", annotation_api.project_progress_view, name="api-project-progress"),
     path("projects/<int:project_id>/members/", projects_api.member_list, name="api-members"),
     path("projects/<int:project_id>/members/<int:user_id>/", projects_api.member_detail, name="api-member"),
     path("projects/<int:project_id>/guidelines/", projects_api.guideline_list, name="api-guidelines"),
-    path("projects/<int:project_id>/imports/", projects_api.import_list, name="api-imports"),
-    path("projects/<int:project_id>/prompts/", projects_api.prompt_list, name="api-prompts"),
+    path("projects/<int:project_id>/imports/", annotation_api.import_list, name="api-imports"),
+    path("projects/<int:project_id>/prompts/", annotation_api.prompt_list, name="api-prompts"),
     path("projects/<int:project_id>/model-versions/", generation_api.model_version_list, name="api-model-versions"),
     path("projects/<int:project_id>/generation-runs/", generation_api.generation_run_list, name="api-generation-runs"),
     path("generation-runs/<int:run_id>/", generation_api.generation_run_detail, name="api-generation-run"),

@@ -7,14 +7,13 @@ from feedback_site.core import api as core_api
 from feedback_site.core import views as core_views
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
     path("accounts/login/", core_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/token/", core_views.api_token, name="api-token"),
     path("admin/", admin.site.urls),
     path("healthz", core_api.health, name="health"),
     path("api/v1/health", core_api.health, name="api-health"),
-    path("api/v1/health/details", core_api.health_details, name="api-health-details"),
+    path("", include("feedback_site.ops.urls")),  # /ops/ and /api/v1/health/details
     path("api/v1/", include("feedback_site.api_urls")),
     path("api/v1/", include("feedback_site.core.api_urls")),
     path("api/v1/", include("feedback_site.quality.api_urls")),
@@ -27,6 +26,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("feedback_site.projects.urls")),
+    path("", include("feedback_site.overview.urls")),
     path("", include("feedback_site.annotation.urls")),
     path("", include("feedback_site.generation.urls")),
     path("", include("feedback_site.snapshots.urls")),

@@ -117,7 +117,7 @@ def site_admin(make_user):
 
 @pytest.fixture
 def make_project(site_admin):
-    from feedback_site.projects.services import project_create
+    from feedback_site.registry.services import project_create
 
     def make(name: str = "Demo", **kwargs):
         return project_create(creator=site_admin, name=name, **kwargs)

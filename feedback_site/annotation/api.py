@@ -1,4 +1,5 @@
-"""Annotator API: next pair, judgment, skip, lease renewal, own progress.
+"""Annotator API: next pair, judgment, skip, lease renewal, own progress; and for staff, gold
+pairs, pauses, imports, prompts and a project's annotation progress.
 
 The two hot calls (next, judgment) skip DRF's serializers and renderer: the payload comes ready
 from the service (one SQL statement on PostgreSQL) and is written with `json.dumps`; the request
@@ -15,15 +16,16 @@ from datetime import UTC
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from feedback_site.annotation import selectors, services
-from feedback_site.annotation.models import DisplayChoice, Strength
-from feedback_site.core.api import project_for
+from feedback_site.annotation import imports, selectors, services
+from feedback_site.annotation.models import DisplayChoice, Prompt, Strength
 from feedback_site.core.errors import NotFound, ServiceError
-from feedback_site.core.permissions import ALL_ROLES
+from feedback_site.projects.models import ImportBatch, ImportKind
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for
 
 
 class JudgmentIn(serializers.Serializer):
@@ -382,3 +384,76 @@ def member_unpause(request, project_id: int, user_id: int):
     project = project_for(request.user, project_id, ALL_ROLES)
     membership = services.membership_unpause(project=project, user=_member_user(project_id, user_id), actor=request.user)
     return Response(_pause_out(membership))
+
+
+# ---------------------------------------------------------------------------------------------
+# Imports, prompts and progress of a project (staff)
+# ---------------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    responses=inline_serializer(
+        "ProjectProgress", {k: serializers.IntegerField() for k in ("pairs", "queued", "complete", "judgments", "needed")}
+    ),
+    summary="Pairs and judgments so far (staff)",
+)
+@api_view(["GET"])
+def project_progress_view(request, project_id: int):
+    project = project_for(request.user, project_id, STAFF_ROLES)
+    return Response(selectors.project_progress(project))
+
+
+class ImportOut(serializers.ModelSerializer):
+    class Meta:
+        model = ImportBatch
+        fields = ["id", "kind", "filename", "sha256", "record_count", "queued_for_annotation", "created_at"]
+
+
+class ImportIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ImportKind.values)
+    file = serializers.FileField()
+    queue_for_annotation = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+@extend_schema(methods=["GET"], responses=ImportOut(many=True), summary="Imports of this project")
+@extend_schema(
+    methods=["POST"],
+    request={"multipart/form-data": ImportIn},
+    responses={201: ImportOut},
+    summary="Import prompts (JSONL/CSV), ready pairs (JSONL) or HH-RLHF records: all or nothing",
+)
+@api_view(["GET", "POST"])
+@parser_classes([MultiPartParser, FormParser])
+def import_list(request, project_id: int):
+    project = project_for(request.user, project_id, STAFF_ROLES)
+    if request.method == "POST":
+        data = ImportIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        result = imports.import_file(
+            project=project,
+            actor=request.user,
+            kind=data.validated_data["kind"],
+            filename=upload.name,
+            data=upload.read(),
+            queue_for_annotation=data.validated_data["queue_for_annotation"],
+        )
+        return Response(ImportOut(result.batch).data, status=status.HTTP_201_CREATED)
+    return Response(ImportOut(ImportBatch.objects.filter(project=project), many=True).data)
+
+
+class PromptOut(serializers.ModelSerializer):
+    class Meta:
+        model = Prompt
+        fields = ["id", "text", "system_prompt", "history", "metadata", "split", "created_at"]
+
+
+@extend_schema(responses=PromptOut(many=True), summary="Prompts of this project (staff)")
+@api_view(["GET"])
+def prompt_list(request, project_id: int):
+    from rest_framework.pagination import LimitOffsetPagination
+
+    project = project_for(request.user, project_id, STAFF_ROLES)
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(Prompt.objects.filter(project=project).order_by("id"), request)
+    return paginator.get_paginated_response(PromptOut(page, many=True).data)

@@ -55,6 +55,9 @@ class Response(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Sanitised HTML of `text` (NULL = not rendered yet; filled on first display).
     text_html = models.TextField(null=True, blank=True, editable=False)
+    # Shown to annotators above the response, which stays blurred until they click (the payload's
+    # `safety_flag`); empty = shown normally. The safety screen writes it (`services.responses_warn`).
+    warning = models.TextField(blank=True, default="", db_default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,7 +16,8 @@ for every kind and every implementation (tests/annotation/test_queue_spec.py che
 - priorities (higher first, then oldest); gold tasks (kinds with `has_gold`) mixed in at the
   project's `gold_rate` outside the overlap, in an order fixed per annotator by
   md5("<task id>:<user id>"); dynamic overlap (kinds with an `agreement_field`): two results, a
-  third only when they disagree; safety holds (the safety app sets a held task's overlap to 0);
+  third only when they disagree; holds (a held task has overlap 0: for pairs the safety app calls
+  `services.pairs_withdraw`);
   paused members get nothing (403 `paused`), and low gold accuracy pauses them.
 
 Concurrency (PostgreSQL): every path that adds a lease or a result to a task locks the task's row
@@ -49,8 +50,8 @@ from django.utils import timezone
 
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Conflict, Forbidden, NotFound
-from feedback_site.core.permissions import ALL_ROLES, require_role
 from feedback_site.projects.models import Membership, Project
+from feedback_site.projects.permissions import ALL_ROLES, require_role
 
 LEASED, SUBMITTED, SKIPPED = "leased", "submitted", "skipped"
 

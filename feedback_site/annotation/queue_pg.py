@@ -50,9 +50,9 @@ from feedback_site.annotation.queue import (
     skipped_message,
 )
 from feedback_site.annotation.rendered import fill_rows, render_history
+from feedback_site.annotation.selectors import warning_flag
 from feedback_site.core.errors import Conflict, NotFound
 from feedback_site.core.rendering import render_markdown
-from feedback_site.safety.selectors import warn_flag
 
 # The kinds this implementation has functions for; every other kind takes the ORM path.
 KINDS = frozenset({PAIR.name})
@@ -139,8 +139,8 @@ def _payload(row, criteria, lease_seconds) -> dict:
         rb_id,
         rb_text,
         rb_html,
-        sa_rule,
-        sb_rule,
+        ra_warning,
+        rb_warning,
     ) = row
     # Django reads jsonb as text (it decodes JSONField values itself); so do we.
     if isinstance(q_history, str):
@@ -160,8 +160,8 @@ def _payload(row, criteria, lease_seconds) -> dict:
         missing_responses.append((rb_id, rb_text))
     if missing_prompts or missing_responses:
         fill_rows(prompts=missing_prompts, responses=missing_responses)
-    # The safety screen's "blur with a warning" flag (feedback_site.safety): None unless flagged.
-    flag_a, flag_b = warn_flag(sa_rule), warn_flag(sb_rule)
+    # The response's warning (written by the safety screen, feedback_site.safety): None unless warned.
+    flag_a, flag_b = warning_flag(ra_warning), warning_flag(rb_warning)
     left, right = (
         ((rb_text, rb_html, flag_b), (ra_text, ra_html, flag_a)) if swapped else ((ra_text, ra_html, flag_a), (rb_text, rb_html, flag_b))
     )

@@ -8,13 +8,18 @@ from django.db.models.functions import Greatest
 from feedback_site.annotation.models import Assignment, AssignmentStatus, Judgment, Pair
 from feedback_site.core.rendering import render_markdown
 from feedback_site.projects.models import GuidelineVersion, Project
-from feedback_site.safety.selectors import safety_flags
 
 
-def _side(response, flags: dict) -> dict:
+def warning_flag(warning: str | None) -> dict | None:
+    """The payload's `safety_flag` for a response's warning: the page blurs the response behind
+    the reason until the annotator clicks; None (shown normally) when there is no warning."""
+    return {"action": "warn", "reason": warning} if warning else None
+
+
+def _side(response) -> dict:
     html = response.text_html if response.text_html is not None else render_markdown(response.text)
-    # The safety screen's "blur with a warning" flag (feedback_site.safety): None unless flagged.
-    return {"text": response.text, "html": html, "safety_flag": flags.get(response.pk)}
+    # The response's warning (written by the safety screen, feedback_site.safety): None unless warned.
+    return {"text": response.text, "html": html, "safety_flag": warning_flag(response.warning)}
 
 
 def assignment_payload(assignment: Assignment) -> dict:
@@ -34,11 +39,12 @@ def assignment_payload(assignment: Assignment) -> dict:
             "response_b__text",
             "response_a__text_html",
             "response_b__text_html",
+            "response_a__warning",
+            "response_b__warning",
         )
         .get(pk=assignment.pair_id)
     )
     left, right = (pair.response_b, pair.response_a) if assignment.swapped else (pair.response_a, pair.response_b)
-    flags = safety_flags([pair.response_a_id, pair.response_b_id])
     prompt = pair.prompt
     history_html = prompt.history_html if prompt.history_html is not None else [render_markdown(t["content"]) for t in prompt.history]
     return {
@@ -51,8 +57,8 @@ def assignment_payload(assignment: Assignment) -> dict:
                 {"role": turn["role"], "content": turn["content"], "html": html} for turn, html in zip(prompt.history, history_html)
             ],
         },
-        "left": _side(left, flags),
-        "right": _side(right, flags),
+        "left": _side(left),
+        "right": _side(right),
         "criteria": list(pair.project.criteria or []),
         "expires_at": assignment.expires_at.isoformat(),
         "lease_seconds": pair.project.lease_seconds,

@@ -1,5 +1,6 @@
 """Every write of the annotation queue for pairs: leasing, renewing, submitting and skipping,
-gold pairs, and pausing annotators.
+gold pairs, pausing annotators, and the holds and warnings other apps put on pairs and responses
+(the safety screen, which sits above this app, writes them through these functions).
 
 The queue itself (its guarantees, for every task kind) is `queue.py`: the specification and the
 ORM implementation. `queue_pg.py` implements the two hot calls for pairs as PostgreSQL functions
@@ -9,6 +10,7 @@ ORM elsewhere (and on PostgreSQL when `USE_SQL_FAST_PATH` is False; the scenario
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -16,13 +18,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from feedback_site.annotation import queue, queue_pg
-from feedback_site.annotation.models import Assignment, Judgment, Pair, Preference
+from feedback_site.annotation.models import Assignment, Judgment, Pair, Preference, Response
 from feedback_site.annotation.pairs import PAIR, to_preference, validate_judgment
 from feedback_site.annotation.queue import Leased, Paused
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import GuidelineVersion, Membership, Project, Role
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 
 # The PostgreSQL functions run on PostgreSQL only; tests switch them off to run the ORM
 # implementation on PostgreSQL too.
@@ -197,3 +199,38 @@ def pair_set_gold(*, pair: Pair, actor, gold: bool, gold_label: str = "") -> Pai
             details={"gold_label": pair.gold_label},
         )
         return pair
+
+
+# ---------------------------------------------------------------------------------------------
+# Holds and warnings (written by the safety screen)
+# ---------------------------------------------------------------------------------------------
+
+
+def pairs_withdraw(pair_ids: Iterable[int]) -> None:
+    """Take pairs out of the queue (a hold): overlap 0 means "not queued", so neither the ORM
+    queue nor `annotation_next` serves them. A pair already judged keeps its judgments and is
+    marked complete instead (the judgment_count <= overlap constraint holds either way).
+    The caller keeps what it needs to put them back (`pair_requeue`)."""
+    ids = list(pair_ids)
+    if not ids:
+        return
+    Pair.objects.filter(pk__in=ids, judgment_count=0).update(overlap=0)
+    Pair.objects.filter(pk__in=ids, judgment_count__gt=0).update(is_complete=True)
+
+
+def pair_requeue(pair: Pair, overlap: int) -> None:
+    """Put a withdrawn pair back in the queue with `overlap` (never below the judgments it has)."""
+    overlap = max(overlap, pair.judgment_count)
+    Pair.objects.filter(pk=pair.pk).update(overlap=overlap, is_complete=pair.judgment_count >= overlap)
+
+
+def responses_warn(warnings: Mapping[int, str]) -> None:
+    """Show responses behind a warning: response id -> the reason annotators read before they
+    click to reveal the response (`Response.warning`, the payload's `safety_flag`)."""
+    by_warning: dict[str, list[int]] = {}
+    for response_id, warning in warnings.items():
+        if not warning:
+            raise Invalid("a warning needs its reason", code="bad_warning")
+        by_warning.setdefault(warning, []).append(response_id)
+    for warning, ids in by_warning.items():
+        Response.objects.filter(pk__in=ids).update(warning=warning)

@@ -1,6 +1,6 @@
-"""The annotator page.
+"""The annotator page, and the staff page that imports prompts and pairs.
 
-The page itself is a shell: the pair it shows, every judgment and skip go through the JSON API
+The annotator page itself is a shell: the pair it shows, every judgment and skip go through the JSON API
 (`feedback_site/annotation/api.py`), so the browser and API clients share one code path and the
 next pair appears without a page reload. Nothing from a prompt or a model response is rendered
 into this HTML; the only user-written text here is the project's guideline, passed through the
@@ -10,18 +10,21 @@ same sanitising markdown renderer as model output.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
-from feedback_site.annotation import selectors, services
-from feedback_site.core.permissions import project_role
+from feedback_site.annotation import imports, selectors, services
 from feedback_site.core.rendering import render_markdown
-from feedback_site.projects.models import Membership, Project
+from feedback_site.projects.forms import QUEUE_DEFAULTS, ImportForm
+from feedback_site.projects.models import ImportBatch, ImportKind, Membership, Project
+from feedback_site.projects.permissions import STAFF_ROLES, project_role
+from feedback_site.projects.views import form_status, project_context, project_page, run_service
 
 # Keyboard scheme, shown on the page and in the help panel; annotate.js implements the same keys.
 SHORTCUTS = [
@@ -86,3 +89,47 @@ def annotate(request, project_id: int):
         "pause_message": _pause_message(request.user, project),
     }
     return render(request, "annotation/annotate.html", context)
+
+
+# ------------------------------------------------------------------------------------------------
+# Imports
+# ------------------------------------------------------------------------------------------------
+
+
+@project_page(STAFF_ROLES)
+@require_http_methods(["GET", "POST"])
+def project_imports(request, project, role):
+    status = 200
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            result = run_service(
+                form,
+                lambda: imports.import_file(
+                    project=project,
+                    actor=request.user,
+                    kind=form.cleaned_data["kind"],
+                    filename=upload.name,
+                    data=upload.read(),
+                    queue_for_annotation=form.cleaned_data["queue_for_annotation"],
+                ),
+            )
+            if result is not None:
+                what = f"{result.prompts:,} prompt{'s' if result.prompts != 1 else ''}"
+                if result.pairs:
+                    what += f" and {result.pairs:,} pair{'s' if result.pairs != 1 else ''}"
+                messages.success(request, f"Imported {what} from {result.batch.filename}.")
+                return redirect("project-imports", project.pk)
+        status = form_status(form)
+    else:
+        form = ImportForm()
+    context = project_context(
+        project,
+        role,
+        form=form,
+        batches=ImportBatch.objects.filter(project=project).select_related("created_by").order_by("-id")[:100],
+        queue_defaults={kind.value: QUEUE_DEFAULTS[kind] for kind in ImportKind},
+        max_bytes=settings.IMPORT_MAX_BYTES,
+    )
+    return render(request, "projects/imports.html", context, status=status)

@@ -1,4 +1,4 @@
-"""API plumbing shared by every app: error mapping, project lookup, health."""
+"""API plumbing shared by every app: error mapping, the bare health check, token revocation."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from feedback_site.core import accounts
 from feedback_site.core.errors import Forbidden, NotFound, ServiceError, storage_error_message
-from feedback_site.core.permissions import require_role
-from feedback_site.projects.models import Project
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +34,6 @@ def exception_handler(exc, context):
     return response
 
 
-def project_for(user, project_id: int, roles) -> Project:
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        raise NotFound("No such project.")
-    require_role(user, project, roles)
-    return project
-
-
 @require_GET
 def health(request):
     """The cheapest request the stack can answer: one `SELECT 1`. The load benchmark uses it as
@@ -52,30 +42,6 @@ def health(request):
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return JsonResponse({"status": "ok"})
-
-
-@extend_schema(
-    request=None,
-    responses={200: dict, 503: dict},
-    summary="Detailed health: database, broker, workers, queue depths, active runs (site admins)",
-)
-@api_view(["GET"])
-def health_details(request):
-    """Each component's state with its latency; 503 when any of database, broker or workers is down.
-
-    Workers are asked with a broadcast ping that waits at most `timeout` seconds (default 1, max 5).
-    Unlike `/healthz` this is not for load balancers: it costs a broker round trip and a second.
-    """
-    if not accounts.is_site_admin(request.user):
-        raise Forbidden("Only site admins can see the detailed health.")
-    from feedback_site.core import ops
-
-    try:
-        timeout = min(max(float(request.query_params.get("timeout", 1.0)), 0.1), 5.0)
-    except ValueError:
-        raise ServiceError("timeout must be a number of seconds") from None
-    details = ops.health_details(worker_timeout=timeout)
-    return Response(details, status=200 if details["status"] == "ok" else 503)
 
 
 @extend_schema(

@@ -1,4 +1,5 @@
-"""Pages that belong to no single app: login, the project list and the user's API token."""
+"""Pages that belong to no single app: login and the user's API token (the project list, the home
+page, is the projects app's)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
 from feedback_site.core.forms import ThrottledAuthenticationForm
-from feedback_site.core.permissions import can_create_projects, visible_projects
-from feedback_site.projects.models import Membership, Role
 
 
 class LoginView(auth_views.LoginView):
@@ -19,17 +18,6 @@ class LoginView(auth_views.LoginView):
 
     authentication_form = ThrottledAuthenticationForm
     template_name = "core/login.html"
-
-
-@login_required
-def home(request):
-    projects = list(visible_projects(request.user).order_by("name"))
-    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
-    labels = dict(Role.choices)
-    rows = [
-        {"project": p, "role_label": labels.get(roles.get(p.pk) or (Role.ADMIN if request.user.is_superuser else ""), "")} for p in projects
-    ]
-    return render(request, "core/home.html", {"rows": rows, "can_create": can_create_projects(request.user)})
 
 
 @login_required

@@ -9,11 +9,10 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.api import project_for
 from feedback_site.core.errors import Invalid, NotFound
-from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES, require_role
 from feedback_site.demonstrations import services
 from feedback_site.demonstrations.models import DemonstrationSnapshot
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, require_role
 
 
 class TasksIn(serializers.Serializer):

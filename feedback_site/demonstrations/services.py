@@ -20,7 +20,6 @@ from feedback_site.annotation import queue
 from feedback_site.annotation.models import Prompt, Response, Split
 from feedback_site.core.errors import Conflict, Invalid
 from feedback_site.core.hashing import file_sha256
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.demonstrations.models import (
     DemoMode,
     Demonstration,
@@ -29,6 +28,7 @@ from feedback_site.demonstrations.models import (
     DemonstrationTask,
 )
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 
 MAX_TEXT_CHARS = 20_000
 

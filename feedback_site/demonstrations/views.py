@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.shortcuts import render
 
-from feedback_site.core.permissions import ALL_ROLES
+from feedback_site.projects.permissions import ALL_ROLES
 from feedback_site.projects.views import project_context, project_page
 
 

@@ -14,14 +14,15 @@ import logging
 import re
 from pathlib import Path
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from feedback_site.annotation import importers
 from feedback_site.annotation.models import Pair, PairSource, Preference, Prompt, Response, Split
 from feedback_site.core.audit import audit_record
 from feedback_site.core.configs import build_config
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
 from feedback_site.evaluation.models import (
     ACTIVE,
@@ -35,6 +36,7 @@ from feedback_site.evaluation.models import (
     SampleSet,
 )
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.evaluation import EvaluationConfig
 from workers.task_names import EVALUATION_RUN
@@ -59,25 +61,13 @@ def _hash(payload) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_jsonl(data: bytes, what: str) -> list[dict]:
+def _parse_jsonl(data: bytes) -> list[tuple[int, dict]]:
+    """`(line, object)` for every record: the site's one JSON Lines reader (the import page's), so a
+    bad file gets the same error, naming its line, wherever it is uploaded."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Invalid(f"the {what} file is not UTF-8 text", code="bad_file") from None
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise Invalid(f"line {number}: not valid JSON ({error})", code="bad_file") from None
-        if not isinstance(record, dict):
-            raise Invalid(f"line {number}: each line must be a JSON object", code="bad_file")
-        records.append((number, record))
-    if not records:
-        raise Invalid(f"the {what} file has no records", code="empty")
-    return records
+        return importers.parse_jsonl(data, limits=importers.ImportLimits(max_bytes=settings.IMPORT_MAX_BYTES))
+    except importers.ImportFileError as error:
+        raise Invalid(str(error), code="bad_file") from None
 
 
 def _text_field(record: dict, name: str, number: int, *, required: bool = True) -> str:
@@ -98,7 +88,7 @@ def eval_prompts_import(*, project: Project, actor, data: bytes) -> list[Prompt]
     """
     require_role(actor, project, STAFF_ROLES)
     rows = []
-    for number, record in _parse_jsonl(data, "evaluation prompts"):
+    for number, record in _parse_jsonl(data):
         text = _text_field(record, "prompt", number)
         system = _text_field(record, "system_prompt", number, required=False)
         rows.append(
@@ -125,7 +115,7 @@ def heldout_pairs_import(*, project: Project, actor, data: bytes) -> int:
     """
     require_role(actor, project, STAFF_ROLES)
     parsed = []
-    for number, record in _parse_jsonl(data, "held-out pairs"):
+    for number, record in _parse_jsonl(data):
         prompt = _text_field(record, "prompt", number)
         chosen = _text_field(record, "chosen", number)
         rejected = _text_field(record, "rejected", number)
@@ -226,14 +216,14 @@ def _suite_record(record: dict, number: int) -> dict:
 
 
 def shipped_suite() -> list[dict]:
-    return [_suite_record(record, number) for number, record in _parse_jsonl(SUITE_FILE.read_bytes(), "adversarial suite")]
+    return [_suite_record(record, number) for number, record in _parse_jsonl(SUITE_FILE.read_bytes())]
 
 
 def adversarial_import(*, project: Project, actor, data: bytes | None = None, replace: bool = False) -> int:
     """Load a suite (the shipped file when `data` is None) into the project. Existing keys are
     updated, new ones added; with `replace`, prompts not in the file are deactivated."""
     require_role(actor, project, STAFF_ROLES)
-    records = shipped_suite() if data is None else [_suite_record(r, n) for n, r in _parse_jsonl(data, "adversarial suite")]
+    records = shipped_suite() if data is None else [_suite_record(r, n) for n, r in _parse_jsonl(data)]
     keys = [r["key"] for r in records]
     if len(set(keys)) != len(keys):
         raise Invalid("the suite repeats a key", code="bad_file")

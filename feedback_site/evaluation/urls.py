@@ -7,7 +7,7 @@ from feedback_site.evaluation import views
 from feedback_site.registry import views as registry_views
 
 urlpatterns = [
-    path("projects/<int:project_id>/versions/", registry_views.project_versions, name="project-versions"),
+    path("projects/<int:project_id>/versions/", views.project_versions, name="project-versions"),
     path("projects/<int:project_id>/versions/rollback/", registry_views.version_rollback, name="project-version-rollback"),
     path("versions/<int:version_id>/promote/", registry_views.version_promote, name="version-promote"),
     path("versions/<int:version_id>/download/", registry_views.version_download, name="version-download"),

@@ -15,11 +15,11 @@ from django.utils import timezone
 from feedback_site.annotation.models import Pair, PairSource, Prompt, Response, Split
 from feedback_site.core.configs import build_config
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
 from feedback_site.generation.config import PairingConfig
 from feedback_site.generation.models import GenerationRun, Pairing, RunStatus
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.config import canonical_hash
 from rlhf.generation import SamplingConfig

@@ -16,11 +16,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from feedback_site.annotation.models import Prompt, Split
 from feedback_site.core.config_forms import config_form_fields
 from feedback_site.core.errors import ServiceError
-from feedback_site.core.permissions import STAFF_ROLES, project_role
 from feedback_site.generation import services
 from feedback_site.generation.config import PairingConfig
 from feedback_site.generation.models import TERMINAL_STATUSES, GenerationRun, Pairing
 from feedback_site.projects.forms import ServiceErrorForm
+from feedback_site.projects.permissions import STAFF_ROLES, project_role
 from feedback_site.projects.views import error_page, form_status, project_context, project_page, run_service
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.generation import SamplingConfig

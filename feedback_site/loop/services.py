@@ -30,7 +30,6 @@ from feedback_site.annotation.models import DisplayChoice, Judgment, Pair, PairS
 from feedback_site.core.audit import audit_record
 from feedback_site.core.configs import build_config
 from feedback_site.core.errors import Conflict, Invalid, NotFound, ServiceError
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
 from feedback_site.loop.config import RoundConfig
 from feedback_site.loop.models import (
@@ -45,6 +44,7 @@ from feedback_site.loop.models import (
     Stage,
 )
 from feedback_site.projects.models import Membership, Project, Role
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.generation import SamplingConfig
 from workers.task_names import LOOP_ADVANCE_ROUND, LOOP_CAMPAIGN_RESPONSES, LOOP_SIMULATE_JUDGMENTS, LOOP_SIMULATE_WITH_REWARD_MODEL

@@ -11,9 +11,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from feedback_site.core.errors import Invalid, ServiceError
-from feedback_site.core.permissions import STAFF_ROLES, project_role
 from feedback_site.loop import services
 from feedback_site.loop.models import STAGE_ORDER, Campaign, Round, SimulatedAnnotator, SimulatedRule, Stage
+from feedback_site.projects.permissions import STAFF_ROLES, project_role
 from feedback_site.projects.views import error_page, project_context, project_page
 from feedback_site.registry.models import ModelKind, ModelVersion
 

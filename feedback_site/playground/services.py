@@ -15,10 +15,10 @@ from django.utils import timezone
 from feedback_site.annotation.models import Prompt, Split
 from feedback_site.core.configs import build_config
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
 from feedback_site.playground.models import OPEN_STATUSES, Chat, ChatMessage, MessageStatus
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.generation import SamplingConfig
 from workers.task_names import PLAYGROUND_GENERATE

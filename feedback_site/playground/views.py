@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.shortcuts import render
 
-from feedback_site.core.permissions import STAFF_ROLES
 from feedback_site.playground.services import SAMPLING_DEFAULTS
+from feedback_site.projects.permissions import STAFF_ROLES
 from feedback_site.projects.views import project_context, project_page
 from feedback_site.registry.models import ModelKind, ModelVersion
 

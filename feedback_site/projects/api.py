@@ -1,21 +1,21 @@
-"""Staff API for projects, members, guidelines, imports and prompts."""
+"""API for a project, its members and its guidelines.
+
+The list of projects (whose POST also registers the base policy) is `overview.api`; imports,
+prompts and annotation progress are `annotation.api`.
+"""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view, parser_classes
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.annotation.models import Prompt
-from feedback_site.annotation.selectors import project_progress
-from feedback_site.core.api import project_for
 from feedback_site.core.errors import Invalid, NotFound
-from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES, project_role, visible_projects
 from feedback_site.projects import services
-from feedback_site.projects.models import GuidelineVersion, ImportBatch, ImportKind, Membership, Project, Role
+from feedback_site.projects.models import GuidelineVersion, Membership, Project, Role
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, project_role
 
 User = get_user_model()
 
@@ -49,19 +49,6 @@ class ProjectPatch(serializers.Serializer):
     criteria = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
 
 
-@extend_schema(methods=["GET"], responses=ProjectOut(many=True), summary="Projects you belong to")
-@extend_schema(methods=["POST"], request=ProjectIn, responses={201: ProjectOut}, summary="Create a project (site admins)")
-@api_view(["GET", "POST"])
-def project_list(request):
-    if request.method == "POST":
-        data = ProjectIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        project = services.project_create(creator=request.user, **data.validated_data)
-        return Response(ProjectOut(project, context={"request": request}).data, status=status.HTTP_201_CREATED)
-    projects = visible_projects(request.user).order_by("id")
-    return Response(ProjectOut(projects, many=True, context={"request": request}).data)
-
-
 @extend_schema(methods=["GET"], responses=ProjectOut)
 @extend_schema(methods=["PATCH"], request=ProjectPatch, responses=ProjectOut, summary="Change project settings (project admins)")
 @api_view(["GET", "PATCH"])
@@ -72,18 +59,6 @@ def project_detail(request, project_id: int):
         data.is_valid(raise_exception=True)
         project = services.project_update(project=project, actor=request.user, **data.validated_data)
     return Response(ProjectOut(project, context={"request": request}).data)
-
-
-@extend_schema(
-    responses=inline_serializer(
-        "ProjectProgress", {k: serializers.IntegerField() for k in ("pairs", "queued", "complete", "judgments", "needed")}
-    ),
-    summary="Pairs and judgments so far (staff)",
-)
-@api_view(["GET"])
-def project_progress_view(request, project_id: int):
-    project = project_for(request.user, project_id, STAFF_ROLES)
-    return Response(project_progress(project))
 
 
 class MemberOut(serializers.Serializer):
@@ -145,59 +120,3 @@ def guideline_list(request, project_id: int):
         return Response(GuidelineOut(version).data, status=status.HTTP_201_CREATED)
     project = project_for(request.user, project_id, ALL_ROLES)
     return Response(GuidelineOut(GuidelineVersion.objects.filter(project=project), many=True).data)
-
-
-class ImportOut(serializers.ModelSerializer):
-    class Meta:
-        model = ImportBatch
-        fields = ["id", "kind", "filename", "sha256", "record_count", "queued_for_annotation", "created_at"]
-
-
-class ImportIn(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=ImportKind.values)
-    file = serializers.FileField()
-    queue_for_annotation = serializers.BooleanField(required=False, allow_null=True, default=None)
-
-
-@extend_schema(methods=["GET"], responses=ImportOut(many=True), summary="Imports of this project")
-@extend_schema(
-    methods=["POST"],
-    request={"multipart/form-data": ImportIn},
-    responses={201: ImportOut},
-    summary="Import prompts (JSONL/CSV), ready pairs (JSONL) or HH-RLHF records: all or nothing",
-)
-@api_view(["GET", "POST"])
-@parser_classes([MultiPartParser, FormParser])
-def import_list(request, project_id: int):
-    project = project_for(request.user, project_id, STAFF_ROLES)
-    if request.method == "POST":
-        data = ImportIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        upload = data.validated_data["file"]
-        result = services.import_file(
-            project=project,
-            actor=request.user,
-            kind=data.validated_data["kind"],
-            filename=upload.name,
-            data=upload.read(),
-            queue_for_annotation=data.validated_data["queue_for_annotation"],
-        )
-        return Response(ImportOut(result.batch).data, status=status.HTTP_201_CREATED)
-    return Response(ImportOut(ImportBatch.objects.filter(project=project), many=True).data)
-
-
-class PromptOut(serializers.ModelSerializer):
-    class Meta:
-        model = Prompt
-        fields = ["id", "text", "system_prompt", "history", "metadata", "split", "created_at"]
-
-
-@extend_schema(responses=PromptOut(many=True), summary="Prompts of this project (staff)")
-@api_view(["GET"])
-def prompt_list(request, project_id: int):
-    from rest_framework.pagination import LimitOffsetPagination
-
-    project = project_for(request.user, project_id, STAFF_ROLES)
-    paginator = LimitOffsetPagination()
-    page = paginator.paginate_queryset(Prompt.objects.filter(project=project).order_by("id"), request)
-    return paginator.get_paginated_response(PromptOut(page, many=True).data)

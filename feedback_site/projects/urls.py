@@ -1,18 +1,10 @@
-"""Page routes of the projects app."""
+"""Page routes of the projects app: the project list (the home page). The other project pages are
+routed by the apps whose data they show (overview, annotation, ...)."""
 
 from django.urls import path
 
 from feedback_site.projects import views
 
 urlpatterns = [
-    path("projects/new/", views.project_create, name="project-create"),
-    path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
-    path("projects/<int:project_id>/settings/", views.project_settings, name="project-settings"),
-    path("projects/<int:project_id>/guidelines/", views.guideline_publish, name="project-guideline-publish"),
-    path("projects/<int:project_id>/members/", views.project_members, name="project-members"),
-    path("projects/<int:project_id>/members/add/", views.member_add, name="project-member-add"),
-    path("projects/<int:project_id>/members/<int:user_id>/role/", views.member_role, name="project-member-role"),
-    path("projects/<int:project_id>/members/<int:user_id>/remove/", views.member_remove, name="project-member-remove"),
-    path("projects/<int:project_id>/members/<int:user_id>/unpause/", views.member_unpause, name="project-member-unpause"),
-    path("projects/<int:project_id>/imports/", views.project_imports, name="project-imports"),
+    path("", views.home, name="home"),
 ]

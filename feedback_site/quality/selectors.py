@@ -19,6 +19,7 @@ from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Greatest, TruncHour
 
 from feedback_site.annotation.models import DisplayChoice, Judgment, Pair, Preference
+from feedback_site.core.hashing import pseudonym
 from feedback_site.projects.models import Membership, Project, Role
 from feedback_site.quality import stats
 from feedback_site.quality.db import EpochDay, Median
@@ -331,8 +332,6 @@ def disagreements(project: Project, *, status: str = "open", limit: int = 50, of
     """Pairs whose human judgments carry more than one label (tie and both-bad count as labels),
     with each judgment (pseudonymous annotator, choice, canonical label, rationale) and the
     current adjudication. status: open (not adjudicated), adjudicated or all. Three queries."""
-    from feedback_site.snapshots.services import pseudonym
-
     sim = simulated_user_ids(project)
     human = ~Q(judgments__annotator_id__in=sim)
     pairs = (

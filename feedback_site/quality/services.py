@@ -8,7 +8,7 @@ from django.utils import timezone
 from feedback_site.annotation.models import Pair, Preference
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.quality.models import Adjudication
 from workers.task_names import QUALITY_SCORE_PAIRS
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from feedback_site.annotation.models import Preference
 from feedback_site.core.charts import series_chart
 from feedback_site.core.errors import Invalid, ServiceError
-from feedback_site.core.permissions import ALL_ROLES, STAFF_ROLES
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES
 from feedback_site.projects.views import error_page, project_context, project_page
 from feedback_site.quality import selectors, services
 from feedback_site.registry.models import ModelKind, ModelVersion

@@ -8,8 +8,7 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.api import project_for
-from feedback_site.core.permissions import STAFF_ROLES
+from feedback_site.projects.permissions import STAFF_ROLES, project_for
 from feedback_site.registry import services
 from feedback_site.registry.models import ModelVersion, PolicyPointerChange
 

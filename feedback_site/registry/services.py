@@ -1,4 +1,5 @@
-"""Registering, promoting, rolling back and serving model versions.
+"""Registering, promoting, rolling back and serving model versions; creating a project with its
+base policy.
 
 A version is created once and never edited (see `registry.models`); promotion moves the
 project's current-policy pointer, it does not change the version beyond marking it ready. Every
@@ -17,8 +18,9 @@ from django.db.models import Max
 
 from feedback_site.core.audit import audit_record
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
+from feedback_site.projects import services as projects_services
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry import artifacts
 from feedback_site.registry.models import ModelKind, ModelVersion, PointerAction, PolicyPointerChange, VersionStatus
 
@@ -81,6 +83,17 @@ def base_policy_register(*, project: Project, artifact_uri: str | None = None, n
     project.current_policy = version
     project.save(update_fields=["current_policy"])
     return version
+
+
+@transaction.atomic
+def project_create(*, creator, base_policy_uri: str | None = None, **fields) -> Project:
+    """A new project ready to work in: the project, its creator as admin and its first guidelines
+    (`projects.services.project_create`, which takes the other keyword arguments) and version 0
+    of its policy, the base model `base_policy_uri` (the default policy when None), as the
+    current policy. One transaction: a bad field or URI leaves nothing behind."""
+    project = projects_services.project_create(creator=creator, **fields)
+    base_policy_register(project=project, artifact_uri=base_policy_uri, created_by=creator)
+    return project
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,111 +1,19 @@
-"""Pages of the model registry: the lineage timeline, promote / roll back, download."""
+"""Pages of the model registry: promote / roll back, download. The lineage timeline
+(`project-versions`) shows each version's latest evaluation, so it is evaluation's page
+(`evaluation.views.project_versions`)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from feedback_site.core.charts import lineage_chart
 from feedback_site.core.errors import ServiceError
-from feedback_site.core.permissions import STAFF_ROLES
-from feedback_site.projects.views import error_page, project_context, project_page
+from feedback_site.projects.permissions import STAFF_ROLES
+from feedback_site.projects.views import error_page, project_page
 from feedback_site.registry import services
 from feedback_site.registry.api import download_response
-from feedback_site.registry.models import ModelKind, ModelVersion
-
-KEY_METRICS = ("loss", "train_loss", "eval_loss", "accuracy", "eval_accuracy", "reward", "mean_reward", "kl", "objective/kl")
-
-
-def _key_metrics(metrics: dict) -> list[tuple[str, str]]:
-    out = []
-    for key in KEY_METRICS:
-        value = (metrics or {}).get(key)
-        if isinstance(value, (int, float)):
-            out.append((key, f"{value:.4g}"))
-    return out[:4]
-
-
-def timeline_rows(project):
-    """Versions in registration order, and the lineage chart of them (core/charts.py): one node
-    per version at its registration index, in the policy or the reward-model lane, an edge from
-    each parent."""
-    from feedback_site.evaluation.models import EvaluationRun, EvaluationStatus
-
-    versions = list(
-        ModelVersion.objects.filter(project=project)
-        .select_related("parent", "snapshot", "produced_by", "produced_by__demonstration_snapshot")
-        .order_by("created_at", "id")
-    )
-    latest_eval = {}
-    for run in EvaluationRun.objects.filter(project=project, status=EvaluationStatus.SUCCEEDED).order_by("id"):
-        target = run.policy_id if run.kind == "policy" else run.reward_model_id
-        latest_eval[target] = run
-    rows, index_of = [], {}
-    for index, version in enumerate(versions):
-        index_of[version.pk] = index
-        run = latest_eval.get(version.pk)
-        summary = None
-        if run is not None:
-            if run.kind == "policy" and (run.results or {}).get("win_rate"):
-                wr = run.results["win_rate"]
-                summary = f"win {wr['win_rate']:.0%} [{wr['low']:.0%}, {wr['high']:.0%}] vs v{run.baseline.number}"
-            elif run.kind == "reward" and (run.results or {}).get("reward_accuracy"):
-                acc = run.results["reward_accuracy"]
-                summary = f"accuracy {acc['accuracy']:.0%} (ties {acc['tie_fraction']:.0%})"
-        rows.append(
-            {
-                "version": version,
-                "metrics": _key_metrics(version.metrics),
-                "evaluation": run,
-                "evaluation_summary": summary,
-                "is_current": project.current_policy_id == version.pk,
-                "training_run": version.training_run,
-            }
-        )
-    nodes = [
-        {
-            "x": index,
-            "y": 1 if r["version"].kind == ModelKind.POLICY else 0,
-            "label": f"{'P' if r['version'].kind == ModelKind.POLICY else 'R'}{r['version'].number}",
-            "name": r["version"].name,
-            "group": "current" if r["is_current"] else r["version"].kind,
-        }
-        for index, r in enumerate(rows)
-    ]
-    edges = [(index_of[r["version"].parent_id], index) for index, r in enumerate(rows) if r["version"].parent_id in index_of]
-    chart = lineage_chart(
-        "lineage",
-        title="Lineage of model versions",
-        nodes=nodes,
-        edges=edges,
-        lanes=["reward models", "policies"],
-        groups=[
-            {"key": "current", "label": "current policy", "color": "#1f7a3d", "radius": 9},
-            {"key": ModelKind.POLICY, "label": "policies", "color": "#3b6fb6", "radius": 6},
-            {"key": ModelKind.REWARD, "label": "reward models", "color": "#b66a3b", "radius": 6},
-        ],
-    )
-    return rows, chart
-
-
-@project_page(STAFF_ROLES)
-@require_GET
-def project_versions(request, project, role):
-    rows, lineage = timeline_rows(project)
-    return render(
-        request,
-        "registry/timeline.html",
-        project_context(
-            project,
-            role,
-            rows=rows,
-            lineage=lineage,
-            history=services.pointer_history(project)[:50],
-            can_roll_back=services.can_roll_back(project),
-        ),
-    )
 
 
 @login_required

@@ -7,9 +7,8 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.api import project_for
 from feedback_site.core.errors import Invalid
-from feedback_site.core.permissions import STAFF_ROLES
+from feedback_site.projects.permissions import STAFF_ROLES, project_for
 from feedback_site.safety import services
 from feedback_site.safety.models import SafetyPolicy, SafetyScreen
 from rlhf.safety import DEFAULT_RULES

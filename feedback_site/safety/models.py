@@ -1,9 +1,11 @@
 """The safety screen: a per-project policy, and the screen's decision stored with each response.
 
 How hiding works without touching the annotation queue: a pair that contains a hidden or
-pending-review response is taken out of the queue by setting `Pair.overlap = 0` ("0 = not
-queued", as the Pair model documents); the original overlap is kept in `HeldPair` and restored
-when staff release the response (and no other response of the pair is still held).
+pending-review response is taken out of the queue by `annotation.services.pairs_withdraw`
+(`Pair.overlap = 0`, "0 = not queued", as the Pair model documents); the original overlap is kept
+in `HeldPair` and restored (`pair_requeue`) when staff release the response (and no other response
+of the pair is still held). A "warn" decision is copied onto the response (`Response.warning`,
+`annotation.services.responses_warn`), which is what the queue's payload shows.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Read-only helpers other apps use to show the screen's outcome.
+"""Read-only helpers that show the screen's outcome.
 
-For the annotator payload: `safety_flags(response_ids)` returns, per response id that must be
-shown blurred behind a warning, `{"action": "warn", "reason": ...}`. Responses that are hidden or
-pending review never reach annotators (their pairs are out of the queue), so only "warn" appears.
+`safety_flags(response_ids)` returns, per response id that must be shown blurred behind a warning,
+`{"action": "warn", "reason": ...}`. Responses that are hidden or pending review never reach
+annotators (their pairs are out of the queue), so only "warn" appears. The annotator payload does
+not call this (annotation sits below safety): the screen copies the reason, `warning_text`, onto
+the response when it screens it (`annotation.services.responses_warn`), and the queue reads that.
 """
 
 from __future__ import annotations
@@ -16,14 +18,7 @@ def safety_flags(response_ids: Iterable[int]) -> dict[int, dict]:
     rows = SafetyScreen.objects.filter(response_id__in=list(response_ids), verdict=Verdict.FLAGGED, action=SafetyAction.WARN).values(
         "response_id", "matched_rule"
     )
-    return {row["response_id"]: {"action": "warn", "reason": _reason(row["matched_rule"])} for row in rows}
-
-
-def warn_flag(matched_rule: str | None) -> dict | None:
-    """The annotator-payload flag from a joined screen row's matched_rule (None: not flagged/warn)."""
-    if matched_rule is None:
-        return None
-    return {"action": "warn", "reason": _reason(matched_rule)}
+    return {row["response_id"]: {"action": "warn", "reason": warning_text(row["matched_rule"])} for row in rows}
 
 
 def safety_flag(response_id: int) -> dict | None:
@@ -31,7 +26,8 @@ def safety_flag(response_id: int) -> dict | None:
     return safety_flags([response_id]).get(response_id)
 
 
-def _reason(rule: str) -> str:
+def warning_text(rule: str) -> str:
+    """What annotators read above a response the screen flagged with `rule` (action "warn")."""
     if rule == "classifier":
         return "The safety classifier scored this response as possibly harmful."
     return f"This response matched the safety rule “{rule}”." if rule else "This response was flagged."

@@ -13,12 +13,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from feedback_site.annotation import services as annotation_services
 from feedback_site.annotation.models import Pair, Response
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.projects.models import Project, Role
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.safety.models import HeldPair, ReviewStatus, SafetyAction, SafetyPolicy, SafetyScreen, Verdict
+from feedback_site.safety.selectors import warning_text
 from rlhf.safety import DEFAULT_RULES, Rule, compile_rules, match_rule
 
 POLICY_ADMIN_ROLES = frozenset({Role.ADMIN, Role.ML_STAFF})
@@ -152,6 +154,11 @@ def screen_responses(
             )
         )
     SafetyScreen.objects.bulk_create(screens)
+    # The queue reads only annotation's tables: the warning goes onto the response itself.
+    warned = {
+        s.response_id: warning_text(s.matched_rule) for s in screens if s.verdict == Verdict.FLAGGED and s.action == SafetyAction.WARN
+    }
+    annotation_services.responses_warn(warned)
     hidden = {s.response_id for s in screens if s.hidden}
     if hidden:
         pair_list = list(pairs) if pairs is not None else list(Pair.objects.filter(Q(response_a__in=hidden) | Q(response_b__in=hidden)))
@@ -163,10 +170,7 @@ def _hold_pairs(pairs: list[Pair]) -> None:
     held_already = set(HeldPair.objects.filter(pair__in=[p.pk for p in pairs]).values_list("pair_id", flat=True))
     new = [p for p in pairs if p.pk not in held_already]
     HeldPair.objects.bulk_create([HeldPair(pair=p, original_overlap=p.overlap) for p in new])
-    # overlap 0 = not queued; no judgments exist yet on a freshly generated pair, so the
-    # judgment_count <= overlap constraint holds. A pair already judged is marked complete instead.
-    Pair.objects.filter(pk__in=[p.pk for p in new], judgment_count=0).update(overlap=0)
-    Pair.objects.filter(pk__in=[p.pk for p in new], judgment_count__gt=0).update(is_complete=True)
+    annotation_services.pairs_withdraw(p.pk for p in new)
 
 
 def _release_pairs(response_id: int) -> int:
@@ -179,8 +183,7 @@ def _release_pairs(response_id: int) -> int:
         other_screen = SafetyScreen.objects.filter(response_id=other).first()
         if other_screen is not None and other_screen.hidden:
             continue
-        overlap = max(hold.original_overlap, pair.judgment_count)
-        Pair.objects.filter(pk=pair.pk).update(overlap=overlap, is_complete=pair.judgment_count >= overlap)
+        annotation_services.pair_requeue(pair, hold.original_overlap)
         hold.delete()
         released += 1
     return released

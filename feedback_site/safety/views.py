@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback_site.core.errors import Invalid, ServiceError
-from feedback_site.core.permissions import STAFF_ROLES
+from feedback_site.projects.permissions import STAFF_ROLES
 from feedback_site.projects.views import project_context, project_page
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.safety import services

@@ -9,9 +9,8 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.api import project_for
 from feedback_site.core.errors import NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
+from feedback_site.projects.permissions import STAFF_ROLES, project_for, require_role
 from feedback_site.snapshots import services
 from feedback_site.snapshots.models import Snapshot
 

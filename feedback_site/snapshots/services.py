@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -67,9 +66,9 @@ from django.utils import timezone
 
 from feedback_site.annotation.models import Judgment, Pair, Preference, Split
 from feedback_site.core.errors import Conflict, Invalid, ServiceError
-from feedback_site.core.hashing import file_sha256
-from feedback_site.core.permissions import STAFF_ROLES, require_role
+from feedback_site.core.hashing import file_sha256, pseudonym
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.snapshots.models import Snapshot, SnapshotStatus
 from workers.task_names import SNAPSHOT_BUILD
 
@@ -85,12 +84,6 @@ DEFAULT_OPTIONS = {
 }
 DATA_FILES = ("preferences.jsonl", "pairs.jsonl", "judgments.jsonl")
 _PARQUET_BATCH = 2000
-
-
-def pseudonym(project_id: int, user_id: int) -> str:
-    """Stable within a project, unlinkable across projects without the server's secret key."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"{project_id}:{user_id}".encode(), hashlib.sha256).hexdigest()
-    return f"ann-{digest[:16]}"
 
 
 def majority(votes: list[str]) -> str | None:

@@ -12,8 +12,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from feedback_site.annotation.selectors import project_progress
-from feedback_site.core.permissions import STAFF_ROLES
 from feedback_site.projects.forms import ServiceErrorForm
+from feedback_site.projects.permissions import STAFF_ROLES
 from feedback_site.projects.views import form_status, project_context, project_page, run_service
 from feedback_site.snapshots import services
 from feedback_site.snapshots.models import Snapshot

@@ -10,10 +10,9 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.api import project_for
 from feedback_site.core.errors import Invalid
-from feedback_site.core.permissions import STAFF_ROLES
 from feedback_site.demonstrations.models import DemonstrationSnapshot
+from feedback_site.projects.permissions import STAFF_ROLES, project_for
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.snapshots.models import Snapshot
 from feedback_site.training import services

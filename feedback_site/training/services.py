@@ -14,10 +14,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from feedback_site.core.errors import Conflict, Invalid, NotFound
-from feedback_site.core.permissions import STAFF_ROLES, require_role
 from feedback_site.core.queue import enqueue
 from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.projects.models import Project
+from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion, VersionStatus
 from feedback_site.registry.services import version_register
 from feedback_site.snapshots.models import Snapshot

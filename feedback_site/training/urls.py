@@ -9,5 +9,4 @@ urlpatterns = [
     path("projects/<int:project_id>/models/", views.project_models, name="project-models"),
     path("training/<int:run_id>/", views.run_detail, name="training-run"),
     path("training/<int:run_id>/cancel/", views.run_cancel, name="training-run-cancel"),
-    path("ops/", views.ops_dashboard, name="ops-dashboard"),
 ]

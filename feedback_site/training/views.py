@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback_site.core.errors import ServiceError
-from feedback_site.core.permissions import STAFF_ROLES, project_role
+from feedback_site.projects.permissions import STAFF_ROLES, project_role
 from feedback_site.projects.views import error_page, form_status, project_context, project_page, run_service
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.training import services
@@ -342,16 +342,3 @@ def project_models(request, project, role):
         version.key_metrics = _key_metrics(version)
     context = project_context(project, role, versions=versions, kind=kind, counts=counts, kinds=ModelKind.choices)
     return render(request, "training/models.html", context)
-
-
-@login_required
-def ops_dashboard(request):
-    """Site staff: database, broker and worker health, queue depths and every active run."""
-    from django.core.exceptions import PermissionDenied
-
-    from feedback_site.core import accounts, ops
-
-    if not accounts.is_site_admin(request.user):
-        raise PermissionDenied("Only site admins can see the operations dashboard.")
-    details = ops.health_details(worker_timeout=1.0)
-    return render(request, "training/ops.html", {"details": details, "queues": sorted(details["queues"].items())})

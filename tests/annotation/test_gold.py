@@ -317,8 +317,8 @@ def test_concurrent_annotators_get_each_gold_pair_at_most_once(make_project, mak
 def test_ready_pairs_import_marks_gold_pairs(project, annotator, site_admin, django_capture_on_commit_callbacks):
     import json
 
+    from feedback_site.annotation.imports import import_file
     from feedback_site.core.errors import Invalid as ServiceInvalid
-    from feedback_site.projects.services import import_file
 
     lines = [
         {"prompt": "2+2?", "response_a": "4", "response_b": "5", "preferred": "a", "gold": True},

@@ -8,7 +8,7 @@ page shows to a role is a promise that the role may open it, so a 403, a 404 or 
 login page is a failure too. `make test` runs this on PostgreSQL and on SQLite (the database
 `make run` serves), so every page of the embedded default is opened at least once by each role.
 
-Roles (feedback_site/core/permissions.py; tests/security/permission_table.py has the per-route
+Roles (feedback_site/projects/permissions.py; tests/security/permission_table.py has the per-route
 table): site admin (superuser), project admin, ML staff, annotator, and a logged-in user with no
 membership (sees no project). There is no read-only "viewer" role in this project.
 """

@@ -46,9 +46,11 @@ def hostile(i: int) -> str:
 @pytest.fixture
 def hostile_world(make_user, add_member, site_admin, settings):
     from feedback_site.annotation import services as annotation_services
+    from feedback_site.annotation.imports import import_file
     from feedback_site.annotation.models import Pair
     from feedback_site.generation.services import generation_fail, generation_launch, generation_log
-    from feedback_site.projects.services import guideline_publish, import_file, project_create
+    from feedback_site.projects.services import guideline_publish
+    from feedback_site.registry.services import project_create
     from feedback_site.snapshots.services import snapshot_create
     from feedback_site.training.services import training_fail, training_launch, training_log
 

@@ -74,7 +74,7 @@ def test_settings_pick_the_json_formatter_for_production_logs(settings):
 @pytest.fixture
 def queued_training_run(site_admin, make_project, monkeypatch, tmp_path):
     """A training run that stays queued (its task is not published), i.e. an active run."""
-    from feedback_site.projects.services import import_file
+    from feedback_site.annotation.imports import import_file
     from feedback_site.snapshots.services import snapshot_create
     from feedback_site.training import services
     from rlhf.models import make_tiny_model

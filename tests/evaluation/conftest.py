@@ -46,9 +46,8 @@ def eval_project(site_admin, tiny_models, monkeypatch):
     """A project on the tiny base policy, a child policy v1, reward models v0 and v1, and
     three evaluation prompts. Returns a dict of the objects."""
     from feedback_site.evaluation import services as evaluation_services
-    from feedback_site.projects.services import project_create
     from feedback_site.registry.models import ModelKind
-    from feedback_site.registry.services import version_register
+    from feedback_site.registry.services import project_create, version_register
 
     project = project_create(creator=site_admin, name="Eval", base_policy_uri=str(tiny_models["base"]))
     base = project.current_policy

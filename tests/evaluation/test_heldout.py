@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from feedback_site.annotation.imports import import_file
 from feedback_site.annotation.models import Pair, Prompt, Split
 from feedback_site.evaluation import services
 from feedback_site.generation import services as generation_services
-from feedback_site.projects.services import import_file, project_create
+from feedback_site.registry.services import project_create
 from feedback_site.snapshots.services import snapshot_create
 
 pytestmark = pytest.mark.django_db
@@ -64,13 +65,43 @@ def test_bad_evaluation_files_are_refused_with_the_line_number(site_admin):
     project = project_create(creator=site_admin, name="Bad files")
     with pytest.raises(Invalid, match="line 2: 'prompt' must be a non-empty string"):
         services.eval_prompts_import(project=project, actor=site_admin, data=b'{"prompt": "ok"}\n{"prompt": ""}\n')
-    with pytest.raises(Invalid, match="line 1: not valid JSON"):
+    with pytest.raises(Invalid, match="line 1: invalid JSON"):
         services.heldout_pairs_import(project=project, actor=site_admin, data=b"{nope\n")
     with pytest.raises(Invalid, match="'rejected'"):
         services.heldout_pairs_import(project=project, actor=site_admin, data=b'{"prompt": "p", "chosen": "c"}\n')
     with pytest.raises(Invalid, match="bad regular expression"):
         services.adversarial_import(
             project=project, actor=site_admin, data=b'{"key": "k1", "category": "jailbreak", "prompt": "x", "flag_patterns": ["("]}\n'
+        )
+    assert not Prompt.objects.filter(project=project).exists()
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b'{"prompt": "ok"}\n\n{"prompt": "a", "prompt": "b"}\n', "line 3: invalid JSON: duplicate key 'prompt' in one object"),
+        (b'{"prompt": "ok"}\n["not", "an", "object"]\n', "line 2: expected a JSON object {...}, got array"),
+        (b'{"prompt": "ok"}\n{"prompt": NaN}\n', "line 2: invalid JSON: NaN is not allowed"),
+        (b'{"prompt": "ok"}\n{"prompt": "caf\xe9"}\n', "line 2"),
+        (b"\n  \n", "file has no records"),
+    ],
+)
+def test_a_bad_line_in_an_evaluation_file_gets_the_import_pages_error(site_admin, data, error):
+    """Evaluation files go through the site's one JSON Lines reader (annotation.importers): a bad line
+    is refused with the line number and the same message the import page gives, and nothing is kept."""
+    from feedback_site.core.errors import Invalid
+
+    project = project_create(creator=site_admin, name="Bad lines")
+    with pytest.raises(Invalid) as from_evaluation:
+        services.eval_prompts_import(project=project, actor=site_admin, data=data)
+    with pytest.raises(Invalid) as from_the_import_page:
+        import_file(project=project, actor=site_admin, kind="prompts", filename="prompts.jsonl", data=data)
+    assert from_evaluation.value.message.startswith(error)
+    assert from_evaluation.value.message == from_the_import_page.value.message
+    assert from_evaluation.value.code == "bad_file"
+    with pytest.raises(Invalid, match=r"^line 2: "):
+        services.heldout_pairs_import(
+            project=project, actor=site_admin, data=b'{"prompt": "p", "chosen": "c", "rejected": "r"}\n{"prompt": \n'
         )
     assert not Prompt.objects.filter(project=project).exists()
 

@@ -10,9 +10,8 @@ from django.utils import timezone
 from feedback_site.annotation.models import Assignment, Judgment, Pair, PairSource, Prompt, Response
 from feedback_site.evaluation.leaderboard import leaderboard
 from feedback_site.projects.models import Membership
-from feedback_site.projects.services import project_create
 from feedback_site.registry.models import ModelKind
-from feedback_site.registry.services import version_register
+from feedback_site.registry.services import project_create, version_register
 from tests.embedded import embedded_json, has_embedded
 
 pytestmark = pytest.mark.django_db

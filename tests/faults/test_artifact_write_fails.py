@@ -64,7 +64,8 @@ def tiny_policy(tmp_path_factory):
 
 @pytest.fixture
 def toy(site_admin, tiny_policy, settings):
-    from feedback_site.projects.services import import_file, project_create
+    from feedback_site.annotation.imports import import_file
+    from feedback_site.registry.services import project_create
     from feedback_site.snapshots.services import snapshot_create
 
     project = project_create(creator=site_admin, name="Toy", base_policy_uri=str(tiny_policy))

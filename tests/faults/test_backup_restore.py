@@ -36,7 +36,8 @@ def restored_db(settings):
 
 @pytest.fixture
 def project_with_snapshot(settings, site_admin):
-    from feedback_site.projects.services import import_file, project_create
+    from feedback_site.annotation.imports import import_file
+    from feedback_site.registry.services import project_create
     from feedback_site.snapshots.services import snapshot_create
     from rlhf.models import make_tiny_model
 

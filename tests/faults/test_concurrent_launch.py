@@ -38,7 +38,7 @@ def broker():
 
 @pytest.fixture
 def snapshot(project, site_admin):
-    from feedback_site.projects.services import import_file
+    from feedback_site.annotation.imports import import_file
     from feedback_site.snapshots.services import snapshot_create
 
     lines = [{"prompt": f"Q{i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(4)]

@@ -44,7 +44,7 @@ def _queued_run_ids(server, queue: str = "gpu") -> list[tuple[str, int]]:
 
 @pytest.fixture
 def setup(project, site_admin, ml_staff, annotator, make_pairs):
-    from feedback_site.projects.services import import_file
+    from feedback_site.annotation.imports import import_file
     from feedback_site.snapshots.services import snapshot_create
 
     make_pairs(project, 6)

@@ -1,4 +1,4 @@
-"""Tests for the pure upload parsers in ``feedback_site/projects/importers.py``.
+"""Tests for the pure upload parsers in ``feedback_site/annotation/importers.py``.
 
 The module has no Django imports, so these tests need neither settings nor a database; they run with
 ``python -m pytest tests/importers -p no:django``. The module is loaded from its file path so that the
@@ -26,7 +26,7 @@ def _load_importers() -> ModuleType:
     name = "_importers_under_test"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "feedback_site" / "projects" / "importers.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "feedback_site" / "annotation" / "importers.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up in sys.modules
@@ -497,3 +497,26 @@ def test_real_hh_rlhf_non_alternating_histories_are_preserved():
     pairs = imp.parse_hh_rlhf(data, "rest.jsonl.gz")
     odd = [p.line for p in pairs if any(a.role == b.role for a, b in zip(p.prompt.history, p.prompt.history[1:]))]
     assert odd == [168, 264, 820, 1350]
+
+
+# --------------------------------------------------------------------------------------------------
+# parse_jsonl: the generic reader (evaluation files)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_parse_jsonl_gives_each_object_with_its_line_and_the_other_parsers_errors():
+    data = b'{"prompt": "a"}\n\n{"x": [1, 2]}\r\n'
+    assert imp.parse_jsonl(data) == [(1, {"prompt": "a"}), (3, {"x": [1, 2]})]
+    assert imp.parse_jsonl(gzip.compress(data), "e.jsonl.gz") == imp.parse_jsonl(data)
+    bad = b'{"prompt": "a"}\n{"prompt": "b", "prompt": "c"}\n'
+    with pytest.raises(ImportFileError) as generic:
+        imp.parse_jsonl(bad)
+    with pytest.raises(ImportFileError) as prompts:
+        imp.parse_prompts(bad, "p.jsonl")
+    assert generic.value.line == 2 and str(generic.value) == str(prompts.value)
+    with pytest.raises(ImportFileError, match="gzip-compressed; decompress it first"):
+        imp.parse_jsonl(gzip.compress(data))
+    with pytest.raises(ImportFileError, match="JSON Lines"):
+        imp.parse_jsonl(data, "e.csv")
+    with pytest.raises(ImportFileError, match="file has no records"):
+        imp.parse_jsonl(b"\n \n")

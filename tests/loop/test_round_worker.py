@@ -12,8 +12,8 @@ from feedback_site.generation.models import GenerationRun, RunStatus
 from feedback_site.loop import services
 from feedback_site.loop.models import Round, Stage
 from feedback_site.projects.models import Project
-from feedback_site.projects.services import project_create
 from feedback_site.registry.models import ModelKind
+from feedback_site.registry.services import project_create
 from feedback_site.training.models import TrainingRun
 from tests.workers.conftest import wait_for
 

@@ -35,7 +35,8 @@ IMMUTABLE = [Judgment, Snapshot, ModelVersion]
 @pytest.fixture
 def every_kind_of_row(project, site_admin, annotator, make_pairs, generation_run):
     """At least one row of every model, so list_display columns are all exercised."""
-    from feedback_site.projects.services import guideline_publish, import_file
+    from feedback_site.annotation.imports import import_file
+    from feedback_site.projects.services import guideline_publish
     from feedback_site.snapshots.services import snapshot_create
 
     guideline_publish(project=project, author=site_admin, text="Be helpful.")

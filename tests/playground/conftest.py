@@ -91,8 +91,8 @@ def start_playground_worker(settings, redis_broker, tmp_path):  # noqa: F811
 
 @pytest.fixture
 def playground_project(site_admin, tiny_models):
-    from feedback_site.projects.services import project_create
     from feedback_site.registry.models import ModelKind, ModelVersion
+    from feedback_site.registry.services import project_create
 
     project = project_create(creator=site_admin, name="Playground", overlap=1, base_policy_uri=str(tiny_models["base"]))
     lora = ModelVersion.objects.create(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from feedback_site.annotation.imports import import_file
 from feedback_site.annotation.models import Pair, Prompt, Response
 from feedback_site.core.errors import Forbidden, Invalid
 from feedback_site.projects.models import ImportBatch
-from feedback_site.projects.services import import_file
 
 pytestmark = pytest.mark.django_db
 HH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hh-rlhf"

@@ -26,9 +26,10 @@ ID_KWARGS = {
 @pytest.fixture
 def world(make_user, add_member, site_admin):
     from feedback_site.annotation import services as annotation_services
+    from feedback_site.annotation.imports import import_file
     from feedback_site.annotation.models import Judgment, Pair
     from feedback_site.generation.services import generation_launch
-    from feedback_site.projects.services import import_file, project_create
+    from feedback_site.registry.services import project_create
     from feedback_site.snapshots.services import snapshot_create
     from feedback_site.training.services import training_launch
 

@@ -32,7 +32,7 @@ def queue_length():
 
 @pytest.fixture
 def launch_world(make_project, site_admin, ml_staff, project, make_pairs, make_user, add_member):
-    from feedback_site.projects.services import import_file
+    from feedback_site.annotation.imports import import_file
     from feedback_site.snapshots.services import snapshot_create
     from tests.demonstrations.helpers import make_demonstration_snapshot, toy_items
 

@@ -34,7 +34,8 @@ def judged_by_named_people(project, add_member, make_user, make_pairs):
 
 
 def test_snapshot_exports_pseudonymise_annotators(project, site_admin, judged_by_named_people, make_project, add_member):
-    from feedback_site.snapshots.services import pseudonym, snapshot_create
+    from feedback_site.core.hashing import pseudonym
+    from feedback_site.snapshots.services import snapshot_create
 
     snapshot, _ = snapshot_create(project=project, actor=site_admin)
     folder = Path(snapshot.artifact_dir)

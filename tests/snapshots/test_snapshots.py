@@ -11,7 +11,8 @@ import pytest
 from feedback_site.annotation import services as queue
 from feedback_site.annotation.models import Pair
 from feedback_site.core.errors import Conflict, Invalid
-from feedback_site.snapshots.services import majority, pseudonym, snapshot_create, snapshot_file
+from feedback_site.core.hashing import pseudonym
+from feedback_site.snapshots.services import majority, snapshot_create, snapshot_file
 
 pytestmark = pytest.mark.django_db
 

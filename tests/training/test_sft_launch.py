@@ -14,8 +14,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from feedback_site.annotation.imports import import_file
 from feedback_site.core.errors import Invalid
-from feedback_site.projects.services import import_file
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.registry.services import version_record
 from feedback_site.snapshots.services import snapshot_create

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from feedback_site.annotation.imports import import_file
 from feedback_site.core.errors import Invalid
-from feedback_site.projects.services import import_file, project_create
 from feedback_site.registry.models import ModelVersion
+from feedback_site.registry.services import project_create
 from feedback_site.snapshots.services import snapshot_create
 from feedback_site.training import services
 from feedback_site.training.models import TrainingRun, TrainingStatus

@@ -10,7 +10,7 @@ import pytest
 from feedback_site.annotation.models import Pair, Prompt, Response
 from feedback_site.generation.models import GenerationRun, RunStatus
 from feedback_site.generation.services import generation_launch
-from feedback_site.projects.services import project_create
+from feedback_site.registry.services import project_create
 from tests.workers.conftest import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from feedback_site.projects.services import import_file, project_create
+from feedback_site.annotation.imports import import_file
 from feedback_site.registry.models import ModelKind, ModelVersion
+from feedback_site.registry.services import project_create
 from feedback_site.snapshots.services import snapshot_create
 from feedback_site.training.models import TrainingMetric, TrainingRun, TrainingStatus
 from feedback_site.training.services import training_launch

@@ -39,7 +39,7 @@ from feedback_site.annotation.models import Pair, PairSource, Prompt, Response
 from feedback_site.core.errors import ServiceError
 from feedback_site.core.rendering import render_markdown
 from feedback_site.projects.models import Membership, Role
-from feedback_site.projects.services import project_create
+from feedback_site.registry.services import project_create
 
 OWNER_USERNAME = "loadtest-owner"
 _ANSWER_POOL = 5000

@@ -16,10 +16,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from feedback_site.annotation.imports import import_file
 from feedback_site.core.errors import QueueUnavailable
 from feedback_site.generation.services import generation_launch
 from feedback_site.projects.models import Project, Role
-from feedback_site.projects.services import import_file, membership_set, project_create
+from feedback_site.projects.services import membership_set
+from feedback_site.registry.services import project_create
 
 DEMO_NAME = "Demo: helpful answers"
 DEMO_USERS = [

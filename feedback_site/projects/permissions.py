@@ -1,6 +1,8 @@
 """Who may do what in a project. Deny by default: a user with no membership has no role.
 
 Site superusers act as admins of every project; a user with `is_staff` may create projects.
+Every app above `projects` checks access through these (pages through `projects.views.project_page`,
+the API through `project_for`).
 """
 
 from __future__ import annotations
@@ -43,3 +45,12 @@ def visible_projects(user: AbstractBaseUser):
 
 def can_create_projects(user: AbstractBaseUser) -> bool:
     return bool(user.is_authenticated and (user.is_superuser or user.is_staff))
+
+
+def project_for(user: AbstractBaseUser, project_id: int, roles: Iterable[str]) -> Project:
+    """The project for an API view, after checking the user's role (404 for non-members)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        raise NotFound("No such project.")
+    require_role(user, project, roles)
+    return project

@@ -53,6 +53,10 @@ Three kinds of file are understood:
     replies, and histories where two assistant turns follow each other (4 of the 2,312 harmless-base
     test lines). :func:`hh_conversation` rebuilds the original strings exactly.
 
+``parse_jsonl``
+    Any JSON Lines file whose fields the caller checks itself (evaluation prompts, held-out pairs, the
+    adversarial suite): ``(line, object)`` for every non-blank line, with every check below.
+
 Every parser accepts a ``.gz`` suffix on top of its format (``prompts.jsonl.gz``); the data are
 decompressed with a cap of ``ImportLimits.max_bytes`` so that a gzip bomb is refused, not inflated.
 
@@ -96,6 +100,7 @@ __all__ = [
     "hh_conversation",
     "hh_prompt",
     "parse_hh_rlhf",
+    "parse_jsonl",
     "parse_pairs",
     "parse_prompts",
 ]
@@ -795,6 +800,24 @@ def _csv_prompt(line: int, columns: _Columns, row: list[str], limits: ImportLimi
 # --------------------------------------------------------------------------------------------------
 # Public parsers
 # --------------------------------------------------------------------------------------------------
+
+
+def parse_jsonl(data: bytes, filename: str | None = None, limits: ImportLimits = DEFAULT_LIMITS) -> list[tuple[int, dict[str, Any]]]:
+    """Parse a JSON Lines file into ``(line, object)`` pairs, one per non-blank line, for callers that
+    validate the fields themselves (their errors should name the line too).
+
+    The file gets the same checks as the other parsers (size, encoding, binary content, one JSON object
+    per line, duplicate keys, non-finite numbers, NUL and unpaired surrogate escapes, depth, line length
+    and record count limits), and the first problem raises :class:`ImportFileError` naming its line.
+    ``filename`` is checked like theirs (``.jsonl``/``.json``/``.ndjson``, optionally ``.gz``); without
+    one (text pasted into a form) the data are taken as uncompressed JSON Lines.
+    """
+    if filename is None:
+        if bytes(data[:2]) == _GZIP_MAGIC:
+            raise ImportFileError("file is gzip-compressed; decompress it first")
+        filename = "data.jsonl"
+    _, text = _load_bytes(data, filename, limits, ("jsonl",), "JSON Lines")
+    return list(_iter_jsonl(text, limits))
 
 
 def parse_prompts(data: bytes, filename: str, limits: ImportLimits = DEFAULT_LIMITS) -> list[PromptRecord]:

@@ -2,8 +2,10 @@
 
 Each probe has a short timeout and reports its own failure instead of raising, so one down
 component never hides the state of the others (nor hangs the page). `/healthz` stays a bare
-`SELECT 1` (core/api.py `health`); these probes back `/api/v1/health/details` and the ops page.
-Nothing here imports torch: it runs in the web process.
+`SELECT 1` (core/api.py `health`); these probes back `/api/v1/health/details` (ops/api.py) and the
+ops page (ops/views.py). Nothing here imports torch: it runs in the web process.
+
+The ops app is the top layer (docs/architecture.md): it reads every app's runs, so no app imports it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+
+from feedback_site.generation.models import TERMINAL_STATUSES as GENERATION_TERMINAL
+from feedback_site.generation.models import GenerationRun
+from feedback_site.training.models import TERMINAL_STATUSES, TrainingRun
 
 QUEUES = ("gpu", "default")  # workers/celery_app.py routes training/generation to gpu, the rest to default
 
@@ -97,10 +103,6 @@ def worker_status(timeout: float = 1.0) -> dict[str, Any]:
 
 def active_runs(limit: int = 50) -> list[dict[str, Any]]:
     """Training and generation runs that are queued or running, newest first."""
-    from feedback_site.generation.models import TERMINAL_STATUSES as GENERATION_TERMINAL
-    from feedback_site.generation.models import GenerationRun
-    from feedback_site.training.models import TERMINAL_STATUSES, TrainingRun
-
     runs: list[dict[str, Any]] = []
     for run in TrainingRun.objects.exclude(status__in=TERMINAL_STATUSES).select_related("project").order_by("-pk")[:limit]:
         runs.append(
