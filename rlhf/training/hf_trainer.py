@@ -5,15 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rlhf.progress import RunCancelled, RunControl
+from rlhf.progress import NullControl, RunCancelled, RunControl
 from rlhf.training.callbacks import ProgressCallbackProtocol, TrainingDiverged, _AlreadyTrained, divergence_message, finite
 from rlhf.training.config import BaseTrainConfig
 from rlhf.training.devices import DeviceChoice
-from rlhf.training.run_dir import CHECKPOINT_COMPLETE_MARKER, RunDir
+from rlhf.training.run_dir import CHECKPOINT_COMPLETE_MARKER, RunDir, TrainResult
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from peft import LoraConfig
@@ -177,3 +177,24 @@ def _is_wall_clock(key: str) -> bool:
     # e.g. TRL's step_time, transformers' train_runtime / *_per_second: they differ between two
     # otherwise identical runs, so they are progress information, not final metrics.
     return "time" in key or "runtime" in key or key.endswith("_per_second")
+
+
+def train_once(
+    out_dir: Path | str,
+    config: BaseTrainConfig,
+    data_path: Path | str,
+    base_model_path: Path | str,
+    control: RunControl | None,
+    train: Callable[[RunDir, RunControl], TrainResult],
+    *,
+    extra_identity: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """The entry every method shares: a finished run returns its artifact (idempotent), any other
+    call trains in `out_dir` (resuming from its latest checkpoint) with transformers kept quiet."""
+    control = control or NullControl()
+    run = RunDir.prepare(out_dir, config.method, config, data_path, base_model_path, extra_identity=extra_identity)
+    if (done := run.finished()) is not None:
+        control.log("run already finished; returning its artifact")
+        return done
+    with quiet_transformers():
+        return train(run, control)

@@ -20,7 +20,7 @@ from typing import Any
 
 from rlhf.config import option
 from rlhf.models import load_tokenizer
-from rlhf.progress import NullControl, RunControl
+from rlhf.progress import RunControl
 from rlhf.training.callbacks import epoch_seeded, make_progress_callback, make_step_seed_callback
 from rlhf.training.config import BaseTrainConfig, check
 from rlhf.training.data import load_prompts
@@ -30,9 +30,9 @@ from rlhf.training.hf_trainer import (
     hf_training_arguments,
     last_train_metrics,
     lora_config,
-    quiet_transformers,
     remove_printer_callback,
     run_hf_trainer,
+    train_once,
 )
 from rlhf.training.rl_reward import RewardFn, filter_prompts_by_length, load_reward, reward_identity
 from rlhf.training.run_dir import RunDir, TrainResult, save_model_weights
@@ -107,14 +107,12 @@ def train_online(
     kept) or TrainingDiverged (no artifact).
     """
     identity = reward_identity(config.method, reward_model_path, reward_fn)
-    control = control or NullControl()
-    run = RunDir.prepare(out_dir, config.method, config, data_path, base_model_path, extra_identity=identity)
-    if (done := run.finished()) is not None:
-        control.log("run already finished; returning its artifact")
-        return done
-    with quiet_transformers():
+
+    def train(run: RunDir, control: RunControl) -> TrainResult:
         trl_config_class, trl_trainer_class = trainer_class()
         return _train(run, config, control, reward_model_path, reward_fn, trl_config_class, trl_trainer_class)
+
+    return train_once(out_dir, config, data_path, base_model_path, control, train, extra_identity=identity)
 
 
 def _train(

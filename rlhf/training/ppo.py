@@ -74,13 +74,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlhf.config import option
 from rlhf.models import load_causal_lm, load_tokenizer
-from rlhf.progress import NullControl, RunCancelled, RunControl
+from rlhf.progress import RunCancelled, RunControl
 from rlhf.training.callbacks import StepTimer, TrainingDiverged, derived_seed, divergence_message
 from rlhf.training.config import BaseTrainConfig, check
 from rlhf.training.data import load_prompts
 from rlhf.training.devices import choose_device, seed_everything
 from rlhf.training.distributed import materialize_parent
-from rlhf.training.hf_trainer import lora_config, quiet_transformers
+from rlhf.training.hf_trainer import lora_config, train_once
 from rlhf.training.rl_reward import RewardFn, filter_prompts_by_length, load_reward, reward_identity
 from rlhf.training.run_dir import CHECKPOINT_COMPLETE_MARKER, CHECKPOINT_PREFIX, RunDir, TrainResult, save_model_weights
 from rlhf.types import Conversation
@@ -176,13 +176,15 @@ def train_ppo(
     RunCancelled (checkpoint kept) or TrainingDiverged (no artifact).
     """
     identity = reward_identity("ppo", reward_model_path, reward_fn)
-    control = control or NullControl()
-    run = RunDir.prepare(out_dir, "ppo", config, data_path, base_model_path, extra_identity=identity)
-    if (done := run.finished()) is not None:
-        control.log("run already finished; returning its artifact")
-        return done
-    with quiet_transformers():
-        return _train(run, config, control, reward_model_path, reward_fn)
+    return train_once(
+        out_dir,
+        config,
+        data_path,
+        base_model_path,
+        control,
+        lambda run, control: _train(run, config, control, reward_model_path, reward_fn),
+        extra_identity=identity,
+    )
 
 
 def _train(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlhf.config import option
 from rlhf.models import load_tokenizer
-from rlhf.progress import NullControl, RunControl
+from rlhf.progress import RunControl
 from rlhf.scoring import RewardModelScorer, encode_conversation, evaluate_pairs
 from rlhf.training import shared_prefix
 from rlhf.training.callbacks import make_progress_callback
@@ -40,9 +40,9 @@ from rlhf.training.hf_trainer import (
     hf_training_arguments,
     last_train_metrics,
     lora_config,
-    quiet_transformers,
     remove_printer_callback,
     run_hf_trainer,
+    train_once,
 )
 from rlhf.training.run_dir import RunDir, TrainResult, full_state_dict, save_model_weights
 from rlhf.types import Conversation
@@ -109,13 +109,7 @@ def train_reward(
     Idempotent: a finished run returns its artifact, an interrupted one resumes from its latest
     checkpoint. Raises RunCancelled (checkpoint kept) or TrainingDiverged (no artifact).
     """
-    control = control or NullControl()
-    run = RunDir.prepare(out_dir, "reward", config, data_path, base_model_path)
-    if (done := run.finished()) is not None:
-        control.log("run already finished; returning its artifact")
-        return done
-    with quiet_transformers():
-        return _train(run, config, control)
+    return train_once(out_dir, config, data_path, base_model_path, control, lambda run, control: _train(run, config, control))
 
 
 def _train(run: RunDir, config: RewardConfig, control: RunControl) -> TrainResult:
