@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from feedback_site.annotation.models import Prompt, Split
 from feedback_site.core.charts import interval_chart, lineage_chart
+from feedback_site.core.config_forms import config_form_fields
 from feedback_site.core.errors import Invalid, ServiceError
 from feedback_site.evaluation import leaderboard as boards
 from feedback_site.evaluation import services
@@ -21,6 +23,7 @@ from feedback_site.projects.permissions import STAFF_ROLES, project_role
 from feedback_site.projects.views import error_page, project_context, project_page
 from feedback_site.registry import services as registry_services
 from feedback_site.registry.models import ModelKind, ModelVersion
+from rlhf.evaluation import EvaluationConfig
 
 
 def _int_or_none(value):
@@ -42,6 +45,19 @@ def _upload(request) -> bytes:
     return text.encode("utf-8")
 
 
+class EvaluationLaunchForm(forms.Form):
+    """The settings the launch card offers, read from `EvaluationConfig` (defaults, help, limits);
+    the rest keep their defaults. Values left empty keep theirs too."""
+
+    FIELDS = ("max_prompts", "max_new_tokens", "temperature", "seed")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in config_form_fields(EvaluationConfig, self.FIELDS).items():
+            field.required = False
+            self.fields[name] = field
+
+
 @project_page(STAFF_ROLES)
 @require_http_methods(["GET", "POST"])
 def project_evaluation(request, project, role):
@@ -56,12 +72,11 @@ def project_evaluation(request, project, role):
                         project=project, reward_model=_int_or_none(request.POST.get("reward_model")), actor=request.user
                     )
                 else:
-                    config = {}
-                    for name in ("max_prompts", "max_new_tokens", "seed"):
-                        if request.POST.get(name):
-                            config[name] = int(request.POST[name])
-                    if request.POST.get("temperature"):
-                        config["temperature"] = float(request.POST["temperature"])
+                    launch_form = EvaluationLaunchForm(request.POST)
+                    if not launch_form.is_valid():
+                        name, problems = next(iter(launch_form.errors.items()))
+                        raise Invalid(f"{name}: {' '.join(problems)}", code="bad_config")
+                    config = {name: value for name, value in launch_form.cleaned_data.items() if value is not None}
                     run = services.evaluation_launch(
                         project=project,
                         policy=_int_or_none(request.POST.get("policy")),
@@ -98,6 +113,7 @@ def project_evaluation(request, project, role):
         eval_prompt_count=Prompt.objects.filter(project=project, split=Split.EVAL).exclude(metadata__has_key="heldout_pair").count(),
         heldout_pair_count=Prompt.objects.filter(project=project, split=Split.EVAL, metadata__has_key="heldout_pair").count(),
         review_count=services.review_queue(project).count(),
+        launch_form=EvaluationLaunchForm(),
     )
     return render(request, "evaluation/home.html", context, status=error.status_code if error else 200)
 
