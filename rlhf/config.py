@@ -96,6 +96,14 @@ class FieldSpec:
     def optional(self) -> bool:
         return typing.get_origin(self.annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(self.annotation)
 
+    @property
+    def value_type(self) -> Any:
+        """The annotation without its `| None` (what a form field edits)."""
+        if not self.optional:
+            return self.annotation
+        rest = [arm for arm in typing.get_args(self.annotation) if arm is not type(None)]
+        return rest[0] if len(rest) == 1 else self.annotation
+
     def limits_text(self) -> str:
         """The limits in words, e.g. "between 0 and 5" or "> 0", for help texts and errors."""
         low = None if self.min is None else (">" if self.min_exclusive else ">=") + f" {_number(self.min)}"

@@ -206,13 +206,14 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
             "source": BUILTIN_SMOLLM2,
             "wheel": SMOLLM2_WHEEL,
             "gguf": gguf.name,
-            "gguf_sha256": _sha256(gguf),
+            "gguf_sha256": file_sha256(gguf),
             "dtype": "float32",
         },
     )
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -24,14 +24,8 @@ def label_for(name: str) -> str:
     return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
-def _plain(annotation: Any) -> Any:
-    args = typing.get_args(annotation)
-    rest = [arm for arm in args if arm is not type(None)]
-    return rest[0] if typing.get_origin(annotation) in (typing.Union, typing.get_origin(int | None)) and len(rest) == 1 else annotation
-
-
 def form_field(spec: FieldSpec, *, required: bool | None = None) -> forms.Field:
-    annotation = _plain(spec.annotation)
+    annotation = spec.value_type
     help_text = spec.help + (f" ({spec.limits_text()})" if spec.limits_text() else "")
     common: dict[str, Any] = {"label": label_for(spec.name), "help_text": help_text, "initial": spec.default}
     common["required"] = (not spec.optional) if required is None else required

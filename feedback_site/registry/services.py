@@ -135,11 +135,15 @@ def version_artifact_path(version: ModelVersion, *, verify: bool = True) -> Path
     if not folder.is_dir():
         raise NotFound(f"the artifact folder of {version.label} is missing ({uri})")
     if verify:
-        try:
-            artifacts.verify_artifact(folder, version.artifact_sha256)
-        except artifacts.ArtifactChanged as error:
-            raise Conflict(str(error), code="artifact_changed") from None
+        _verify(folder, version)
     return folder
+
+
+def _verify(folder: Path, version: ModelVersion) -> None:
+    try:
+        artifacts.verify_artifact(folder, version.artifact_sha256)
+    except artifacts.ArtifactChanged as error:
+        raise Conflict(str(error), code="artifact_changed") from None
 
 
 # (folder, registered sha256) -> the stat signature of its files when that hash last matched.
@@ -174,11 +178,8 @@ def version_model_dir(version: ModelVersion, *, verify: bool = True) -> Path:
         key = (str(folder), version.artifact_sha256)
         signature = _stat_signature(folder)
         if _VERIFIED.get(key) != signature:
-            try:
-                artifacts.verify_artifact(folder, version.artifact_sha256)
-            except artifacts.ArtifactChanged as error:
-                _VERIFIED.pop(key, None)
-                raise Conflict(str(error), code="artifact_changed") from None
+            _VERIFIED.pop(key, None)
+            _verify(folder, version)
             _VERIFIED[key] = signature
     return folder
 

@@ -8,7 +8,6 @@ so a run's hash, its version's and its artifact manifest's are the same number.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -115,11 +114,6 @@ class BaseTrainConfig(Config):
             )
         else:
             check(bool(self.lora_target_modules), "lora_target_modules", "must not be empty")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> BaseTrainConfig:
-        """Build from JSON values; unknown fields raise ConfigError naming them and the known ones."""
-        return super().from_dict(data)
 
     def total_batch(self) -> int:
         return self.batch_size * self.gradient_accumulation_steps

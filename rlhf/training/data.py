@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Iterable, Sequence
@@ -16,14 +15,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 from rlhf.types import Conversation
 
 _ROLES = {"system", "user", "assistant", "tool"}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_preference_records(path: Path | str) -> list[dict[str, Conversation]]:

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import rlhf
-from rlhf.models import MANIFEST_FILE
+from rlhf.models import MANIFEST_FILE, file_sha256
 from rlhf.training.config import BaseTrainConfig
-from rlhf.training.data import file_sha256
 from rlhf.training.distributed import is_main_process, wait_for_file
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
