@@ -64,11 +64,14 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def override(cls: type[Config], name: str, default: Any = MISSING) -> Any:
-    """Another concept's field, with its help and limits, and optionally another default:
-    a round samples like a generation run, but warmer and shorter by default."""
+def override(cls: type[Config], name: str, default: Any = MISSING, *, help: str | None = None) -> Any:
+    """Another concept's field, with its limits, and optionally another default and help text:
+    a round samples like a generation run, but warmer and shorter by default; DPO learns at
+    another rate than reward training, within the same limits."""
     original = next(f for f in dataclasses.fields(cls) if f.name == name)
     metadata = dict(original.metadata)
+    if help is not None:
+        metadata["help"] = help
     value = original.default if default is MISSING else default
     return option(value, **metadata)
 
@@ -106,6 +109,8 @@ class FieldSpec:
 
     def limits_text(self) -> str:
         """The limits in words, e.g. "between 0 and 5" or "> 0", for help texts and errors."""
+        if self.min is not None and self.min == self.max and not (self.min_exclusive or self.max_exclusive):
+            return _number(self.min)
         low = None if self.min is None else (">" if self.min_exclusive else ">=") + f" {_number(self.min)}"
         high = None if self.max is None else ("<" if self.max_exclusive else "<=") + f" {_number(self.max)}"
         if low and high and not self.min_exclusive and not self.max_exclusive:

@@ -9,7 +9,7 @@ once; fields that exist in one method only, or whose default differs (learning_r
 are shown per method, each method in its own fieldset, and the page shows the chosen method's.
 Like every form here it checks types and shapes only: ranges and rules belong to
 `validate_training_config` / `training_launch`, whose errors are attached back to the field they
-name ("config: learning_rate: must be a positive number" lands under learning_rate).
+name ("config: learning_rate: must be > 0, got -1" lands under learning_rate).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from rlhf.config import option
+from rlhf.config import option, override
 from rlhf.models import load_causal_lm, load_tokenizer
 from rlhf.progress import RunControl
 from rlhf.training import shared_prefix
@@ -74,10 +74,15 @@ class DPOConfig(BaseTrainConfig):
 
     method: ClassVar[str] = "dpo"
 
-    learning_rate: float = option(1e-6, help="1e-6 (TRL's default for full fine-tuning; LoRA usually wants 5e-6 to 5e-5).")
-    batch_size: int = option(4, help="4 pairs per micro-step.")
+    learning_rate: float = override(
+        BaseTrainConfig, "learning_rate", 1e-6, help="1e-6 (TRL's default for full fine-tuning; LoRA usually wants 5e-6 to 5e-5)."
+    )
+    batch_size: int = override(BaseTrainConfig, "batch_size", 4, help="4 pairs per micro-step.")
     beta: float = option(
-        0.1, help='Strength of the pull towards the reference (higher = stay closer). For "ipo" it is the regulariser τ of the IPO paper.'
+        0.1,
+        min=0.0,
+        min_exclusive=True,
+        help='Strength of the pull towards the reference (higher = stay closer). For "ipo" it is the regulariser τ of the IPO paper.',
     )
     loss_type: str | list[str] = option(
         default_factory=lambda: ["sigmoid"], help="One or more of `DPO_LOSS_TYPES` (a single string is accepted)."
@@ -85,30 +90,42 @@ class DPOConfig(BaseTrainConfig):
     loss_weights: list[float] | None = option(None, help="Weights of the losses when several are combined; None = all 1.0.")
     label_smoothing: float = option(
         0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
         help='Probability that a label is flipped for "robust" (must be < 0.5) and the ε of "exo_pair" (must be > 0 there; the paper uses 1e-3).',
     )
     ld_alpha: float | None = option(
-        None, help="LD-DPO weight of the part of the longer answer beyond the shorter one's length, in [0, 1]; None = plain DPO."
+        None,
+        min=0.0,
+        max=1.0,
+        help="LD-DPO weight of the part of the longer answer beyond the shorter one's length, in [0, 1]; None = plain DPO.",
     )
     f_divergence_type: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = option(
         "reverse_kl",
         help='The divergence regularising towards the reference (f-DPO): "reverse_kl", "forward_kl", "js_divergence" or "alpha_divergence".',
     )
-    f_alpha_divergence_coef: float = option(0.5, help='α of "alpha_divergence".')
+    f_alpha_divergence_coef: float = option(0.5, min=0.0, min_exclusive=True, help='α of "alpha_divergence".')
     use_weighting: bool = option(False, help="WPO weighting of pairs by the policy's own probability of them.")
-    discopop_tau: float = option(0.05, help='Temperature of the "discopop" loss.')
+    discopop_tau: float = option(0.05, min=0.0, min_exclusive=True, help='Temperature of the "discopop" loss.')
     precompute_ref_log_probs: bool = option(
         False,
         help="Compute the reference log-probabilities once before training so the reference model need not stay in memory (full fine-tuning only gains from it).",
     )
-    eval_fraction: float = option(0.1, help="Fraction of pairs held out (seeded) for the final held-out metrics; 0 disables them.")
+    eval_fraction: float = option(
+        0.1,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+        help="Fraction of pairs held out (seeded) for the final held-out metrics; 0 disables them.",
+    )
     shared_prefix: bool = option(
         True,
         help="Run each pair's prompt through the policy (and the reference) once for both answers, on a key/value cache, and the LM head over answer tokens only, instead of TRL's one full row per answer (`rlhf/training/shared_prefix.py`). Same losses and gradients up to float rounding, less compute the longer the prompts. Not used with gradient checkpointing or FSDP (TRL's forward runs there).",
     )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check(self) -> None:
+        super().check()
         if isinstance(self.loss_type, str):
             self.loss_type = [self.loss_type]  # one canonical form, so equal configs hash equal
         check(len(self.loss_type) > 0, "loss_type", "must name at least one loss")
@@ -122,13 +139,10 @@ class DPOConfig(BaseTrainConfig):
                 f"needs one weight per loss type ({len(self.loss_type)}), got {len(self.loss_weights)}",
             )
             check(all(weight >= 0 for weight in self.loss_weights), "loss_weights", "must be >= 0")
-        check(self.beta > 0, "beta", "must be > 0")
-        check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
         if "robust" in self.loss_type:
             check(self.label_smoothing < 0.5, "label_smoothing", "must be < 0.5 for the 'robust' loss")
         if "exo_pair" in self.loss_type:
             check(self.label_smoothing > 0, "label_smoothing", "must be > 0 for the 'exo_pair' loss (e.g. 1e-3)")
-        check(self.ld_alpha is None or 0.0 <= self.ld_alpha <= 1.0, "ld_alpha", "must be in [0, 1] (or null)")
         if self.f_divergence_type != "reverse_kl":
             unsupported = sorted(set(self.loss_type) - _F_DIVERGENCE_LOSS_TYPES)
             check(
@@ -136,15 +150,12 @@ class DPOConfig(BaseTrainConfig):
                 "f_divergence_type",
                 f"{self.f_divergence_type!r} cannot be combined with loss {', '.join(unsupported)}",
             )
-        check(self.f_alpha_divergence_coef > 0, "f_alpha_divergence_coef", "must be > 0")
         if self.use_weighting:
             check(
                 not {"aot", "aot_unpaired"} & set(self.loss_type),
                 "use_weighting",
                 "is not available with the 'aot' losses (they sort pairs)",
             )
-        check(self.discopop_tau > 0, "discopop_tau", "must be > 0")
-        check(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
 
 
 def train_dpo(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from rlhf.config import option
+from rlhf.config import option, override
 from rlhf.progress import RunControl
 from rlhf.training.config import check
 from rlhf.training.online_rl import OnlineRLConfig, train_online
@@ -35,7 +35,9 @@ class GRPOConfig(OnlineRLConfig):
 
     method: ClassVar[str] = "grpo"
 
-    beta: float = option(0.04, help="KL coefficient towards the reference (TRL defaults to 0.0; see module docstring).")
+    beta: float = override(
+        OnlineRLConfig, "beta", 0.04, help="KL coefficient towards the reference (TRL defaults to 0.0; see module docstring)."
+    )
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = option(
         "dapo",
         help='How token losses are aggregated, one of `GRPO_LOSS_TYPES`: "grpo" (per-sequence mean, length-biased), "dr_grpo" (constant normaliser), "dapo" (tokens of the accumulated batch), "bnpo" (tokens of the local batch), "cispo", "sapo", "luspo" (needs importance_sampling_level "sequence"), "vespo".',
@@ -47,8 +49,8 @@ class GRPOConfig(OnlineRLConfig):
         "token", help='Importance ratios per "token" or per "sequence" (GSPO).'
     )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check(self) -> None:
+        super().check()
         if self.loss_type == "luspo":
             check(
                 self.importance_sampling_level == "sequence",

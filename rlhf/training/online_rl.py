@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlhf.config import option
+from rlhf.config import option, override
 from rlhf.models import load_tokenizer
 from rlhf.progress import RunControl
 from rlhf.training.callbacks import epoch_seeded, make_progress_callback, make_step_seed_callback
@@ -42,32 +42,34 @@ from rlhf.training.run_dir import RunDir, TrainResult, save_model_weights
 class OnlineRLConfig(BaseTrainConfig):
     """Fields RLOO and GRPO share. Shared training fields are documented on `BaseTrainConfig`."""
 
-    learning_rate: float = option(1e-6, help="1e-6 (TRL's default for full fine-tuning; LoRA wants ~1e-5).")
-    batch_size: int = option(
+    learning_rate: float = override(
+        BaseTrainConfig, "learning_rate", 1e-6, help="1e-6 (TRL's default for full fine-tuning; LoRA wants ~1e-5)."
+    )
+    batch_size: int = override(
+        BaseTrainConfig,
+        "batch_size",
         8,
         help="8 completions per micro-step; `batch_size * gradient_accumulation_steps` must be a multiple of `num_generations` (whole prompt groups per optimizer step).",
     )
-    num_generations: int = option(4, help="Answers sampled per prompt (>= 2: the baseline needs the other answers).")
-    max_completion_length: int = option(64, help="Maximum tokens per answer.")
-    temperature: float = option(1.0, help="Sampling temperature.")
-    top_p: float = option(1.0, help="Nucleus sampling mass, in (0, 1].")
-    top_k: int = option(0, help="Top-k sampling; 0 disables it.")
-    beta: float = option(0.05, help="KL coefficient towards the reference; 0 skips the reference entirely.")
-    num_iterations: int = option(1, help="Optimisation passes over each batch of samples (μ).")
-    epsilon: float = option(0.2, help="Lower clip range of the importance ratio.")
-    epsilon_high: float | None = option(None, help="Upper clip range (None = `epsilon`; DAPO suggests 0.28).")
+    num_generations: int = option(4, min=2, help="Answers sampled per prompt (>= 2: the baseline needs the other answers).")
+    max_completion_length: int = option(64, min=1, help="Maximum tokens per answer.")
+    temperature: float = option(1.0, min=0.0, min_exclusive=True, help="Sampling temperature.")
+    top_p: float = option(1.0, min=0.0, max=1.0, min_exclusive=True, help="Nucleus sampling mass, in (0, 1].")
+    top_k: int = option(0, min=0, help="Top-k sampling; 0 disables it.")
+    beta: float = option(0.05, min=0.0, help="KL coefficient towards the reference; 0 skips the reference entirely.")
+    num_iterations: int = option(1, min=1, help="Optimisation passes over each batch of samples (μ).")
+    epsilon: float = option(0.2, min=0.0, min_exclusive=True, help="Lower clip range of the importance ratio.")
+    epsilon_high: float | None = option(None, min=0.0, min_exclusive=True, help="Upper clip range (None = `epsilon`; DAPO suggests 0.28).")
     mask_truncated_completions: bool = option(False, help="Leave answers cut at max_completion_length out of the loss.")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.num_generations >= 2, "num_generations", "must be >= 2 (the baseline needs the other answers)")
+    def check(self) -> None:
+        super().check()
         check(
             self.total_batch() % self.num_generations == 0,
             "batch_size",
             f"batch_size * gradient_accumulation_steps ({self.total_batch()}) must be a multiple of "
             f"num_generations ({self.num_generations})",
         )
-        check(self.max_completion_length >= 1, "max_completion_length", "must be >= 1")
         check(
             self.max_completion_length < self.max_length,
             "max_completion_length",

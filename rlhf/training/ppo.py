@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rlhf.config import option
+from rlhf.config import option, override
 from rlhf.models import load_causal_lm, load_tokenizer
 from rlhf.progress import RunCancelled, RunControl
 from rlhf.training.callbacks import StepTimer, TrainingDiverged, derived_seed, divergence_message
@@ -97,55 +97,44 @@ class PPOConfig(BaseTrainConfig):
 
     method: ClassVar[str] = "ppo"
 
-    learning_rate: float = option(1e-6, help="1e-6 (Huang et al. use 3e-6 for 1B models; LoRA wants ~1e-5 to 1e-4).")
-    batch_size: int = option(16, help="Rollouts (prompts, one sampled response each) per PPO step.")
-    max_completion_length: int = option(64, help="Maximum tokens per sampled response.")
-    temperature: float = option(0.7, help="Sampling temperature; log-probabilities use the same temperature.")
-    num_ppo_epochs: int = option(4, help="Optimisation passes over each rollout batch.")
-    num_mini_batches: int = option(1, help="Minibatches (optimizer steps) per PPO epoch.")
-    cliprange: float = option(0.2, help="Clip range ε of the policy ratio.")
-    cliprange_value: float = option(0.2, help="Clip range of the value prediction around its rollout value.")
-    vf_coef: float = option(0.1, help="Weight of the value loss.")
-    entropy_coef: float = option(0.0, help="Weight of an entropy bonus (0 in InstructGPT and Huang et al.).")
-    gamma: float = option(1.0, help="Discount factor.")
-    lam: float = option(0.95, help="GAE λ: how far advantages look ahead (1 = Monte Carlo returns, 0 = one-step TD).")
-    kl_coef: float = option(0.05, help="Initial (or fixed) coefficient β of the per-token KL penalty.")
+    learning_rate: float = override(
+        BaseTrainConfig, "learning_rate", 1e-6, help="1e-6 (Huang et al. use 3e-6 for 1B models; LoRA wants ~1e-5 to 1e-4)."
+    )
+    batch_size: int = override(BaseTrainConfig, "batch_size", 16, help="Rollouts (prompts, one sampled response each) per PPO step.")
+    max_completion_length: int = option(64, min=1, help="Maximum tokens per sampled response.")
+    temperature: float = option(0.7, min=0.0, min_exclusive=True, help="Sampling temperature; log-probabilities use the same temperature.")
+    num_ppo_epochs: int = option(4, min=1, help="Optimisation passes over each rollout batch.")
+    num_mini_batches: int = option(1, min=1, help="Minibatches (optimizer steps) per PPO epoch.")
+    cliprange: float = option(0.2, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True, help="Clip range ε of the policy ratio.")
+    cliprange_value: float = option(0.2, min=0.0, min_exclusive=True, help="Clip range of the value prediction around its rollout value.")
+    vf_coef: float = option(0.1, min=0.0, help="Weight of the value loss.")
+    entropy_coef: float = option(0.0, min=0.0, help="Weight of an entropy bonus (0 in InstructGPT and Huang et al.).")
+    gamma: float = option(1.0, min=0.0, max=1.0, min_exclusive=True, help="Discount factor.")
+    lam: float = option(0.95, min=0.0, max=1.0, help="GAE λ: how far advantages look ahead (1 = Monte Carlo returns, 0 = one-step TD).")
+    kl_coef: float = option(0.05, min=0.0, help="Initial (or fixed) coefficient β of the per-token KL penalty.")
     adaptive_kl: bool = option(False, help="Adapt `kl_coef` towards `kl_target` (Ziegler et al. 2019).")
-    kl_target: float = option(6.0, help="Target KL (nats per response) of the adaptive controller.")
-    kl_horizon: int = option(10000, help="Horizon (in rollouts) of the adaptive controller.")
+    kl_target: float = option(6.0, min=0.0, min_exclusive=True, help="Target KL (nats per response) of the adaptive controller.")
+    kl_horizon: int = option(10000, min=1, help="Horizon (in rollouts) of the adaptive controller.")
     whiten_rewards: bool = option(False, help="Whiten per-token rewards (scale only) before GAE.")
-    missing_eos_penalty: float | None = option(None, help="Subtracted from the score of responses that end without EOS.")
+    num_processes: int = option(
+        1, min=1, max=1, help="PPO trains on one device (for multi-GPU RL use RLOO or GRPO, which run through `accelerate launch`)."
+    )
+    missing_eos_penalty: float | None = option(
+        None, min=0.0, help="Subtracted from the score of responses that end without EOS (so >= 0), or null."
+    )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.max_completion_length >= 1, "max_completion_length", "must be >= 1")
+    def check(self) -> None:
+        super().check()
         check(
             self.max_completion_length < self.max_length,
             "max_completion_length",
             f"must be < max_length ({self.max_length}) to leave room for the prompt",
         )
-        check(self.temperature > 0, "temperature", "must be > 0")
-        check(self.num_ppo_epochs >= 1, "num_ppo_epochs", "must be >= 1")
-        check(self.num_mini_batches >= 1, "num_mini_batches", "must be >= 1")
         check(
             self.batch_size % (self.num_mini_batches * self.gradient_accumulation_steps) == 0,
             "batch_size",
             f"must be divisible by num_mini_batches * gradient_accumulation_steps "
             f"({self.num_mini_batches} * {self.gradient_accumulation_steps})",
-        )
-        check(0 < self.cliprange < 1, "cliprange", "must be in (0, 1)")
-        check(self.cliprange_value > 0, "cliprange_value", "must be > 0")
-        check(self.vf_coef >= 0, "vf_coef", "must be >= 0")
-        check(self.entropy_coef >= 0, "entropy_coef", "must be >= 0")
-        check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
-        check(0 <= self.lam <= 1, "lam", "must be in [0, 1]")
-        check(self.kl_coef >= 0, "kl_coef", "must be >= 0")
-        check(self.kl_target > 0, "kl_target", "must be > 0")
-        check(self.kl_horizon >= 1, "kl_horizon", "must be >= 1")
-        check(
-            self.missing_eos_penalty is None or self.missing_eos_penalty >= 0,
-            "missing_eos_penalty",
-            "must be >= 0 (it is subtracted) or null",
         )
 
     def total_steps(self, prompt_count: int) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rlhf.config import option
+from rlhf.config import option, override
 from rlhf.models import load_tokenizer
 from rlhf.progress import RunControl
 from rlhf.scoring import RewardModelScorer, encode_conversation, evaluate_pairs
@@ -57,21 +57,27 @@ class RewardConfig(BaseTrainConfig):
 
     method: ClassVar[str] = "reward"
 
-    learning_rate: float = option(2e-5, help="2e-5 (full fine-tune; about 1e-4 suits LoRA).")
-    batch_size: int = option(8, help="8 pairs per micro-step (each pair is two sequences).")
+    learning_rate: float = override(BaseTrainConfig, "learning_rate", 2e-5, help="2e-5 (full fine-tune; about 1e-4 suits LoRA).")
+    batch_size: int = override(BaseTrainConfig, "batch_size", 8, help="8 pairs per micro-step (each pair is two sequences).")
     eval_fraction: float = option(
-        0.1, help="Fraction of pairs held out (seeded) for the final accuracy / margin / tie fraction; 0 disables the held-out evaluation."
+        0.1,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+        help="Fraction of pairs held out (seeded) for the final accuracy / margin / tie fraction; 0 disables the held-out evaluation.",
     )
     tie_tolerance: float = option(
-        0.0, help="Pairs whose rewards differ by at most this count as ties (and as wrong in the strict accuracy)."
+        0.0, min=0.0, help="Pairs whose rewards differ by at most this count as ties (and as wrong in the strict accuracy)."
     )
     center_rewards_coefficient: float | None = option(
         None,
+        min=0.0,
         help="If set, adds coef * mean(r²) to the loss so rewards stay centred on 0 (Eisenstein et al. 2023); 0.01 is the usual value. Helps PPO, which whitens nothing by default.",
     )
-    score_batch_size: int = option(16, help="Batch size of the held-out scoring pass.")
+    score_batch_size: int = option(16, min=1, help="Batch size of the held-out scoring pass.")
     train_top_layers: int | None = option(
         None,
+        min=1,
         help="Full fine-tuning of the top N transformer layers only (plus the final norm and the score head); the embeddings and lower layers stay frozen, so the backward pass stops at the first trained layer and a step costs little more than a forward pass. A cheap middle ground between LoRA and full fine-tuning on CPU; None trains every layer. Not combinable with `use_lora`.",
     )
     shared_prefix: bool = option(
@@ -79,17 +85,8 @@ class RewardConfig(BaseTrainConfig):
         help="Run the tokens a pair's two conversations share (the prompt) once, on a key/value cache, instead of once per conversation (`rlhf/training/shared_prefix.py`). Same scores and gradients up to float rounding, less compute the longer the prompts. Not used with gradient checkpointing or FSDP.",
     )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
-        check(self.tie_tolerance >= 0, "tie_tolerance", "must be >= 0")
-        check(
-            self.center_rewards_coefficient is None or self.center_rewards_coefficient >= 0,
-            "center_rewards_coefficient",
-            "must be >= 0 (or null)",
-        )
-        check(self.score_batch_size >= 1, "score_batch_size", "must be >= 1")
-        check(self.train_top_layers is None or self.train_top_layers >= 1, "train_top_layers", "must be >= 1 (or null)")
+    def check(self) -> None:
+        super().check()
         check(
             self.train_top_layers is None or not self.use_lora,
             "train_top_layers",

@@ -32,8 +32,8 @@ class RLOOConfig(OnlineRLConfig):
     normalize_advantages: bool = option(False, help="Normalise advantages to zero mean, unit variance per batch.")
     reward_clip_range: list[float] | None = option(None, help="[min, max] to clip rewards to before computing advantages.")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check(self) -> None:
+        super().check()
         if self.reward_clip_range is not None:
             check(
                 len(self.reward_clip_range) == 2 and self.reward_clip_range[0] < self.reward_clip_range[1],

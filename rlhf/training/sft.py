@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rlhf.config import option
+from rlhf.config import option, override
 from rlhf.models import load_causal_lm, load_tokenizer
 from rlhf.progress import RunControl
 from rlhf.training.callbacks import make_progress_callback
-from rlhf.training.config import BaseTrainConfig, check
+from rlhf.training.config import BaseTrainConfig
 from rlhf.training.data import _conversation, _jsonl_rows, split_holdout
 from rlhf.training.devices import choose_device, seed_everything
 from rlhf.training.distributed import materialize_parent
@@ -46,16 +46,16 @@ class SFTConfig(BaseTrainConfig):
 
     method: ClassVar[str] = "sft"
 
-    learning_rate: float = option(2e-5, help="2e-5 (full fine-tuning; LoRA usually wants 1e-4 to 2e-4).")
-    batch_size: int = option(8, help="8 demonstrations per micro-step.")
+    learning_rate: float = override(
+        BaseTrainConfig, "learning_rate", 2e-5, help="2e-5 (full fine-tuning; LoRA usually wants 1e-4 to 2e-4)."
+    )
+    batch_size: int = override(BaseTrainConfig, "batch_size", 8, help="8 demonstrations per micro-step.")
     completion_only_loss: bool = option(
         True, help="Train on the final assistant answer only (see module doc); False trains on every token of the conversation."
     )
-    eval_fraction: float = option(0.1, help="Fraction of demonstrations held out (seeded) for the held-out loss.")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(0.0 <= self.eval_fraction < 1.0, "eval_fraction", "must be in [0, 1)")
+    eval_fraction: float = option(
+        0.1, min=0.0, max=1.0, max_exclusive=True, help="Fraction of demonstrations held out (seeded) for the held-out loss."
+    )
 
 
 def load_demonstrations(path: Path | str) -> list[Conversation]:

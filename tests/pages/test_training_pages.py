@@ -257,7 +257,7 @@ def test_sft_errors_keep_the_demonstration_picker_in_view(login, ml_staff, proje
     html = _post(
         login(ml_staff), project, _form(project, snapshot, "sft", demonstration_snapshot=str(demonstrations.pk), sft__eval_fraction="1.5")
     ).content.decode()
-    assert "eval_fraction: must be in [0, 1)" in html
+    assert "eval_fraction: must be &gt;= 0 and &lt; 1" in html
     assert '<div id="demonstration-snapshot-field">' in html and re.search(r'<div id="snapshot-field" hidden>', html)
     assert re.search(r'data-method-section="sft">', html)
     assert not TrainingRun.objects.exists() and sent_tasks == []
@@ -326,13 +326,13 @@ def test_ppo_launch_with_a_reward_model(login, ml_staff, project, snapshot, rewa
 @pytest.mark.parametrize(
     "method, changes, message",
     [
-        ("dpo", {"dpo__learning_rate": "-1e-5"}, "learning_rate: must be a positive number"),
-        ("reward", {"reward__learning_rate": "0"}, "learning_rate: must be a positive number"),
+        ("dpo", {"dpo__learning_rate": "-1e-5"}, "learning_rate: must be &gt; 0, got"),
+        ("reward", {"reward__learning_rate": "0"}, "learning_rate: must be &gt; 0, got"),
         ("dpo", {"config_json": '{"not_a_field": 1}'}, "unknown field &#x27;not_a_field&#x27; for the dpo config"),
         ("ppo", {}, "needs a reward"),
         ("grpo", {"reward_model": ""}, "needs a reward"),
         ("dpo", {"dpo__beta": "lots"}, "Enter a number."),
-        ("dpo", {"all__warmup_ratio": "1.5"}, "warmup_ratio: must be in [0, 1)"),
+        ("dpo", {"all__warmup_ratio": "1.5"}, "warmup_ratio: must be &gt;= 0 and &lt; 1"),
         ("dpo", {"config_json": "{not json"}, "Not valid JSON"),
         ("dpo", {"config_json": "[1, 2]"}, "Enter a JSON object"),
         ("dpo", {"snapshot": "999999"}, "Select a valid choice"),
@@ -359,7 +359,7 @@ def test_service_error_is_shown_next_to_its_field(login, ml_staff, project, snap
     field = re.search(r'<div class="field config-field has-error">.*?</div>', html, re.S)
     assert field and 'name="dpo__learning_rate"' in field.group(0)
     assert 'value="-1"' in field.group(0)  # the user's value is kept
-    assert "learning_rate: must be a positive number" in field.group(0)
+    assert "learning_rate: must be &gt; 0, got" in field.group(0)
 
 
 def test_errors_in_another_methods_hidden_fields_do_not_block(login, ml_staff, project, snapshot, sent_tasks):

@@ -61,8 +61,8 @@ def test_every_limit_is_enforced_at_its_boundary(config_class) -> None:
             inside = bound if not exclusive else bound - outward * step
             try:
                 config_class.from_dict({**base, spec.name: inside})
-            except ConfigError as error:  # only a rule about another field may refuse it
-                assert error.field != spec.name, error
+            except ConfigError as error:  # only a cross-field rule may refuse it, never its own limit
+                assert not str(error).startswith(f"{spec.name}: must be {spec.limits_text()}"), error
 
 
 def test_types_are_checked_and_floats_are_canonical() -> None:
@@ -99,3 +99,28 @@ def test_a_concept_has_one_class_with_the_hash_of_its_kind() -> None:
     kinds = [cls.kind for cls in ALL]
     assert len(kinds) == len(set(kinds)) and all(kinds)
     assert all(dataclasses.is_dataclass(cls) and issubclass(cls, Config) for cls in ALL)
+
+
+# Numbers that may take any finite value; every other number field states its limits in its
+# `option(...)`, so forms show them and `check_limits` is the one place they are enforced.
+UNBOUNDED_NUMBERS = {("EvaluationConfig", "harm_threshold")}
+
+
+def test_every_number_states_its_limits_in_its_metadata(config_class) -> None:
+    for spec in config_class.field_specs():
+        if spec.value_type not in (int, float) or (config_class.__name__, spec.name) in UNBOUNDED_NUMBERS:
+            continue
+        assert spec.min is not None or spec.max is not None, (
+            f"{config_class.__name__}.{spec.name} has no limits in its option(); declare min/max there "
+            "(a check() is for rules across fields)"
+        )
+
+
+def test_an_overridden_field_keeps_the_limits_of_the_field_it_overrides() -> None:
+    # DPO learns at another default rate than the base config, within the same limits.
+    base = {spec.name: spec for spec in CONFIG_CLASSES["dpo"].__mro__[1].field_specs()}
+    dpo = {spec.name: spec for spec in CONFIG_CLASSES["dpo"].field_specs()}
+    assert dpo["learning_rate"].default != base["learning_rate"].default
+    assert (dpo["learning_rate"].min, dpo["learning_rate"].min_exclusive) == (base["learning_rate"].min, True)
+    with pytest.raises(ConfigError, match=r"^learning_rate: must be > 0, got 0"):
+        CONFIG_CLASSES["dpo"](learning_rate=0)

@@ -85,7 +85,7 @@ def test_launch_command_picks_the_backend_flags(tmp_path: Path) -> None:
 def test_num_processes_is_validated() -> None:
     with pytest.raises(ValueError, match="num_processes: must be between 1 and 64"):
         config_from_dict("dpo", {"num_processes": 0})
-    with pytest.raises(ValueError, match="num_processes: PPO trains on one device"):
+    with pytest.raises(ValueError, match=r"num_processes: must be 1, got 2"):
         config_from_dict("ppo", {"num_processes": 2}, check_reward_model=False)
     with pytest.raises(ValueError, match="distributed_strategy"):
         config_from_dict("dpo", {"distributed_strategy": "zero3"})
