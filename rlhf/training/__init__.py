@@ -1,4 +1,4 @@
-"""Training: SFT, reward model, DPO, PPO, RLOO and GRPO behind one entry point.
+"""Training: SFT, reward model, DPO, KTO, PPO, RLOO and GRPO behind one entry point.
 
     from rlhf.training import config_from_dict, train
 
@@ -26,6 +26,7 @@ from rlhf.training.callbacks import TrainingDiverged
 from rlhf.training.config import BaseTrainConfig
 from rlhf.training.dpo import DPOConfig
 from rlhf.training.grpo import GRPOConfig
+from rlhf.training.kto import KTOConfig
 from rlhf.training.ppo import PPOConfig
 from rlhf.training.reward import RewardConfig
 from rlhf.training.rl_reward import RewardFn
@@ -33,7 +34,7 @@ from rlhf.training.rloo import RLOOConfig
 from rlhf.training.run_dir import TrainResult
 from rlhf.training.sft import SFTConfig
 
-METHODS: tuple[str, ...] = ("sft", "reward", "dpo", "ppo", "rloo", "grpo")
+METHODS: tuple[str, ...] = ("sft", "reward", "dpo", "kto", "ppo", "rloo", "grpo")
 """Every training method, in the order a round usually runs them."""
 
 METHODS_NEEDING_REWARD: frozenset[str] = frozenset({"ppo", "rloo", "grpo"})
@@ -43,6 +44,7 @@ CONFIG_CLASSES: dict[str, type[BaseTrainConfig]] = {
     "sft": SFTConfig,
     "reward": RewardConfig,
     "dpo": DPOConfig,
+    "kto": KTOConfig,
     "ppo": PPOConfig,
     "rloo": RLOOConfig,
     "grpo": GRPOConfig,
@@ -52,6 +54,7 @@ _ENTRY_POINTS = {
     "sft": ("rlhf.training.sft", "train_sft"),
     "reward": ("rlhf.training.reward", "train_reward"),
     "dpo": ("rlhf.training.dpo", "train_dpo"),
+    "kto": ("rlhf.training.kto", "train_kto"),
     "ppo": ("rlhf.training.ppo", "train_ppo"),
     "rloo": ("rlhf.training.rloo", "train_rloo"),
     "grpo": ("rlhf.training.grpo", "train_grpo"),
@@ -64,6 +67,7 @@ __all__ = [
     "BaseTrainConfig",
     "DPOConfig",
     "GRPOConfig",
+    "KTOConfig",
     "PPOConfig",
     "RLOOConfig",
     "RewardConfig",

@@ -42,6 +42,68 @@ def load_preference_records(path: Path | str) -> list[dict[str, Conversation]]:
     return records
 
 
+def load_kto_examples(path: Path | str) -> list[list[dict[str, Any]]]:
+    """Read KTO training data: per line, the unpaired examples it holds, validating every line.
+
+    A line is either one rated answer in TRL's unpaired format, `{"prompt": [messages],
+    "completion": [{"role": "assistant", ...}], "label": true|false}` (thumbs up / down), or a
+    preference pair (`prompt`, `chosen`, `rejected`), which gives two examples: chosen desirable,
+    rejected undesirable (TRL's `unpair_preference_dataset`). The two of a pair stay together in
+    one group so a held-out split never trains on one half and scores the other. ValueError names
+    the file, line and problem.
+    """
+    path = Path(path)
+    groups: list[list[dict[str, Any]]] = []
+    for line_number, row in _jsonl_rows(path):
+        where = f"{path}, line {line_number}"
+        if "prompt" not in row:
+            raise ValueError(f"{where}: missing key 'prompt' (expected prompt, completion and label, or prompt, chosen and rejected)")
+        prompt = _conversation(row["prompt"], f"{where}: 'prompt'")
+        if prompt[-1]["role"] == "assistant":
+            raise ValueError(f"{where}: 'prompt' must not end with an assistant message (the answer is in completion)")
+        if "chosen" in row or "rejected" in row:
+            for key in ("chosen", "rejected"):
+                if key not in row:
+                    raise ValueError(f"{where}: a pair needs both 'chosen' and 'rejected' (missing {key!r})")
+            groups.append(
+                [
+                    {
+                        "prompt": prompt,
+                        "completion": _conversation(row["chosen"], f"{where}: 'chosen'", assistant_only=True),
+                        "label": True,
+                    },
+                    {
+                        "prompt": prompt,
+                        "completion": _conversation(row["rejected"], f"{where}: 'rejected'", assistant_only=True),
+                        "label": False,
+                    },
+                ]
+            )
+            continue
+        for key in ("completion", "label"):
+            if key not in row:
+                raise ValueError(f"{where}: missing key {key!r} (expected prompt, completion and label)")
+        if not isinstance(row["label"], bool):
+            raise ValueError(f"{where}: 'label' must be true (desirable) or false (undesirable), got {row['label']!r}")
+        completion = _conversation(row["completion"], f"{where}: 'completion'", assistant_only=True)
+        groups.append([{"prompt": prompt, "completion": completion, "label": row["label"]}])
+    if not groups:
+        raise ValueError(f"{path}: no examples (the file is empty)")
+    return groups
+
+
+def flatten_shuffled(groups: Sequence[Sequence[dict[str, Any]]], seed: int) -> list[dict[str, Any]]:
+    """The examples of `groups` in one seeded random order.
+
+    KTO estimates its KL term from mismatched (prompt, answer) neighbours within a batch, so the
+    two answers of a pair should not sit next to each other (as they would unshuffled), and
+    desirable and undesirable examples should mix in every batch.
+    """
+    examples = [example for group in groups for example in group]
+    random.Random(seed).shuffle(examples)
+    return examples
+
+
 def load_prompts(path: Path | str) -> list[Conversation]:
     """Prompts for the RL methods, from a preference snapshot or a prompt-only JSONL (`{"prompt": [...]}`).
 

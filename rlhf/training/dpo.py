@@ -34,9 +34,11 @@ from rlhf.training.data import load_preference_records, split_holdout
 from rlhf.training.devices import choose_device, seed_everything
 from rlhf.training.distributed import materialize_parent
 from rlhf.training.hf_trainer import (
+    held_out_metrics,
     hf_training_arguments,
     last_train_metrics,
     lora_config,
+    reference_dtype,
     remove_printer_callback,
     run_hf_trainer,
     train_once,
@@ -207,7 +209,7 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
     # same weights with the adapter disabled, which is exactly the parent.
     # Under bf16 mixed precision the frozen reference is held in bf16 outright: it is never
     # updated, so it needs no float32 master copy, and autocast then has nothing to cast.
-    ref_model = None if config.use_lora else load_causal_lm(parent, dtype=_bf16() if device.bf16 else None)
+    ref_model = None if config.use_lora else load_causal_lm(parent, dtype=reference_dtype(device))
     callback = make_progress_callback(control)
     trainer = DPOTrainer(
         model=model,
@@ -232,7 +234,7 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
     metrics = last_train_metrics(trainer.state.log_history)
     if holdout:
         held = trainer.evaluate(eval_dataset=Dataset.from_list(holdout))
-        metrics.update({key: float(value) for key, value in held.items() if _is_metric(key, value)})
+        metrics.update(held_out_metrics(held))
         control.log(
             f"held-out margin {metrics.get('eval_rewards/margins', float('nan')):.4f}, "
             f"accuracy {metrics.get('eval_rewards/accuracies', float('nan')):.3f}"
@@ -257,14 +259,3 @@ def _share_prompts(trainer: Any, config: DPOConfig) -> None:
     shared_prefix.install_shared_prefix_forward(shared_prefix.module_to_wrap(trainer, trainer.model), outputs=outputs)
     if trainer.ref_model is not None:
         shared_prefix.install_shared_prefix_forward(shared_prefix.module_to_wrap(trainer, trainer.ref_model))
-
-
-def _bf16() -> Any:
-    import torch
-
-    return torch.bfloat16
-
-
-def _is_metric(key: str, value: Any) -> bool:
-    # Wall-clock figures would make two identical runs report different "final metrics".
-    return isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second", "_preparation_time"))

@@ -173,6 +173,26 @@ def last_train_metrics(log_history: Sequence[Mapping[str, Any]]) -> dict[str, fl
     return {}
 
 
+def held_out_metrics(values: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of a `trainer.evaluate()` result, without its wall-clock figures (which would
+    make two identical runs report different final metrics)."""
+    return {
+        key: float(value)
+        for key, value in values.items()
+        if isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second", "_preparation_time"))
+    }
+
+
+def reference_dtype(device: DeviceChoice) -> Any:
+    """The dtype of a frozen reference model: bf16 under bf16 mixed precision (it is never
+    updated, so it needs no float32 master copy, and autocast has nothing to cast), else the default."""
+    if not device.bf16:
+        return None
+    import torch
+
+    return torch.bfloat16
+
+
 def _is_wall_clock(key: str) -> bool:
     # e.g. TRL's step_time, transformers' train_runtime / *_per_second: they differ between two
     # otherwise identical runs, so they are progress information, not final metrics.

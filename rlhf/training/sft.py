@@ -29,6 +29,7 @@ from rlhf.training.data import _conversation, _jsonl_rows, split_holdout
 from rlhf.training.devices import choose_device, seed_everything
 from rlhf.training.distributed import materialize_parent
 from rlhf.training.hf_trainer import (
+    held_out_metrics,
     hf_training_arguments,
     last_train_metrics,
     lora_config,
@@ -148,7 +149,7 @@ def _train(run: RunDir, config: SFTConfig, control: RunControl) -> TrainResult:
     metrics.update(metrics_before)
     if holdout:
         held = trainer.evaluate()
-        metrics.update({key: float(value) for key, value in held.items() if _is_metric(key, value)})
+        metrics.update(held_out_metrics(held))
         control.log(f"held-out loss {metrics_before['eval_loss_before']:.4f} -> {metrics['eval_loss']:.4f}")
     model = trainer.model
     return run.write_final(
@@ -160,7 +161,3 @@ def _train(run: RunDir, config: SFTConfig, control: RunControl) -> TrainResult:
         model_kind="policy",
         extra_manifest={"heldout_demonstrations": len(holdout), "train_demonstrations": len(train_demos)},
     )
-
-
-def _is_metric(key: str, value: Any) -> bool:
-    return isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second", "_preparation_time"))

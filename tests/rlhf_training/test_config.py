@@ -28,7 +28,7 @@ def test_every_method_has_a_config_with_documented_defaults():
 @pytest.mark.parametrize(
     ("method", "data", "message"),
     [
-        ("kto", {}, r"method: unknown training method 'kto'"),
+        ("orpo", {}, r"method: unknown training method 'orpo'"),
         ("dpo", {"betta": 0.1}, r"unknown field 'betta' for the dpo config"),
         ("dpo", {"beta": 0}, r"^beta: must be > 0"),
         ("dpo", {"beta": "0.1"}, r"^beta: expected a number"),
