@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "feedback_site.safety",
     "feedback_site.playground",
     "feedback_site.demonstrations",
+    "feedback_site.ratings",
     "feedback_site.loop",
     "feedback_site.ops",
     "feedback_site.overview",

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include("feedback_site.safety.api_urls")),
     path("api/v1/", include("feedback_site.playground.api_urls")),
     path("api/v1/", include("feedback_site.demonstrations.api_urls")),
+    path("api/v1/", include("feedback_site.ratings.api_urls")),
     path("api/v1/", include("feedback_site.loop.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -36,5 +37,6 @@ urlpatterns = [
     path("", include("feedback_site.safety.urls")),
     path("", include("feedback_site.playground.urls")),
     path("", include("feedback_site.demonstrations.urls")),
+    path("", include("feedback_site.ratings.urls")),
     path("", include("feedback_site.loop.urls")),
 ]

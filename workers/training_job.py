@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from feedback_site.demonstrations.services import snapshot_file as demonstration_snapshot_file
+from feedback_site.ratings.services import snapshot_file as rating_snapshot_file
 from feedback_site.snapshots.services import snapshot_file
 from feedback_site.training import services
 
@@ -28,9 +29,12 @@ CANCEL_POLL_SECONDS = 2.0
 
 def data_file(run) -> Path:
     """The JSONL the run trains on, its hash checked: SFT reads the demonstration snapshot
-    (`{"messages": [...]}` per line), every other method the preference snapshot."""
+    (`{"messages": [...]}` per line), KTO the rating snapshot when it has one (`{"prompt",
+    "completion", "label"}` per line), every other method the preference snapshot."""
     if run.demonstration_snapshot_id is not None:
         return demonstration_snapshot_file(run.demonstration_snapshot)
+    if run.rating_snapshot_id is not None:
+        return rating_snapshot_file(run.rating_snapshot)
     path, _ = snapshot_file(run.snapshot, "jsonl")
     return path
 

@@ -17,7 +17,10 @@ class RoundConfig(Config):
 
     kind: ClassVar[str] = "round"
 
-    method: Literal["dpo", "ppo", "rloo", "grpo"] = option("dpo", help="How the policy learns from the round's judgments.")
+    method: Literal["dpo", "kto", "ppo", "rloo", "grpo"] = option(
+        "dpo",
+        help="How the policy learns from the round's judgments: DPO or KTO directly, or PPO, RLOO or GRPO against a reward model trained first.",
+    )
     k: int = override(PairingConfig, "k")
     temperature: float = override(SamplingConfig, "temperature", 0.9)
     max_new_tokens: int = override(SamplingConfig, "max_new_tokens", 64)
@@ -32,10 +35,10 @@ class RoundConfig(Config):
     rounds: int = option(1, min=1, max=100, help="Rounds to run one after another.")
 
     def check(self) -> None:
-        from rlhf.training import config_from_dict
+        from rlhf.training import METHODS_NEEDING_REWARD, config_from_dict
 
         self.training = _nested("training", lambda: config_from_dict(self.method, self.training, check_reward_model=False))
-        if self.method != "dpo":
+        if self.method in METHODS_NEEDING_REWARD:
             self.reward_training = _nested("reward_training", lambda: config_from_dict("reward", self.reward_training))
         self.evaluation = _nested("evaluation", lambda: EvaluationConfig.from_dict(self.evaluation))
 

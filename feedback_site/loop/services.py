@@ -47,6 +47,7 @@ from feedback_site.projects.models import Membership, Project, Role
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.generation import SamplingConfig
+from rlhf.training import METHODS_NEEDING_REWARD
 from workers.task_names import LOOP_ADVANCE_ROUND, LOOP_CAMPAIGN_RESPONSES, LOOP_SIMULATE_JUDGMENTS, LOOP_SIMULATE_WITH_REWARD_MODEL
 
 log = logging.getLogger(__name__)
@@ -623,7 +624,7 @@ def _stage_train(rnd: Round) -> bool:
     cfg = rnd.config
     method = cfg["method"]
     reward_version = None
-    if method != "dpo":
+    if method in METHODS_NEEDING_REWARD:
         if rnd.reward_run_id is None:
             run, _ = training_launch(
                 project=rnd.project,

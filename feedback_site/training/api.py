@@ -1,7 +1,8 @@
 """Staff API for training runs: launch (config validated before queueing), progress, metrics, cancel.
 
 A launch names its data by method: `snapshot_id` (a preference snapshot) for reward, dpo, ppo,
-rloo and grpo; `demonstration_snapshot_id` for sft."""
+rloo and grpo; `demonstration_snapshot_id` for sft; `rating_snapshot_id` (thumbs up / down) or
+`snapshot_id` for kto."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from feedback_site.core.errors import Invalid
 from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.projects.permissions import STAFF_ROLES, project_for
+from feedback_site.ratings.models import RatingSnapshot
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.snapshots.models import Snapshot
 from feedback_site.training import services
@@ -22,6 +24,7 @@ from feedback_site.training.models import Method, TrainingMetric, TrainingRun
 class TrainingRunOut(serializers.ModelSerializer):
     snapshot_id = serializers.IntegerField(allow_null=True)
     demonstration_snapshot_id = serializers.IntegerField(allow_null=True)
+    rating_snapshot_id = serializers.IntegerField(allow_null=True)
     parent_id = serializers.IntegerField()
     reward_model_id = serializers.IntegerField(allow_null=True)
     output_version_id = serializers.IntegerField(allow_null=True)
@@ -34,6 +37,7 @@ class TrainingRunOut(serializers.ModelSerializer):
             "method",
             "snapshot_id",
             "demonstration_snapshot_id",
+            "rating_snapshot_id",
             "parent_id",
             "reward_model_id",
             "config",
@@ -56,9 +60,11 @@ class TrainingRunOut(serializers.ModelSerializer):
 
 class TrainingRunIn(serializers.Serializer):
     method = serializers.ChoiceField(choices=Method.values)
-    # Exactly one of the two, by method (sft: demonstration_snapshot_id); the service says which is missing.
+    # Exactly one kind of data, by method (sft: demonstration_snapshot_id; kto: rating_snapshot_id or
+    # snapshot_id); the service says which is missing.
     snapshot_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     demonstration_snapshot_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    rating_snapshot_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     parent_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     reward_model_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     config = serializers.DictField(required=False, default=dict)
@@ -87,7 +93,7 @@ def training_run_list(request, project_id: int):
         data = TrainingRunIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        snapshot = demonstration_snapshot = None
+        snapshot = demonstration_snapshot = rating_snapshot = None
         if values["snapshot_id"] is not None:
             snapshot = Snapshot.objects.filter(pk=values["snapshot_id"], project=project).first()
             if snapshot is None:
@@ -99,12 +105,20 @@ def training_run_list(request, project_id: int):
                     f"demonstration_snapshot_id {values['demonstration_snapshot_id']} is not a demonstration snapshot of this project",
                     code="bad_demonstration_snapshot",
                 )
+        if values["rating_snapshot_id"] is not None:
+            rating_snapshot = RatingSnapshot.objects.filter(pk=values["rating_snapshot_id"], project=project).first()
+            if rating_snapshot is None:
+                raise Invalid(
+                    f"rating_snapshot_id {values['rating_snapshot_id']} is not a rating snapshot of this project",
+                    code="bad_rating_snapshot",
+                )
         run, created = services.training_launch(
             project=project,
             actor=request.user,
             method=values["method"],
             snapshot=snapshot,
             demonstration_snapshot=demonstration_snapshot,
+            rating_snapshot=rating_snapshot,
             parent=_version(project, values["parent_id"], ModelKind.POLICY, "parent"),
             reward_model=_version(project, values["reward_model_id"], ModelKind.REWARD, "reward_model"),
             config=values["config"],

@@ -27,15 +27,18 @@ from django import forms
 from feedback_site.core.errors import Invalid, ServiceError
 from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.projects.forms import ServiceErrorForm
+from feedback_site.ratings.models import RatingSnapshot
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.snapshots.models import Snapshot, SnapshotStatus
-from feedback_site.training.models import NEEDS_DEMONSTRATIONS, NEEDS_REWARD_MODEL, Method
+from feedback_site.training.models import NEEDS_DEMONSTRATIONS, NEEDS_REWARD_MODEL, TAKES_RATINGS, Method
 
 METHOD_SUMMARIES = {
     Method.SFT: "Supervised fine-tuning on a demonstration snapshot: imitates the answers annotators wrote. "
     "A usual first round; preference training can start from its policy.",
     Method.REWARD: "A scalar scorer trained on the snapshot's chosen/rejected pairs. PPO, RLOO and GRPO optimise against it.",
     Method.DPO: "Optimises the policy directly on the preference pairs, with the parent policy as reference. No reward model.",
+    Method.KTO: "Learns from answers marked desirable or undesirable (thumbs up / down), with the parent policy as reference. "
+    "On a preference snapshot each pair gives its chosen answer as desirable and its rejected one as undesirable. No reward model.",
     Method.PPO: "On-policy RL against a reward model: value head, GAE, clipped updates and a KL penalty to the parent.",
     Method.RLOO: "REINFORCE leave-one-out: several samples per prompt, each baselined on the others. No value network.",
     Method.GRPO: "Group-relative advantages over several samples per prompt (DeepSeekMath). No value network.",
@@ -268,6 +271,14 @@ class DemonstrationSnapshotChoiceField(forms.ModelChoiceField):
         return f"Demonstration snapshot {snapshot.number} · {snapshot.demonstration_count:,} demonstrations · {snapshot.content_hash[:10]}"
 
 
+class RatingSnapshotChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, snapshot) -> str:
+        return (
+            f"Rating snapshot {snapshot.number} · {snapshot.desirable_count:,} up / {snapshot.undesirable_count:,} down · "
+            f"{snapshot.content_hash[:10]}"
+        )
+
+
 class TrainingLaunchForm(ServiceErrorForm):
     method = forms.ChoiceField(choices=Method.choices, widget=forms.RadioSelect, initial=Method.DPO)
     # Both pickers are optional here: which one is needed depends on the method, and the service
@@ -285,6 +296,14 @@ class TrainingLaunchForm(ServiceErrorForm):
         empty_label=None,
         label="Demonstration snapshot",
         help_text="The frozen demonstrations (ideal answers written by annotators) SFT trains on.",
+    )
+    rating_snapshot = RatingSnapshotChoiceField(
+        queryset=RatingSnapshot.objects.none(),
+        required=False,
+        empty_label="— none: unpair the preference snapshot —",
+        label="Rating snapshot",
+        help_text="KTO only: thumbs up / down on single answers. Without one, KTO trains on the preference snapshot, "
+        "each pair's chosen answer as desirable and its rejected one as undesirable.",
     )
     parent = VersionChoiceField(
         queryset=ModelVersion.objects.none(),
@@ -319,6 +338,7 @@ class TrainingLaunchForm(ServiceErrorForm):
         "bad_reward_model": "reward_model",
         "missing_snapshot": "snapshot",
         "missing_demonstration_snapshot": "demonstration_snapshot",
+        "bad_rating_snapshot": "rating_snapshot",
     }
 
     def __init__(self, *args, project, **kwargs):
@@ -331,6 +351,9 @@ class TrainingLaunchForm(ServiceErrorForm):
         demonstrations = DemonstrationSnapshot.objects.filter(project=project).order_by("-number")
         self.fields["demonstration_snapshot"].queryset = demonstrations
         self.fields["demonstration_snapshot"].initial = demonstrations.values_list("pk", flat=True).first()
+        ratings = RatingSnapshot.objects.filter(project=project).order_by("-number")
+        self.fields["rating_snapshot"].queryset = ratings
+        self.fields["rating_snapshot"].initial = ratings.values_list("pk", flat=True).first()
         policies = ModelVersion.objects.filter(project=project, kind=ModelKind.POLICY).order_by("-number")
         self.fields["parent"].queryset = policies
         self.fields["parent"].initial = project.current_policy_id
@@ -392,6 +415,9 @@ class TrainingLaunchForm(ServiceErrorForm):
     def uses_demonstrations(self) -> bool:
         return self.chosen_method() in NEEDS_DEMONSTRATIONS
 
+    def takes_ratings(self) -> bool:
+        return self.chosen_method() in TAKES_RATINGS
+
     def uses_lora(self) -> bool:
         value = self.data.get("fine_tuning") if self.is_bound else self.fields["fine_tuning"].initial
         return value == "lora"
@@ -438,6 +464,10 @@ class TrainingLaunchForm(ServiceErrorForm):
             cleaned["snapshot"] = None
         else:
             cleaned["demonstration_snapshot"] = None
+        if method not in TAKES_RATINGS:
+            cleaned["rating_snapshot"] = None
+        elif cleaned.get("rating_snapshot") is not None:
+            cleaned["snapshot"] = None  # KTO on thumbs: the rating snapshot is the data
         if method:
             config: dict[str, Any] = {}
             for spec in (*self.spec.common, *self.spec.lora):
@@ -455,6 +485,7 @@ class TrainingLaunchForm(ServiceErrorForm):
             "method": data["method"],
             "snapshot": data["snapshot"],
             "demonstration_snapshot": data["demonstration_snapshot"],
+            "rating_snapshot": data["rating_snapshot"],
             "parent": data["parent"],
             "reward_model": data["reward_model"],
             "config": data["config"],

@@ -1,7 +1,8 @@
-"""Training runs (SFT, reward model, DPO, PPO, RLOO, GRPO) and their metric time series.
+"""Training runs (SFT, reward model, DPO, KTO, PPO, RLOO, GRPO) and their metric time series.
 
-SFT trains on a demonstration snapshot (annotators' written answers); every other method on a
-preference snapshot. A run holds exactly one of the two, and a check constraint keeps it so.
+SFT trains on a demonstration snapshot (annotators' written answers); KTO on a rating snapshot
+(thumbs up / down) or a preference snapshot (each pair unpaired); every other method on a
+preference snapshot. A run holds exactly one kind of data, and a check constraint keeps it so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ class Method(models.TextChoices):
     SFT = "sft", "SFT"
     REWARD = "reward", "Reward model (Bradley–Terry)"
     DPO = "dpo", "DPO"
+    KTO = "kto", "KTO"
     PPO = "ppo", "PPO"
     RLOO = "rloo", "RLOO"
     GRPO = "grpo", "GRPO"
@@ -23,6 +25,8 @@ class Method(models.TextChoices):
 NEEDS_REWARD_MODEL = {Method.PPO, Method.RLOO, Method.GRPO}
 # Methods that read demonstrations instead of preference pairs.
 NEEDS_DEMONSTRATIONS = {Method.SFT}
+# Methods that can read a rating snapshot (thumbs up / down) instead of preference pairs.
+TAKES_RATINGS = {Method.KTO}
 
 
 class TrainingStatus(models.TextChoices):
@@ -55,6 +59,14 @@ class TrainingRun(models.Model):
         on_delete=models.PROTECT,
         related_name="training_runs",
         help_text="The demonstrations (SFT only).",
+    )
+    rating_snapshot = models.ForeignKey(
+        "ratings.RatingSnapshot",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="training_runs",
+        help_text="The thumbs up / down ratings (KTO only; KTO can train on a preference snapshot instead).",
     )
     parent = models.ForeignKey(
         "registry.ModelVersion",
@@ -94,10 +106,11 @@ class TrainingRun(models.Model):
             # both, or neither) could only fail there, so the database refuses it up front.
             models.CheckConstraint(
                 condition=(
-                    Q(method="sft", demonstration_snapshot__isnull=False, snapshot__isnull=True)
-                    | (~Q(method="sft") & Q(snapshot__isnull=False, demonstration_snapshot__isnull=True))
+                    Q(method="sft", demonstration_snapshot__isnull=False, snapshot__isnull=True, rating_snapshot__isnull=True)
+                    | Q(method="kto", rating_snapshot__isnull=False, snapshot__isnull=True, demonstration_snapshot__isnull=True)
+                    | (~Q(method="sft") & Q(snapshot__isnull=False, demonstration_snapshot__isnull=True, rating_snapshot__isnull=True))
                 ),
-                name="training_data_matches_method",
+                name="training_data_kind_matches_method",
             ),
         ]
 
@@ -113,6 +126,8 @@ class TrainingRun(models.Model):
         """What the run trains on, for names and pages: "snapshot 3" or "demonstration snapshot 2"."""
         if self.demonstration_snapshot_id is not None:
             return f"demonstration snapshot {self.demonstration_snapshot.number}"
+        if self.rating_snapshot_id is not None:
+            return f"rating snapshot {self.rating_snapshot.number}"
         return f"snapshot {self.snapshot.number}"
 
 

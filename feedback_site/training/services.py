@@ -18,12 +18,14 @@ from feedback_site.core.queue import enqueue
 from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
+from feedback_site.ratings.models import RatingSnapshot
 from feedback_site.registry.models import ModelKind, ModelVersion, VersionStatus
 from feedback_site.registry.services import version_register
 from feedback_site.snapshots.models import Snapshot
 from feedback_site.training.models import (
     NEEDS_DEMONSTRATIONS,
     NEEDS_REWARD_MODEL,
+    TAKES_RATINGS,
     Method,
     TrainingMetric,
     TrainingRun,
@@ -83,10 +85,26 @@ def _hash(value) -> str:
 
 
 def _check_training_data(
-    method: str, project: Project, snapshot: Snapshot | None, demonstration_snapshot: DemonstrationSnapshot | None
+    method: str,
+    project: Project,
+    snapshot: Snapshot | None,
+    demonstration_snapshot: DemonstrationSnapshot | None,
+    rating_snapshot: RatingSnapshot | None = None,
 ) -> str:
     """The content hash of what `method` trains on, or Invalid naming the field that is wrong:
-    SFT reads a demonstration snapshot, every other method a ready preference snapshot."""
+    SFT reads a demonstration snapshot, KTO a rating snapshot or a preference snapshot, every
+    other method a ready preference snapshot."""
+    if rating_snapshot is not None:
+        if method not in TAKES_RATINGS:
+            raise Invalid(
+                f"rating_snapshot: {method} does not train on thumbs up / down ratings; only {', '.join(sorted(TAKES_RATINGS))} does",
+                code="bad_rating_snapshot",
+            )
+        if snapshot is not None or demonstration_snapshot is not None:
+            raise Invalid("rating_snapshot: give one kind of training data, not two", code="bad_rating_snapshot")
+        if rating_snapshot.project_id != project.pk:
+            raise Invalid("rating_snapshot: the rating snapshot belongs to another project", code="bad_rating_snapshot")
+        return rating_snapshot.content_hash
     if method in NEEDS_DEMONSTRATIONS:
         if snapshot is not None:
             raise Invalid(
@@ -108,7 +126,8 @@ def _check_training_data(
             code="bad_demonstration_snapshot",
         )
     if snapshot is None:
-        raise Invalid(f"snapshot: {method} needs a preference snapshot to train on", code="missing_snapshot")
+        also = " or a rating snapshot (rating_snapshot)" if method in TAKES_RATINGS else ""
+        raise Invalid(f"snapshot: {method} needs a preference snapshot{also} to train on", code="missing_snapshot")
     if snapshot.project_id != project.pk:
         raise Invalid("the snapshot belongs to another project", code="bad_snapshot")
     if not snapshot.is_ready:
@@ -124,17 +143,18 @@ def training_launch(
     method: str,
     snapshot: Snapshot | None = None,
     demonstration_snapshot: DemonstrationSnapshot | None = None,
+    rating_snapshot: RatingSnapshot | None = None,
     parent: ModelVersion | None = None,
     reward_model: ModelVersion | None = None,
     config: dict | None = None,
 ) -> tuple[TrainingRun, bool]:
     """Returns (run, created). Launching exactly what is already queued or running returns that
-    run instead of a second one. `sft` takes `demonstration_snapshot`; the other methods take
-    `snapshot`."""
+    run instead of a second one. `sft` takes `demonstration_snapshot`; `kto` takes
+    `rating_snapshot` or `snapshot`; the other methods take `snapshot`."""
     require_role(actor, project, STAFF_ROLES)
     parsed = training_config(method, config)
     full_config = parsed.to_dict()
-    data_hash = _check_training_data(method, project, snapshot, demonstration_snapshot)
+    data_hash = _check_training_data(method, project, snapshot, demonstration_snapshot, rating_snapshot)
     parent = parent or project.current_policy
     if parent is None or parent.project_id != project.pk or parent.kind != ModelKind.POLICY:
         raise Invalid("parent must be a policy version of this project", code="bad_parent")
@@ -148,8 +168,8 @@ def training_launch(
 
     # The dataclass's own hash: the one the artifact's manifest.json carries, and the version's.
     config_hash = parsed.config_hash()
-    # The data enters the key by its content hash (preferences, or demonstrations for SFT); the
-    # method is in the key too, so the two kinds of snapshot can never stand for each other.
+    # The data enters the key by its content hash (preferences, demonstrations or ratings); the
+    # method is in the key too, so two kinds of snapshot can never stand for each other.
     launch_key = _hash([method, data_hash, parent.pk, reward_model.pk if reward_model else None, config_hash])
     try:
         with transaction.atomic():
@@ -158,6 +178,7 @@ def training_launch(
                 method=method,
                 snapshot=snapshot,
                 demonstration_snapshot=demonstration_snapshot,
+                rating_snapshot=rating_snapshot,
                 parent=parent,
                 reward_model=reward_model,
                 config=full_config,
@@ -174,6 +195,7 @@ def training_launch(
                 method=method,
                 snapshot=snapshot,
                 demonstration_snapshot=demonstration_snapshot,
+                rating_snapshot=rating_snapshot,
                 parent=parent,
                 reward_model=reward_model,
                 config=config,

@@ -26,7 +26,7 @@ from feedback_site.projects.views import error_page, form_status, project_contex
 from feedback_site.registry.models import ModelKind, ModelVersion
 from feedback_site.training import services
 from feedback_site.training.forms import TrainingLaunchForm, method_defaults
-from feedback_site.training.models import NEEDS_DEMONSTRATIONS, NEEDS_REWARD_MODEL, TERMINAL_STATUSES, TrainingRun
+from feedback_site.training.models import NEEDS_DEMONSTRATIONS, NEEDS_REWARD_MODEL, TAKES_RATINGS, TERMINAL_STATUSES, TrainingRun
 
 # Friendly names of the metrics the rlhf trainers report (TRL's names for reward/DPO/RLOO/GRPO,
 # ours for PPO). Keys not listed are shown under their own name. The order is the table's order.
@@ -185,7 +185,7 @@ def metric_rows(values: dict) -> list[dict]:
 def _training_context(project, role, form):
     runs = (
         TrainingRun.objects.filter(project=project)
-        .select_related("snapshot", "demonstration_snapshot", "parent", "reward_model", "output_version", "created_by")
+        .select_related("snapshot", "demonstration_snapshot", "rating_snapshot", "parent", "reward_model", "output_version", "created_by")
         .order_by("-id")[:50]
     )
     return project_context(
@@ -193,9 +193,10 @@ def _training_context(project, role, form):
         role,
         form=form,
         runs=runs,
-        has_snapshots=form.fields["snapshot"].queryset.exists() or form.fields["demonstration_snapshot"].queryset.exists(),
+        has_snapshots=any(form.fields[name].queryset.exists() for name in ("snapshot", "demonstration_snapshot", "rating_snapshot")),
         needs_reward_model=" ".join(sorted(NEEDS_REWARD_MODEL)),
         needs_demonstrations=" ".join(sorted(NEEDS_DEMONSTRATIONS)),
+        takes_ratings=" ".join(sorted(TAKES_RATINGS)),
     )
 
 
@@ -328,7 +329,7 @@ def project_models(request, project, role):
     # produced_by__demonstration_snapshot: an SFT version has no preference snapshot; the page shows
     # its run's demonstration snapshot instead, in the same query.
     versions = ModelVersion.objects.filter(project=project).select_related(
-        "parent", "snapshot", "produced_by", "produced_by__demonstration_snapshot", "created_by"
+        "parent", "snapshot", "produced_by", "produced_by__demonstration_snapshot", "produced_by__rating_snapshot", "created_by"
     )
     counts = ModelVersion.objects.filter(project=project).aggregate(
         policy=Count("pk", filter=Q(kind=ModelKind.POLICY)), reward=Count("pk", filter=Q(kind=ModelKind.REWARD))

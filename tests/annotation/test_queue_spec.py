@@ -2,8 +2,9 @@
 
 Each scenario runs through a *driver*: a task kind served by one implementation of the queue
 (`feedback_site.annotation.queue`). On PostgreSQL: pairs through the PL/pgSQL functions
-(`queue_pg`, "pair-sql"), pairs through the ORM ("pair-orm") and demonstrations through the ORM
-("demonstration-orm"); on SQLite the ORM drivers. The Makefile runs the suite on both databases,
+(`queue_pg`, "pair-sql"), pairs through the ORM ("pair-orm"), demonstrations through the ORM
+("demonstration-orm") and thumbs up / down ratings through the ORM ("rating-orm"); on SQLite the
+ORM drivers. The Makefile runs the suite on both databases,
 so SQLite (ORM), PostgreSQL (ORM) and PostgreSQL (functions) all pass the same scenarios. A new
 kind adds a driver here and passes them too. Scenarios that need real row locks across threads
 are marked postgres_only. Pair-only guarantees (display order, criteria, dynamic overlap, gold
@@ -35,6 +36,9 @@ from feedback_site.core.errors import Conflict, Invalid, NotFound
 from feedback_site.demonstrations import services as demo_services
 from feedback_site.demonstrations.models import DemonstrationTask
 from feedback_site.demonstrations.services import DEMONSTRATION
+from feedback_site.ratings import services as rating_services
+from feedback_site.ratings.models import RatingTask
+from feedback_site.ratings.services import RATING
 from tests.annotation.conftest import queue_implementations
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +81,7 @@ class Driver:
 
 def _drivers() -> list[str]:
     pair = [f"pair-{path}" for path in queue_implementations()]
-    return pair + ["demonstration-orm"]
+    return pair + ["demonstration-orm", "rating-orm"]
 
 
 def _pair_driver(name: str, make_pairs) -> Driver:
@@ -130,11 +134,42 @@ def _demonstration_driver(site_admin) -> Driver:
     )
 
 
+def _rating_driver(site_admin) -> Driver:
+    from feedback_site.annotation.models import Prompt, Response
+
+    def make_tasks(project, n, overlap=None):
+        prompt = Prompt.objects.create(project=project, text="Rate the answers to this.")
+        responses = [Response.objects.create(prompt=prompt, text=f"Answer {i}.", sample_index=i) for i in range(n)]
+        rating_services.tasks_create(
+            project=project,
+            actor=site_admin,
+            response_ids=[r.pk for r in responses],
+            overlap=project.overlap if overlap is None else overlap,
+        )
+        return list(RatingTask.objects.filter(response__in=responses).order_by("id"))
+
+    return Driver(
+        name="rating-orm",
+        kind=RATING,
+        fast=False,
+        make_tasks=make_tasks,
+        next=lambda project, user, now=None: rating_services.next_task(project=project, annotator=user, now=now),
+        submit=lambda lease_id, user, answer=None, now=None: rating_services.submit(
+            assignment_id=lease_id, annotator=user, label=True if answer is None else answer, now=now
+        ),
+        skip=lambda lease_id, user: rating_services.skip(assignment_id=lease_id, annotator=user),
+        renew=lambda lease_id, user, now=None: rating_services.renew(assignment_id=lease_id, annotator=user, now=now),
+        answers=(True, False, True),
+    )
+
+
 @pytest.fixture(params=_drivers())
 def driver(request, monkeypatch, make_pairs, site_admin) -> Driver:
     monkeypatch.setattr(services, "USE_SQL_FAST_PATH", request.param == "pair-sql")
     if request.param.startswith("pair-"):
         return _pair_driver(request.param, make_pairs)
+    if request.param == "rating-orm":
+        return _rating_driver(site_admin)
     return _demonstration_driver(site_admin)
 
 
@@ -538,6 +573,20 @@ def test_dynamic_overlap_does_not_apply_to_demonstrations(make_project, annotato
     assert driver.count(task) == 3 and task.overlap == 3
 
 
+@pytest.mark.parametrize(("second", "expected"), [(True, (2, 2, True)), (False, (2, 3, False))])
+def test_dynamic_overlap_on_ratings_asks_a_third_only_on_disagreement(make_project, annotators, site_admin, second, expected):
+    driver = _rating_driver(site_admin)
+    project = _dynamic_project(make_project, overlap=3)
+    [task] = driver.make_tasks(project, 1)
+    users = annotators(project, 4)
+    for user, label in zip(users, (True, second)):
+        driver.submit(driver.next(project, user).pk, user, label)
+    task.refresh_from_db()
+    assert (task.submitted_count, task.overlap, task.is_complete) == expected
+    third = driver.next(project, users[2])
+    assert (third is not None) == (not expected[2])
+
+
 # ---------------------------------------------------------------------------------------------
 # Pairs: gold (the rate and pauses are in test_gold.py, through both pair paths)
 # ---------------------------------------------------------------------------------------------
@@ -729,7 +778,7 @@ def test_concurrent_annotators_never_give_a_pair_a_fourth_judgment(pair_driver, 
 
 
 def test_the_suite_covers_every_implementation_this_database_has():
-    expected = {"pair-orm", "demonstration-orm"}
+    expected = {"pair-orm", "demonstration-orm", "rating-orm"}
     if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
         expected.add("pair-sql")
     assert set(_drivers()) == expected

@@ -140,3 +140,29 @@ def test_manual_decision_and_the_round_page(project, staff, policies, annotator,
     client.force_login(annotator)
     assert client.get(f"/rounds/{rnd.pk}/").status_code in (403, 404)
     assert client.get(f"/projects/{project.pk}/loop/").status_code in (403, 404)
+
+
+@pytest.mark.parametrize(("method", "reward_first"), [("kto", False), ("dpo", False), ("grpo", True)])
+def test_the_train_stage_trains_a_reward_model_first_only_for_reward_methods(project, staff, policies, monkeypatch, method, reward_first):
+    """A round can learn with KTO (from the round's pair snapshot, no reward model), like DPO."""
+    import json
+
+    from feedback_site.annotation.imports import import_file
+    from feedback_site.snapshots.services import snapshot_create
+    from feedback_site.training import services as training_services
+    from feedback_site.training.models import TrainingRun
+
+    monkeypatch.setattr(training_services, "enqueue", lambda *args, **options: "task-id")
+    lines = [{"prompt": f"Topic {i}?", "response_a": f"good {i}", "response_b": f"bad {i}", "preferred": "a"} for i in range(6)]
+    import_file(project=project, actor=staff, kind="pairs", filename="p.jsonl", data="\n".join(json.dumps(x) for x in lines).encode())
+    snapshot, _ = snapshot_create(project=project, actor=staff)
+    config = services.round_config({"method": method})
+    assert bool(config["reward_training"]) == reward_first
+    rnd = make_round(project, staff, policies, stage=Stage.TRAIN, snapshot=snapshot)
+    Round.objects.filter(pk=rnd.pk).update(config=config)
+
+    rnd = services.round_advance(round_id=rnd.pk)
+    assert rnd.stage == Stage.TRAIN, rnd.message
+    launched = list(TrainingRun.objects.filter(project=project).values_list("method", flat=True))
+    assert launched == (["reward"] if reward_first else [method])
+    assert (rnd.reward_run_id is not None) == reward_first and (rnd.training_run_id is not None) != reward_first

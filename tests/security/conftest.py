@@ -99,6 +99,13 @@ def world(make_user, add_member, site_admin):
     demo_services.submit(assignment_id=other_demo.pk, annotator=users["ann_a2"], text="ann_a2 writes this")
     demo_snapshot, _ = demo_services.snapshot_create(project=project, actor=site_admin)
     demo_assignment = demo_services.next_task(project=project, annotator=users["ann_a"])
+    from feedback_site.ratings import services as rating_services
+
+    rating_services.tasks_create(project=project, actor=site_admin, overlap=1)
+    other_rating = rating_services.next_task(project=project, annotator=users["ann_a2"])
+    rating_services.submit(assignment_id=other_rating.pk, annotator=users["ann_a2"], label=True, reason="ann_a2 likes this")
+    rating_snapshot, _ = rating_services.snapshot_create(project=project, actor=site_admin)
+    rating_assignment = rating_services.next_task(project=project, annotator=users["ann_a"])
     from feedback_site.loop.models import Campaign, Round, Stage
     from feedback_site.loop.services import round_config, simulated_annotator_create
 
@@ -122,6 +129,8 @@ def world(make_user, add_member, site_admin):
         "chat": chat,
         "demo_assignment": demo_assignment,
         "demo_snapshot": demo_snapshot,
+        "rating_assignment": rating_assignment,
+        "rating_snapshot": rating_snapshot,
         "screen": screen,
         "project": project,
         "project_b": project_b,

@@ -256,6 +256,17 @@ TABLE: dict[str, Row] = {
     "api-demo-snapshots": staff(),
     "api-demo-snapshots POST": staff(),
     "api-demo-snapshot-download": staff(kwargs={"snapshot_id": "demo_snapshot"}),
+    # --- ratings (thumbs up / down) ------------------------------------------------------------------
+    "rate": member(),
+    "api-rating-tasks": staff(probe="POST", data={"overlap": 0}),
+    "api-rating-next": member(probe="POST"),
+    "api-rating-progress": member(),
+    "api-rating-submit": own_assignment(probe="POST", data={"label": "maybe"}, kwargs={"assignment_id": "rating_assignment"}),
+    "api-rating-skip": own_assignment(probe="POST", kwargs={"assignment_id": "rating_assignment"}),
+    "api-rating-renew": own_assignment(probe="POST", kwargs={"assignment_id": "rating_assignment"}),
+    "api-rating-snapshots": staff(),
+    "api-rating-snapshots POST": staff(),
+    "api-rating-snapshot-download": staff(kwargs={"snapshot_id": "rating_snapshot"}),
     # --- closed loop (helper D2): simulated annotators, blind campaigns, rounds -------------------
     "project-loop": staff(),
     "project-loop POST": staff(data={"action": "bogus"}),

@@ -132,20 +132,38 @@ def test_sft_launch_queues_one_run_keyed_by_the_demonstrations_content(world, si
 
 def test_the_database_refuses_a_run_with_the_wrong_kind_of_data(world, site_admin):
     project = world["project"]
+    from feedback_site.ratings.models import RatingSnapshot
+
+    ratings = RatingSnapshot.objects.create(
+        project=project,
+        number=1,
+        content_hash="r" * 64,
+        path="r.jsonl",
+        example_count=2,
+        desirable_count=1,
+        undesirable_count=1,
+        split_count=0,
+    )
     common = {"project": project, "parent": project.current_policy, "config": {}, "config_hash": "h", "created_by": site_admin}
     bad_rows = [
         {"method": "sft", "snapshot": world["preferences"]},
         {"method": "sft", "snapshot": world["preferences"], "demonstration_snapshot": world["demos"]},
         {"method": "sft"},
+        {"method": "sft", "rating_snapshot": ratings},
         {"method": "dpo", "demonstration_snapshot": world["demos"]},
         {"method": "dpo", "snapshot": world["preferences"], "demonstration_snapshot": world["demos"]},
+        {"method": "dpo", "rating_snapshot": ratings},
         {"method": "reward"},
+        {"method": "kto"},
+        {"method": "kto", "snapshot": world["preferences"], "rating_snapshot": ratings},
     ]
     for index, row in enumerate(bad_rows):
-        with pytest.raises(IntegrityError, match="training_data_matches_method"), transaction.atomic():
+        with pytest.raises(IntegrityError, match="training_data_kind_matches_method"), transaction.atomic():
             TrainingRun.objects.create(launch_key=f"bad-{index}", **common, **row)
     TrainingRun.objects.create(launch_key="ok-sft", method="sft", demonstration_snapshot=world["demos"], **common)
     TrainingRun.objects.create(launch_key="ok-dpo", method="dpo", snapshot=world["preferences"], **common)
+    TrainingRun.objects.create(launch_key="ok-kto-pairs", method="kto", snapshot=world["preferences"], **common)
+    TrainingRun.objects.create(launch_key="ok-kto-ratings", method="kto", rating_snapshot=ratings, **common)
 
 
 def test_a_changed_demonstrations_file_fails_the_run_before_training(world, site_admin, settings, gpu_queue):

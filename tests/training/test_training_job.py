@@ -114,3 +114,29 @@ def test_a_run_its_version_and_its_manifest_carry_one_config_hash(setup, site_ad
     version = run.output_version
     manifest = json.loads((Path(version.artifact_uri) / "manifest.json").read_text())
     assert run.config_hash == version.config_hash == manifest["config_hash"]
+
+
+def test_the_sites_methods_are_the_libraries():
+    from feedback_site.training.models import NEEDS_REWARD_MODEL, Method
+    from rlhf.training import METHODS, METHODS_NEEDING_REWARD
+
+    assert set(Method.values) == set(METHODS)
+    assert set(NEEDS_REWARD_MODEL) == set(METHODS_NEEDING_REWARD)
+
+
+def test_kto_trains_on_a_preference_snapshot_and_registers_a_policy(setup, site_admin):
+    """A pair snapshot feeds KTO as thumbs: each pair's chosen answer desirable, its rejected one undesirable."""
+    from pathlib import Path
+
+    project, snapshot = setup
+    config = {"max_steps": 2, "batch_size": 4, "max_length": 128, "eval_fraction": 0.25}
+    run, _ = services.training_launch(project=project, actor=site_admin, method="kto", snapshot=snapshot, config=config)
+    training_job.run_training(run.pk)
+    run.refresh_from_db()
+    assert run.status == TrainingStatus.SUCCEEDED, run.message
+    version = run.output_version
+    assert version.kind == "policy" and version.parent_id == project.current_policy_id
+    manifest = json.loads((Path(version.artifact_uri) / "manifest.json").read_text())
+    assert manifest["method"] == "kto" and manifest["desirable_examples"] == manifest["undesirable_examples"] == 6
+    assert run.config_hash == version.config_hash == manifest["config_hash"]
+    assert version.metrics["method"] == "kto" and "rewards/margins" in version.metrics and "kl" in version.metrics

@@ -1,6 +1,6 @@
 // The training launch form: shows the chosen method's settings (the reward-model picker only for
 // methods that need one, the demonstration-snapshot picker instead of the preference snapshot for
-// SFT), the LoRA settings only for LoRA, marks fields changed from their
+// SFT, the rating-snapshot picker beside it for KTO), the LoRA settings only for LoRA, marks fields changed from their
 // defaults, and resets them. Without JavaScript the form still works: the server renders the
 // chosen method's section and ignores the others.
 (function () {
@@ -12,6 +12,8 @@
   var rewardField = document.getElementById("reward-model-field");
   var snapshotField = document.getElementById("snapshot-field");
   var demonstrationField = document.getElementById("demonstration-snapshot-field");
+  var ratingField = document.getElementById("rating-snapshot-field");
+  var takesRatings = (form.dataset.takesRatings || "").split(" ");
   var lora = document.getElementById("lora-section");
 
   function chosen(name) {
@@ -30,6 +32,7 @@
     var demos = needsDemonstrations.indexOf(method) !== -1;
     if (snapshotField) snapshotField.hidden = demos && !hasError(snapshotField);
     if (demonstrationField) demonstrationField.hidden = !demos && !hasError(demonstrationField);
+    if (ratingField) ratingField.hidden = takesRatings.indexOf(method) === -1 && !hasError(ratingField);
     if (lora) lora.hidden = chosen("fine_tuning") !== "lora" && !hasError(lora);
   }
 
