@@ -122,18 +122,28 @@ class AssignmentStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
-class Assignment(models.Model):
+class Lease(models.Model):
+    """What every task kind's lease row holds beside its task and annotator (the queue's
+    `TaskKind.lease_model` contract, `annotation.queue`): its status and its times. An expired
+    lease stays `leased` with a past `expires_at` and simply stops counting against its task."""
+
+    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    leased_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Assignment(Lease):
     """One annotator's lease on one pair. An annotator gets a pair at most once (unique), so a
     skipped or judged pair never comes back to them; an expired lease stays `leased` with a past
     `expires_at` and simply stops counting against the pair's overlap."""
 
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
-    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
     swapped = models.BooleanField(help_text="True when response B was shown on the left.")
-    leased_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -1,4 +1,4 @@
-"""API plumbing shared by every app: error mapping, the bare health check, token revocation."""
+"""API plumbing shared by every app: error mapping, strict request bodies, the bare health check, token revocation."""
 
 from __future__ import annotations
 
@@ -15,9 +15,22 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from feedback_site.core import accounts
-from feedback_site.core.errors import Forbidden, NotFound, ServiceError, storage_error_message
+from feedback_site.core.errors import Forbidden, Invalid, NotFound, ServiceError, storage_error_message
 
 log = logging.getLogger(__name__)
+
+
+def strict_body(request, serializer_class: type[serializers.Serializer]) -> dict:
+    """The request's JSON object validated by `serializer_class`, refusing fields it does not
+    know (a typo such as "lable" is a 400 naming it, not a silently ignored value)."""
+    if not isinstance(request.data, dict):
+        raise Invalid("expected a JSON object", code="bad_body")
+    unknown = set(request.data) - set(serializer_class().fields)
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", code="bad_field")
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return dict(data.validated_data)
 
 
 def exception_handler(exc, context):

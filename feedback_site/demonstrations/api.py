@@ -9,7 +9,8 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.errors import Invalid, NotFound
+from feedback_site.core.api import strict_body
+from feedback_site.core.errors import NotFound
 from feedback_site.demonstrations import services
 from feedback_site.demonstrations.models import DemonstrationSnapshot
 from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, require_role
@@ -36,24 +37,13 @@ def _snapshot_out(snapshot) -> dict:
     }
 
 
-def _body(request, serializer_class):
-    if not isinstance(request.data, dict):
-        raise Invalid("expected a JSON object", code="bad_body")
-    unknown = set(request.data) - set(serializer_class().fields)
-    if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", code="bad_field")
-    data = serializer_class(data=request.data)
-    data.is_valid(raise_exception=True)
-    return dict(data.validated_data)
-
-
 @extend_schema(
     responses=OpenApiTypes.OBJECT, request=TasksIn, summary="Queue demonstration tasks (write an ideal response, or correct a shown one)"
 )
 @api_view(["POST"])
 def tasks_create(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
-    created = services.tasks_create(project=project, actor=request.user, **_body(request, TasksIn))
+    created = services.tasks_create(project=project, actor=request.user, **strict_body(request, TasksIn))
     return Response({"created": created}, status=status.HTTP_201_CREATED)
 
 
@@ -70,7 +60,7 @@ def next_task(request, project_id: int):
 @extend_schema(responses=OpenApiTypes.OBJECT, request=SubmitIn, summary="Submit a demonstration (idempotent)")
 @api_view(["POST"])
 def submit(request, assignment_id: int):
-    demo, created = services.submit(assignment_id=assignment_id, annotator=request.user, **_body(request, SubmitIn))
+    demo, created = services.submit(assignment_id=assignment_id, annotator=request.user, **strict_body(request, SubmitIn))
     return Response(
         {"demonstration_id": demo.pk, "assignment_id": assignment_id, "text": demo.text},
         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

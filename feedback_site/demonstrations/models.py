@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from feedback_site.annotation.models import Lease
+
 
 class DemoMode(models.TextChoices):
     WRITE = "write", "Write the ideal response"
@@ -47,19 +49,9 @@ class DemonstrationTask(models.Model):
         ]
 
 
-class DemoAssignmentStatus(models.TextChoices):
-    LEASED = "leased", "Leased"
-    SUBMITTED = "submitted", "Submitted"
-    SKIPPED = "skipped", "Skipped"
-
-
-class DemonstrationAssignment(models.Model):
+class DemonstrationAssignment(Lease):
     task = models.ForeignKey(DemonstrationTask, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="demonstration_assignments")
-    status = models.CharField(max_length=10, choices=DemoAssignmentStatus.choices, default=DemoAssignmentStatus.LEASED)
-    leased_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -9,17 +9,15 @@ pauses. Demonstrations have no gold and a fixed overlap.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
 from feedback_site.annotation import queue
 from feedback_site.annotation.models import Prompt, Response, Split
-from feedback_site.core.errors import Conflict, Invalid
-from feedback_site.core.hashing import file_sha256
+from feedback_site.core.errors import Invalid
+from feedback_site.core.frozen import freeze_rows, verified_path
 from feedback_site.demonstrations.models import (
     DemoMode,
     Demonstration,
@@ -170,39 +168,12 @@ def snapshot_create(*, project: Project, actor) -> tuple[DemonstrationSnapshot, 
     rows = export_rows(project)
     if not rows:
         raise Invalid("there are no demonstrations to snapshot yet", code="no_demonstrations")
-    body = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows).encode()
-    content_hash = hashlib.sha256(body).hexdigest()
-    with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
-        latest = DemonstrationSnapshot.objects.filter(project=project).order_by("-number").first()
-        if latest is not None and latest.content_hash == content_hash:
-            return latest, False
-        number = (latest.number + 1) if latest else 1
-        relative = Path("demonstrations") / f"project-{project.pk}" / f"snapshot-{number}-{content_hash[:12]}.jsonl"
-        target = Path(settings.ARTIFACTS_DIR) / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(body)
-        tmp.replace(target)
-        snapshot = DemonstrationSnapshot.objects.create(
-            project=project,
-            number=number,
-            content_hash=content_hash,
-            path=str(relative),
-            demonstration_count=len(rows),
-            created_by=actor,
-        )
-        return snapshot, True
+    return freeze_rows(
+        model=DemonstrationSnapshot, project=project, folder="demonstrations", rows=rows, actor=actor, demonstration_count=len(rows)
+    )
 
 
 def snapshot_file(snapshot: DemonstrationSnapshot) -> Path:
     """The snapshot's JSONL after checking it still has its recorded hash (the file's sha256 is
     the snapshot's content hash), so a download or an SFT run never reads a changed file."""
-    path = Path(settings.ARTIFACTS_DIR) / snapshot.path
-    if not path.is_file() or file_sha256(path) != snapshot.content_hash:
-        raise Conflict(
-            f"demonstration snapshot {snapshot.number}'s file {snapshot.path} is missing or does not match its "
-            "recorded hash; restore it from backup",
-            code="corrupt_snapshot",
-        )
-    return path
+    return verified_path(snapshot.path, snapshot.content_hash, f"demonstration snapshot {snapshot.number}")

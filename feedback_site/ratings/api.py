@@ -9,7 +9,8 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.errors import Invalid, NotFound
+from feedback_site.core.api import strict_body
+from feedback_site.core.errors import NotFound
 from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, require_role
 from feedback_site.ratings import services
 from feedback_site.ratings.models import RatingSnapshot
@@ -24,7 +25,7 @@ class TasksIn(serializers.Serializer):
 
 class SubmitIn(serializers.Serializer):
     # Checked by the service (a 400 naming the field), not coerced: "yes" or 1 is not a label.
-    label = serializers.JSONField()
+    label = serializers.JSONField(required=False, default=None)
     reason = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False, default="")
     time_spent_ms = serializers.IntegerField(required=False, allow_null=True, default=None)
 
@@ -42,24 +43,11 @@ def snapshot_out(snapshot: RatingSnapshot) -> dict:
     }
 
 
-def _body(request, serializer_class) -> dict:
-    if not isinstance(request.data, dict):
-        raise Invalid("expected a JSON object", code="bad_body")
-    unknown = set(request.data) - set(serializer_class().fields)
-    if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", code="bad_field")
-    if serializer_class is SubmitIn and "label" not in request.data:
-        raise Invalid("label: required (true for thumbs up, false for thumbs down)", code="bad_label")
-    data = serializer_class(data=request.data)
-    data.is_valid(raise_exception=True)
-    return dict(data.validated_data)
-
-
 @extend_schema(responses=OpenApiTypes.OBJECT, request=TasksIn, summary="Queue answers for thumbs up / down ratings")
 @api_view(["POST"])
 def tasks_create(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
-    created = services.tasks_create(project=project, actor=request.user, **_body(request, TasksIn))
+    created = services.tasks_create(project=project, actor=request.user, **strict_body(request, TasksIn))
     return Response({"created": created}, status=status.HTTP_201_CREATED)
 
 
@@ -83,7 +71,8 @@ def progress(request, project_id: int):
 @extend_schema(responses=OpenApiTypes.OBJECT, request=SubmitIn, summary="Rate the answer: label true (thumbs up) or false (idempotent)")
 @api_view(["POST"])
 def submit(request, assignment_id: int):
-    rating, created = services.submit(assignment_id=assignment_id, annotator=request.user, **_body(request, SubmitIn))
+    body = strict_body(request, SubmitIn)
+    rating, created = services.submit(assignment_id=assignment_id, annotator=request.user, **body)
     return Response(
         {"rating_id": rating.pk, "assignment_id": assignment_id, "label": rating.label, "reason": rating.reason},
         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from feedback_site.annotation.models import Lease
+
 
 class RatingTask(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="rating_tasks")
@@ -33,19 +35,9 @@ class RatingTask(models.Model):
         ]
 
 
-class RatingAssignmentStatus(models.TextChoices):
-    LEASED = "leased", "Leased"
-    SUBMITTED = "submitted", "Submitted"
-    SKIPPED = "skipped", "Skipped"
-
-
-class RatingAssignment(models.Model):
+class RatingAssignment(Lease):
     task = models.ForeignKey(RatingTask, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rating_assignments")
-    status = models.CharField(max_length=10, choices=RatingAssignmentStatus.choices, default=RatingAssignmentStatus.LEASED)
-    leased_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -8,20 +8,16 @@ label (two ratings, a third only when they disagree). Ratings have no gold yet.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from django.conf import settings
-from django.db import transaction
-
 from feedback_site.annotation import queue
 from feedback_site.annotation.models import Response, Split
 from feedback_site.annotation.rendered import fill_rows
-from feedback_site.core.errors import Conflict, Invalid
-from feedback_site.core.hashing import file_sha256
+from feedback_site.core.errors import Invalid
+from feedback_site.core.frozen import freeze_rows, verified_path
+from feedback_site.core.hashing import pseudonym
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.ratings.models import Rating, RatingAssignment, RatingSnapshot, RatingTask
@@ -168,11 +164,6 @@ def renew(*, assignment_id: int, annotator, now: datetime | None = None) -> Rati
     return queue.lease_renew(RATING, lease_id=assignment_id, annotator=annotator, now=now)
 
 
-def pseudonym(user_id: int) -> str:
-    """The annotator id exports carry: stable per site, not reversible without the secret key."""
-    return hashlib.sha256(f"{settings.SECRET_KEY}:{user_id}".encode()).hexdigest()[:12]
-
-
 def export_rows(project: Project) -> tuple[list[dict], int]:
     """(rows, split): one row per rated answer in TRL's unpaired format with the majority label
     of its ratings, in a stable order; `split` counts answers whose ratings were evenly split
@@ -197,7 +188,7 @@ def export_rows(project: Project) -> tuple[list[dict], int]:
                 "prompt_id": response.prompt_id,
                 "votes_up": votes[True],
                 "votes_down": votes[False],
-                "ratings": [{"label": r.label, "reason": r.reason, "annotator": pseudonym(r.annotator_id)} for r in group],
+                "ratings": [{"label": r.label, "reason": r.reason, "annotator": pseudonym(project.pk, r.annotator_id)} for r in group],
             }
         )
     return rows, split
@@ -210,42 +201,21 @@ def snapshot_create(*, project: Project, actor) -> tuple[RatingSnapshot, bool]:
     rows, split = export_rows(project)
     if not rows:
         raise Invalid("there are no decided ratings to snapshot yet", code="no_ratings")
-    body = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows).encode()
-    content_hash = hashlib.sha256(body).hexdigest()
     desirable = sum(row["label"] for row in rows)
-    with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
-        latest = RatingSnapshot.objects.filter(project=project).order_by("-number").first()
-        if latest is not None and latest.content_hash == content_hash:
-            return latest, False
-        number = (latest.number + 1) if latest else 1
-        relative = Path("ratings") / f"project-{project.pk}" / f"snapshot-{number}-{content_hash[:12]}.jsonl"
-        target = Path(settings.ARTIFACTS_DIR) / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(body)
-        tmp.replace(target)
-        snapshot = RatingSnapshot.objects.create(
-            project=project,
-            number=number,
-            content_hash=content_hash,
-            path=str(relative),
-            example_count=len(rows),
-            desirable_count=desirable,
-            undesirable_count=len(rows) - desirable,
-            split_count=split,
-            created_by=actor,
-        )
-        return snapshot, True
+    return freeze_rows(
+        model=RatingSnapshot,
+        project=project,
+        folder="ratings",
+        rows=rows,
+        actor=actor,
+        example_count=len(rows),
+        desirable_count=desirable,
+        undesirable_count=len(rows) - desirable,
+        split_count=split,
+    )
 
 
 def snapshot_file(snapshot: RatingSnapshot) -> Path:
     """The snapshot's JSONL after checking it still has its recorded hash, so a download or a
     KTO run never reads a changed file."""
-    path = Path(settings.ARTIFACTS_DIR) / snapshot.path
-    if not path.is_file() or file_sha256(path) != snapshot.content_hash:
-        raise Conflict(
-            f"rating snapshot {snapshot.number}'s file {snapshot.path} is missing or does not match its recorded hash; restore it from backup",
-            code="corrupt_snapshot",
-        )
-    return path
+    return verified_path(snapshot.path, snapshot.content_hash, f"rating snapshot {snapshot.number}")

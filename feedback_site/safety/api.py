@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from feedback_site.core.errors import Invalid
+from feedback_site.core.api import strict_body
 from feedback_site.projects.permissions import STAFF_ROLES, project_for
 from feedback_site.safety import services
 from feedback_site.safety.models import SafetyPolicy, SafetyScreen
@@ -66,14 +66,7 @@ class SafetyScreenOut(serializers.ModelSerializer):
 def safety_policy(request, project_id: int):
     project = project_for(request.user, project_id, STAFF_ROLES)
     if request.method in ("PUT", "PATCH"):
-        if not isinstance(request.data, dict):
-            raise Invalid("expected a JSON object", code="bad_body")
-        unknown = set(request.data) - set(SafetyPolicyIn().fields)
-        if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", code="bad_field")
-        data = SafetyPolicyIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        policy = services.policy_update(project=project, actor=request.user, **data.validated_data)
+        policy = services.policy_update(project=project, actor=request.user, **strict_body(request, SafetyPolicyIn))
         return Response(SafetyPolicyOut(policy).data)
     return Response(SafetyPolicyOut(services.policy_for(project)).data)
 
