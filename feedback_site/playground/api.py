@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from feedback_site.core.api import strict_body
 from feedback_site.core.errors import Invalid
 from feedback_site.playground import services
 from feedback_site.playground.models import Chat
@@ -33,9 +34,10 @@ class MessageOut(serializers.Serializer):
     tokens_per_second = serializers.FloatField(allow_null=True)
     model_was_loaded = serializers.BooleanField(allow_null=True)
     safety = serializers.JSONField()
+    my_rating = serializers.BooleanField(allow_null=True)
 
 
-def message_data(message, reveal: bool = False) -> dict:
+def message_data(message, reveal: bool = False, labels: dict[int, bool] | None = None) -> dict:
     withheld = message.withheld
     return {
         "id": message.pk,
@@ -63,10 +65,12 @@ def message_data(message, reveal: bool = False) -> dict:
         }
         if message.safety_verdict
         else None,
+        # The caller's thumbs on this answer (true up, false down), null when not rated.
+        "my_rating": (labels or {}).get(message.pk),
     }
 
 
-def chat_data(chat: Chat, reveal: bool = False) -> dict:
+def chat_data(chat: Chat, reveal: bool = False, labels: dict[int, bool] | None = None) -> dict:
     messages = list(chat.messages.order_by("turn", "lane", "id"))
     return {
         "id": chat.pk,
@@ -77,7 +81,7 @@ def chat_data(chat: Chat, reveal: bool = False) -> dict:
             for lane in chat.lanes()
         ],
         "busy": any(m.status in ("queued", "streaming") for m in messages),
-        "messages": [message_data(m, reveal) for m in messages],
+        "messages": [message_data(m, reveal, labels) for m in messages],
         "created_at": chat.created_at,
     }
 
@@ -94,6 +98,12 @@ class MessageIn(serializers.Serializer):
     top_k = serializers.IntegerField(required=False)
     max_new_tokens = serializers.IntegerField(required=False)
     seed = serializers.IntegerField(required=False)
+
+
+class RatingIn(serializers.Serializer):
+    # Checked by the ratings service (a 400 naming the field): "yes" or 1 is not a label.
+    label = serializers.JSONField(required=False, default=None)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
 
 
 class SaveIn(serializers.Serializer):
@@ -142,7 +152,8 @@ def chat_list(request, project_id: int):
 @api_view(["GET"])
 def chat_detail(request, chat_id: int):
     chat = services.chat_get(chat_id=chat_id, actor=request.user)
-    return Response(chat_data(chat, reveal=request.query_params.get("reveal") == "1"))
+    labels = services.message_labels(chat=chat, actor=request.user)
+    return Response(chat_data(chat, reveal=request.query_params.get("reveal") == "1", labels=labels))
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT, request=MessageIn, summary="Send a message (to both versions side by side); answers stream")
@@ -163,6 +174,19 @@ def message_send(request, chat_id: int):
 def message_stop(request, chat_id: int):
     chat = services.chat_get(chat_id=chat_id, actor=request.user)
     return Response({"stopping": services.message_stop(chat=chat, actor=request.user)})
+
+
+@extend_schema(
+    responses=OpenApiTypes.OBJECT, request=RatingIn, summary="Thumbs up (label true) or down on one answer; rating it again changes it"
+)
+@api_view(["POST"])
+def message_rate(request, chat_id: int, message_id: int):
+    chat = services.chat_get(chat_id=chat_id, actor=request.user)
+    rating, created = services.message_rate(chat=chat, actor=request.user, message_id=message_id, **strict_body(request, RatingIn))
+    return Response(
+        {"message_id": message_id, "label": rating.label, "reason": rating.reason},
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT, request=SaveIn, summary="Save the conversation as an evaluation or red-team prompt")

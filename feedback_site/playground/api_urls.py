@@ -9,5 +9,6 @@ urlpatterns = [
     path("playground/chats/<int:chat_id>/", api.chat_detail, name="api-playground-chat"),
     path("playground/chats/<int:chat_id>/messages", api.message_send, name="api-playground-send"),
     path("playground/chats/<int:chat_id>/stop", api.message_stop, name="api-playground-stop"),
+    path("playground/chats/<int:chat_id>/messages/<int:message_id>/rating", api.message_rate, name="api-playground-rate"),
     path("playground/chats/<int:chat_id>/save", api.chat_save, name="api-playground-save"),
 ]

@@ -19,6 +19,8 @@ from feedback_site.core.queue import enqueue
 from feedback_site.playground.models import OPEN_STATUSES, Chat, ChatMessage, MessageStatus
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
+from feedback_site.ratings.models import AnswerSource
+from feedback_site.ratings.services import answer_labels, answer_rate
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.generation import SamplingConfig
 from workers.task_names import PLAYGROUND_GENERATE
@@ -212,6 +214,44 @@ def screen_partial(*, project_id: int, text: str, rules=None) -> dict | None:
 
     decision = decide(policy_for(project_id), text, None, rules)
     return decision if decision["verdict"] == "flagged" else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Thumbs up / down on an answer (rating snapshots carry them to KTO)
+# ---------------------------------------------------------------------------------------------
+
+
+def message_rate(*, chat: Chat, actor, message_id: int, label, reason: str = ""):
+    """Staff rate what a version said: thumbs up or down (and a reason) on one finished answer of
+    the chat. Returns (rating, created); rating it again changes the rating. The rating keeps the
+    conversation the answer replied to (its lane's history), so a rating snapshot can use it."""
+    require_role(actor, chat.project_id, STAFF_ROLES)
+    message = ChatMessage.objects.filter(pk=message_id, chat=chat).first()
+    if message is None:
+        raise NotFound("No such message in this chat.")
+    if message.role != "assistant" or message.status != MessageStatus.DONE:
+        raise Invalid("only a finished answer can be rated", code="not_an_answer")
+    if message.withheld:
+        raise Invalid("an answer the safety screen withheld cannot be rated", code="withheld")
+    question = ChatMessage.objects.get(chat=chat, lane=message.lane, turn=message.turn, role="user")
+    conversation = lane_history(chat, message.lane, before_turn=message.turn) + [{"role": "user", "content": question.content}]
+    return answer_rate(
+        project=chat.project,
+        actor=actor,
+        source=AnswerSource.PLAYGROUND,
+        source_id=str(message.pk),
+        conversation=conversation,
+        answer=message.content,
+        label=label,
+        reason=reason,
+        model_version=message.model_version,
+    )
+
+
+def message_labels(*, chat: Chat, actor) -> dict[int, bool]:
+    """The caller's thumbs on the chat's answers: {message id: label}."""
+    ids = list(ChatMessage.objects.filter(chat=chat, role="assistant").values_list("pk", flat=True))
+    return {int(key): label for key, label in answer_labels(source=AnswerSource.PLAYGROUND, source_ids=ids, rater=actor).items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,6 +61,33 @@ class Rating(models.Model):
         ordering = ["id"]
 
 
+class AnswerSource(models.TextChoices):
+    PLAYGROUND = "playground", "Playground"
+
+
+class AnswerRating(models.Model):
+    """Thumbs up / down given outside the queue, on an answer a person saw elsewhere (staff in
+    the playground rating what a version says): one per answer and rater, and rating the answer
+    again changes it. The conversation and the answer are copied here, so the rating snapshot
+    never depends on the chat it came from."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="answer_ratings")
+    source = models.CharField(max_length=20, choices=AnswerSource.choices)
+    source_id = models.CharField(max_length=64, help_text="The answer's id where it came from (a playground chat message).")
+    model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    conversation = models.JSONField(help_text="The messages the answer replied to: [{role, content}, ...], ending with a user turn.")
+    answer = models.TextField()
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="answer_ratings")
+    label = models.BooleanField(help_text="True: thumbs up (desirable); False: thumbs down (undesirable).")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["source", "source_id", "rater"], name="one_answer_rating_per_rater")]
+
+
 class RatingSnapshot(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="rating_snapshots")
     number = models.PositiveIntegerField()

@@ -20,7 +20,7 @@ from feedback_site.core.frozen import freeze_rows, verified_path
 from feedback_site.core.hashing import pseudonym
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
-from feedback_site.ratings.models import Rating, RatingAssignment, RatingSnapshot, RatingTask
+from feedback_site.ratings.models import AnswerRating, AnswerSource, Rating, RatingAssignment, RatingSnapshot, RatingTask
 
 MAX_REASON_CHARS = 2_000
 MAX_TIME_SPENT_MS = 86_400_000
@@ -164,31 +164,87 @@ def renew(*, assignment_id: int, annotator, now: datetime | None = None) -> Rati
     return queue.lease_renew(RATING, lease_id=assignment_id, annotator=annotator, now=now)
 
 
+def answer_rate(
+    *,
+    project: Project,
+    actor,
+    source: str,
+    source_id: str,
+    conversation: list[dict],
+    answer: str,
+    label,
+    reason: str = "",
+    model_version=None,
+) -> tuple[AnswerRating, bool]:
+    """Record `actor`'s thumbs on an answer seen outside the queue (the playground); returns
+    (rating, created). Rating the same answer again changes the label and reason."""
+    require_role(actor, project, STAFF_ROLES)
+    _validate(label, reason, None)
+    if source not in AnswerSource.values:
+        raise Invalid(f"source must be one of {', '.join(AnswerSource.values)}", code="bad_source")
+    if not conversation or conversation[-1].get("role") != "user":
+        raise Invalid("conversation must end with the user turn the answer replied to", code="bad_conversation")
+    rating, created = AnswerRating.objects.update_or_create(
+        source=source,
+        source_id=str(source_id),
+        rater=actor,
+        defaults={"label": label, "reason": reason.strip().replace("\x00", "\ufffd")},
+        create_defaults={
+            "project": project,
+            "model_version": model_version,
+            "conversation": conversation,
+            "answer": answer,
+            "label": label,
+            "reason": reason.strip().replace("\x00", "\ufffd"),
+        },
+    )
+    return rating, created
+
+
+def answer_labels(*, source: str, source_ids: list, rater) -> dict[str, bool]:
+    """`rater`'s current thumbs on the given answers: {source_id: label} (unrated ones absent)."""
+    rows = AnswerRating.objects.filter(source=source, source_id__in=[str(i) for i in source_ids], rater=rater)
+    return dict(rows.values_list("source_id", "label"))
+
+
 def export_rows(project: Project) -> tuple[list[dict], int]:
     """(rows, split): one row per rated answer in TRL's unpaired format with the majority label
-    of its ratings, in a stable order; `split` counts answers whose ratings were evenly split
-    (left out: they say nothing about which side the answer is on)."""
+    of its ratings, in a stable order (queued answers, then answers rated in the playground);
+    `split` counts answers whose ratings were evenly split (left out: they say nothing about
+    which side the answer is on)."""
+    answers: list[tuple[dict, list[dict], str, list[tuple[bool, str, int]]]] = []  # (ids, prompt, answer, votes)
     ratings = Rating.objects.filter(task__project=project).select_related("task__response__prompt").order_by("task__response_id", "id")
     by_response: dict[int, list[Rating]] = {}
     for rating in ratings:
         by_response.setdefault(rating.task.response_id, []).append(rating)
-    rows, split = [], 0
     for response_id, group in by_response.items():
-        votes = Counter(rating.label for rating in group)
-        if votes[True] == votes[False]:
+        response = group[0].task.response
+        ids = {"source": "queue", "response_id": response_id, "prompt_id": response.prompt_id}
+        answers.append((ids, response.prompt.messages(), response.text, [(r.label, r.reason, r.annotator_id) for r in group]))
+    direct = AnswerRating.objects.filter(project=project).order_by("source", "source_id", "id")
+    by_answer: dict[tuple[str, str], list[AnswerRating]] = {}
+    for rating in direct:
+        by_answer.setdefault((rating.source, rating.source_id), []).append(rating)
+    for (source, source_id), group in by_answer.items():
+        first = group[0]
+        ids = {"source": source, "source_id": source_id, "model_version_id": first.model_version_id}
+        answers.append((ids, first.conversation, first.answer, [(r.label, r.reason, r.rater_id) for r in group]))
+
+    rows, split = [], 0
+    for ids, prompt, answer, votes in answers:
+        tally = Counter(label for label, _, _ in votes)
+        if tally[True] == tally[False]:
             split += 1
             continue
-        response = group[0].task.response
         rows.append(
             {
-                "prompt": response.prompt.messages(),
-                "completion": [{"role": "assistant", "content": response.text}],
-                "label": votes[True] > votes[False],
-                "response_id": response_id,
-                "prompt_id": response.prompt_id,
-                "votes_up": votes[True],
-                "votes_down": votes[False],
-                "ratings": [{"label": r.label, "reason": r.reason, "annotator": pseudonym(project.pk, r.annotator_id)} for r in group],
+                "prompt": prompt,
+                "completion": [{"role": "assistant", "content": answer}],
+                "label": tally[True] > tally[False],
+                **ids,
+                "votes_up": tally[True],
+                "votes_down": tally[False],
+                "ratings": [{"label": label, "reason": reason, "annotator": pseudonym(project.pk, user)} for label, reason, user in votes],
             }
         )
     return rows, split

@@ -1,5 +1,6 @@
 """The playground page in headless Chromium: pick two versions, send a message, watch both
-answers stream in side by side, and save the conversation as a red-team prompt."""
+answers stream in side by side, rate them thumbs up and down from the keyboard, and save the
+conversation as a red-team prompt."""
 
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ def test_playground_page_chats_side_by_side_and_saves(page, login, live_server, 
     done.nth(1).wait_for(timeout=60_000)
     assert page.locator(".pg-msg.user").count() == 2
     assert page.locator("#pg-version-a").is_disabled()  # settings are fixed for the chat
+    # Thumbs from the keyboard: Tab to a button, Enter records the rating at once.
+    first, second = done.nth(0), done.nth(1)
+    first.locator('.pg-thumb[data-label="true"]').focus()
+    page.keyboard.press("Enter")
+    first.locator('.pg-thumb[data-label="true"][aria-pressed="true"]').wait_for()
+    second.locator('.pg-thumb[data-label="false"]').focus()
+    page.keyboard.press("Enter")
+    second.locator('.pg-thumb[data-label="false"][aria-pressed="true"]').wait_for()
+    from feedback_site.ratings.models import AnswerRating
+
+    ratings = {r.model_version_id: r.label for r in AnswerRating.objects.filter(project=project, rater=site_admin)}
+    assert ratings == {base.pk: True, lora.pk: False}
+    assert all(r.conversation[-1] == {"role": "user", "content": "Hello there"} for r in AnswerRating.objects.all())
     page.click("#pg-save-redteam")
     page.wait_for_selector("#pg-saved:has-text('red-team prompt')")
     prompt = Prompt.objects.get(project=project, metadata__source="playground")

@@ -81,6 +81,10 @@ def world(make_user, add_member, site_admin):
     from feedback_site.safety.services import screen_responses
 
     chat = chat_create(project=project, actor=site_admin, version_ids=[project.current_policy_id])
+    from feedback_site.playground.models import ChatMessage
+
+    ChatMessage.objects.create(chat=chat, turn=0, role="user", content="probe question")
+    chat_answer = ChatMessage.objects.create(chat=chat, turn=0, role="assistant", content="probe answer")
     flagged = Response.objects.create(prompt=adjudicated_pair.prompt, text="how to make a pipe bomb", sample_index=9)
     screen = screen_responses(project=project, responses=[flagged])[0]
     from feedback_site.evaluation.models import AdversarialPrompt, EvaluationRun, EvaluationSample
@@ -127,6 +131,7 @@ def world(make_user, add_member, site_admin):
         "campaign": campaign,
         "loop_round": loop_round,
         "chat": chat,
+        "chat_answer": chat_answer,
         "demo_assignment": demo_assignment,
         "demo_snapshot": demo_snapshot,
         "rating_assignment": rating_assignment,

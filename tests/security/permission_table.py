@@ -246,6 +246,7 @@ TABLE: dict[str, Row] = {
     "api-playground-chat": staff(kwargs={"chat_id": "chat"}),
     "api-playground-send": staff(probe="POST", data={"content": ""}, kwargs={"chat_id": "chat"}),
     "api-playground-stop": staff(probe="POST", kwargs={"chat_id": "chat"}),
+    "api-playground-rate": staff(probe="POST", data={"label": "probe"}, kwargs={"chat_id": "chat", "message_id": "chat_answer"}),
     "api-playground-save": staff(probe="POST", data={"kind": "bogus"}, kwargs={"chat_id": "chat"}),
     # --- demonstrations (helper F) -----------------------------------------------------------------
     "demonstrate": member(),

@@ -78,6 +78,7 @@
           if (message.error) parts.push(message.error);
           meta.textContent = parts.join(" · ");
           box.appendChild(meta);
+          if (message.status === "done" && !message.withheld) box.appendChild(thumbs(message));
         }
         lane.appendChild(box);
       }
@@ -88,6 +89,33 @@
     $("pg-save-redteam").disabled = !hasMessages;
     $("pg-stop").hidden = !chat.busy;
     $("pg-send").disabled = chat.busy;
+  }
+
+  // Thumbs up / down on a finished answer: buttons (Tab, then Enter or Space) that record the
+  // rating at once; pressing the other one changes it. Rating snapshots carry them to KTO.
+  function thumbs(message) {
+    const bar = document.createElement("div");
+    bar.className = "pg-thumbs";
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", "Rate this answer");
+    for (const [label, text, name] of [[true, "👍", "Good answer"], [false, "👎", "Bad answer"]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "pg-thumb";
+      button.dataset.label = String(label);
+      button.textContent = text;
+      button.title = name;
+      button.setAttribute("aria-label", name);
+      button.setAttribute("aria-pressed", String(message.my_rating === label));
+      button.addEventListener("click", async () => {
+        try {
+          await call("POST", "/playground/chats/" + state.chatId + "/messages/" + message.id + "/rating", { label });
+          bar.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+        } catch (error) { showError(error.message); }
+      });
+      bar.appendChild(button);
+    }
+    return bar;
   }
 
   async function refresh(reveal) {
