@@ -268,6 +268,8 @@ TABLE: dict[str, Row] = {
     "api-rating-snapshots": staff(),
     "api-rating-snapshots POST": staff(),
     "api-rating-snapshot-download": staff(kwargs={"snapshot_id": "rating_snapshot"}),
+    "project-rating-tasks": staff(probe="POST", data={"ratings-overlap": "0"}),
+    "project-rating-snapshot": staff(probe="POST"),
     # --- closed loop (helper D2): simulated annotators, blind campaigns, rounds -------------------
     "project-loop": staff(),
     "project-loop POST": staff(data={"action": "bogus"}),
