@@ -34,6 +34,7 @@ class GenerationRunOut(serializers.ModelSerializer):
             "batch_size",
             "pairing",
             "pairs_per_prompt",
+            "rate_answers",
             "config_hash",
             "progress_done",
             "progress_total",
@@ -65,6 +66,7 @@ class GenerationRunIn(serializers.Serializer):
     batch_size = serializers.IntegerField(default=8)
     pairing = serializers.ChoiceField(choices=Pairing.values, default=Pairing.ALL)
     pairs_per_prompt = serializers.IntegerField(required=False, allow_null=True, default=None)
+    rate_answers = serializers.BooleanField(default=False)
 
 
 @extend_schema(methods=["GET"], responses=GenerationRunOut(many=True), summary="Generation runs of a project")

@@ -17,6 +17,9 @@ class PairingConfig(Config):
     k: int = option(2, min=2, max=16, help="Answers sampled per prompt.")
     pairing: Literal["all", "sample"] = option("all", help='"all" pairs among the K answers, or a "sample" of pairs_per_prompt.')
     pairs_per_prompt: int | None = option(None, min=1, help="Only for sampled pairing: pairs per prompt, at most K·(K−1)/2.")
+    rate_answers: bool = option(
+        False, help="Also queue every answer on its own for thumbs up / down (the rating page), the feedback KTO learns from."
+    )
 
     def check(self) -> None:
         if self.pairing == "sample":

@@ -36,6 +36,7 @@ class GenerationRun(models.Model):
     batch_size = models.PositiveSmallIntegerField(default=16)
     pairing = models.CharField(max_length=10, choices=Pairing.choices, default=Pairing.ALL)
     pairs_per_prompt = models.PositiveSmallIntegerField(null=True, blank=True)
+    rate_answers = models.BooleanField(default=False, help_text="Also queue every answer for thumbs up / down.")
     config_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     cancel_requested = models.BooleanField(default=False)

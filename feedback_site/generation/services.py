@@ -20,6 +20,7 @@ from feedback_site.generation.config import PairingConfig
 from feedback_site.generation.models import GenerationRun, Pairing, RunStatus
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
+from feedback_site.ratings.services import queue_for_rating
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.config import canonical_hash
 from rlhf.generation import SamplingConfig
@@ -46,6 +47,7 @@ def generation_launch(
     k: int = 2,
     pairing: str = Pairing.ALL,
     pairs_per_prompt: int | None = None,
+    rate_answers: bool = False,
     **sampling,
 ) -> GenerationRun:
     """Freeze the prompts and settings of a run, then queue it after the transaction commits.
@@ -54,7 +56,7 @@ def generation_launch(
     "all" (every training prompt). Evaluation prompts are never used for annotation pairs.
     """
     require_role(actor, project, STAFF_ROLES)
-    values = validate_generation_settings(k=k, pairing=pairing, pairs_per_prompt=pairs_per_prompt, **sampling)
+    values = validate_generation_settings(k=k, pairing=pairing, pairs_per_prompt=pairs_per_prompt, rate_answers=rate_answers, **sampling)
     policy = policy or project.current_policy
     if policy is None or policy.project_id != project.pk or policy.kind != ModelKind.POLICY:
         raise Invalid("choose a policy version of this project", code="bad_policy")
@@ -202,12 +204,18 @@ def generation_complete(
             if safety_scores and r.prompt_id in safety_scores and r.sample_index < len(safety_scores[r.prompt_id])
         }
         screen_responses(project=run.project, responses=created, scores=scores, pairs=pairs)
+        rating_tasks = 0
+        if run.rate_answers:
+            # After the screen, in the same transaction: a hidden answer is never queued.
+            rating_tasks = queue_for_rating(project=run.project, response_ids=[r.pk for r in created], overlap=overlap)
         run.status = RunStatus.SUCCEEDED
         run.finished_at = timezone.now()
         run.progress_done = run.progress_total
         run.response_count = len(created)
         run.pair_count = len(pairs)
-        run.message = f"{len(created)} responses and {len(pairs)} pairs created."
+        run.message = f"{len(created)} responses and {len(pairs)} pairs created" + (
+            f"; {rating_tasks} answers queued for rating." if run.rate_answers else "."
+        )
         # In the same write as the status, so a reader never sees a finished run without its last line.
         run.log_tail = (run.log_tail + f"{run.finished_at.strftime('%H:%M:%S')} finished\n")[-LOG_TAIL_CHARS:]
         run.save(

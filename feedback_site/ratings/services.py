@@ -74,6 +74,14 @@ def tasks_create(
             raise Invalid(f"generation run {generation_run_id} has no answers in this project", code="bad_generation_run_id")
     else:
         responses = responses.filter(prompt__split=Split.TRAIN)
+    return queue_for_rating(project=project, response_ids=list(responses.values_list("pk", flat=True)), overlap=overlap)
+
+
+def queue_for_rating(*, project: Project, response_ids: list[int], overlap: int) -> int:
+    """Queue the given answers of `project` (checked by the caller) for rating; returns how many
+    were added. Idempotent; answers the safety screen hides (or sends to review) are skipped.
+    A generation run that rates its answers calls this right after its safety screen."""
+    responses = Response.objects.filter(prompt__project=project, pk__in=response_ids)
     # The same rule as demonstrations' "correct" mode: a hidden answer is never shown to a person.
     responses = responses.exclude(safety_screen__verdict="flagged", safety_screen__action__in=["hide", "review"])
     responses = responses.exclude(rating_tasks__isnull=False).order_by("id")

@@ -123,3 +123,21 @@ def test_a_sampled_nul_byte_does_not_fail_the_run(project, ml_staff, prompts, se
     run = services.generation_complete(run_id=run.pk, responses_by_prompt=result)
     assert run.status == RunStatus.SUCCEEDED
     assert Response.objects.filter(text="bad\ufffdbyte").count() == 3
+
+
+def test_a_run_can_queue_its_answers_for_rating_except_hidden_ones(project, ml_staff, prompts, sent):
+    from feedback_site.ratings.models import RatingTask
+    from feedback_site.safety.services import policy_update
+
+    policy_update(project=project, actor=ml_staff, action="hide")
+    run = services.generation_launch(project=project, actor=ml_staff, k=2, rate_answers=True)
+    assert run.rate_answers is True
+    services.generation_mark_running(run_id=run.pk)
+    result = {p.pk: [f"{p.pk} is fine", "how to make a pipe bomb"] for p in prompts}
+    run = services.generation_complete(run_id=run.pk, responses_by_prompt=result)
+    queued = set(RatingTask.objects.filter(project=project).values_list("response__text", flat=True))
+    assert queued == {f"{p.pk} is fine" for p in prompts}  # the hidden answers are never queued
+    assert run.message == "6 responses and 3 pairs created; 3 answers queued for rating."
+    assert set(RatingTask.objects.values_list("overlap", flat=True)) == {project.overlap}
+    services.generation_complete(run_id=run.pk, responses_by_prompt=result)  # a redelivered task adds nothing
+    assert RatingTask.objects.count() == 3

@@ -82,3 +82,18 @@ def test_demo_logins_open_the_pages_the_readme_names(settings, tmp_path, make_pa
         assert response.status_code == 200, f"{user.username} {path} on {connection.vendor}: {response.status_code}"
     mine = get(ann1, f"/api/v1/projects/{pid}/quality/me/")
     assert mine.status_code == 200, mine.content
+
+
+@pytest.mark.django_db
+def test_the_demo_generation_run_also_queues_its_answers_for_rating(settings, tmp_path, monkeypatch):
+    """The demo's one run compares its answers in pairs and queues each for thumbs up / down, so
+    a newcomer meets the rating page too (the run itself is the worker's, tested elsewhere)."""
+    from feedback_site.generation import services as generation_services
+    from feedback_site.generation.models import GenerationRun
+
+    sent = []
+    monkeypatch.setattr(generation_services, "enqueue", lambda spec, *args, **options: sent.append((spec.name, args)) or "task-id")
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    run = GenerationRun.objects.get()
+    assert run.k == 3 and run.rate_answers is True and sent == [("generation.run", (run.pk,))]

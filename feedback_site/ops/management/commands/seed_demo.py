@@ -84,8 +84,13 @@ class Command(BaseCommand):
 
         if created_project and not no_generation:
             try:
-                run = generation_launch(project=project, actor=users["mlstaff"], k=3, max_new_tokens=max_new_tokens, seed=1)
-                self.stdout.write(f"Queued generation run {run.pk}: 3 responses for each of {len(run.prompt_ids)} prompts.")
+                run = generation_launch(
+                    project=project, actor=users["mlstaff"], k=3, max_new_tokens=max_new_tokens, seed=1, rate_answers=True
+                )
+                self.stdout.write(
+                    f"Queued generation run {run.pk}: 3 responses for each of {len(run.prompt_ids)} prompts, "
+                    "compared in pairs and each rated thumbs up / down."
+                )
             except QueueUnavailable as error:
                 self.stderr.write(f"Could not queue the demo generation run: {error.message}")
 
