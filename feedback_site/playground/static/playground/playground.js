@@ -98,7 +98,7 @@
     bar.className = "pg-thumbs";
     bar.setAttribute("role", "group");
     bar.setAttribute("aria-label", "Rate this answer");
-    for (const [label, text, name] of [[true, "👍", "Good answer"], [false, "👎", "Bad answer"]]) {
+    for (const [label, text, name] of [[true, "✓ Good", "Good answer"], [false, "✗ Bad", "Bad answer"]]) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "pg-thumb";
