@@ -25,6 +25,7 @@ package) uses each answer's tier position as its value. No Django, no torch.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ def validate_tiers(tiers: Tiers, shown: Sequence[Hashable]) -> None:
     """ValueError naming the problem unless `tiers` ranks every shown answer exactly once."""
     if not isinstance(tiers, Sequence) or isinstance(tiers, (str, bytes)) or not tiers:
         raise ValueError("order: must be a non-empty list of tiers (lists of answer ids), best first")
+    shown_set = set(shown)
     seen: list[Hashable] = []
     for index, tier in enumerate(tiers):
         if not isinstance(tier, Sequence) or isinstance(tier, (str, bytes)) or not tier:
@@ -45,7 +47,7 @@ def validate_tiers(tiers: Tiers, shown: Sequence[Hashable]) -> None:
     repeated = sorted((str(answer) for answer, n in counts.items() if n > 1))
     if repeated:
         raise ValueError(f"order: answer {repeated[0]} is ranked more than once")
-    unknown = sorted(str(answer) for answer in counts if answer not in set(shown))
+    unknown = sorted(str(answer) for answer in counts if answer not in shown_set)
     if unknown:
         raise ValueError(f"order: answer {unknown[0]} was not shown")
     missing = sorted(str(answer) for answer in shown if answer not in counts)
@@ -101,8 +103,6 @@ def expand(rankings: Sequence[tuple[Tiers, bool]]) -> list[ExpandedPair]:
 def kendall_tau(first: Tiers, second: Tiers) -> float | None:
     """Kendall's tau-b between two rankings of the same answers (1 = same order, -1 = reversed);
     None when it is undefined (one of them ranks every answer equal)."""
-    import math
-
     from scipy.stats import kendalltau
 
     a, b = positions(first), positions(second)

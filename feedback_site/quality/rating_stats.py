@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from statistics import median
 
+from django.db.models import Count, Q
+
 from feedback_site.projects.models import Project
 from feedback_site.quality.stats import agreement_from_counts, krippendorff_alpha, value_counts
 from feedback_site.ratings.models import AnswerRating, Rating, RatingTask
@@ -19,10 +21,9 @@ THUMBS = (True, False)
 
 def rating_statistics(project: Project) -> dict:
     """Counts, class balance, agreement and per-rater rows of the project's ratings."""
-    ratings = list(
-        Rating.objects.filter(task__project=project)
-        .select_related("annotator")
-        .values_list("task_id", "label", "annotator__username", "time_spent_ms")
+    ratings = list(Rating.objects.filter(task__project=project).values_list("task_id", "label", "annotator__username", "time_spent_ms"))
+    queued = RatingTask.objects.filter(project=project, overlap__gt=0).aggregate(
+        tasks=Count("pk"), complete=Count("pk", filter=Q(is_complete=True))
     )
     by_task: dict[int, list[bool]] = {}
     by_rater: dict[str, list[tuple[bool, int | None]]] = {}
@@ -43,8 +44,8 @@ def rating_statistics(project: Project) -> dict:
             }
         )
     return {
-        "tasks": RatingTask.objects.filter(project=project, overlap__gt=0).count(),
-        "complete": RatingTask.objects.filter(project=project, overlap__gt=0, is_complete=True).count(),
+        "tasks": queued["tasks"],
+        "complete": queued["complete"],
         "ratings": len(ratings),
         "up": up,
         "down": len(ratings) - up,

@@ -103,7 +103,3 @@ class RatingSnapshot(models.Model):
     class Meta:
         ordering = ["-number"]
         constraints = [models.UniqueConstraint(fields=["project", "number"], name="one_rating_snapshot_number")]
-
-    @property
-    def desirable_share(self) -> float:
-        return self.desirable_count / self.example_count if self.example_count else 0.0

@@ -74,14 +74,17 @@ def tasks_create(
             raise Invalid(f"generation run {generation_run_id} has no answers in this project", code="bad_generation_run_id")
     else:
         responses = responses.filter(prompt__split=Split.TRAIN)
-    return queue_for_rating(project=project, response_ids=list(responses.values_list("pk", flat=True)), overlap=overlap)
+    return _queue(project, responses, overlap)
 
 
 def queue_for_rating(*, project: Project, response_ids: list[int], overlap: int) -> int:
     """Queue the given answers of `project` (checked by the caller) for rating; returns how many
     were added. Idempotent; answers the safety screen hides (or sends to review) are skipped.
     A generation run that rates its answers calls this right after its safety screen."""
-    responses = Response.objects.filter(prompt__project=project, pk__in=response_ids)
+    return _queue(project, Response.objects.filter(prompt__project=project, pk__in=response_ids), overlap)
+
+
+def _queue(project: Project, responses, overlap: int) -> int:
     # The same rule as demonstrations' "correct" mode: a hidden answer is never shown to a person.
     responses = responses.exclude(safety_screen__verdict="flagged", safety_screen__action__in=["hide", "review"])
     responses = responses.exclude(rating_tasks__isnull=False).order_by("id")
@@ -122,6 +125,10 @@ def next_task(*, project: Project, annotator, now: datetime | None = None) -> Ra
     return None if leased is None else leased.assignment
 
 
+def _clean_reason(reason: str) -> str:
+    return reason.strip().replace("\x00", "\ufffd")
+
+
 def _validate(label, reason, time_spent_ms) -> None:
     if not isinstance(label, bool):
         raise Invalid("label: must be true (thumbs up) or false (thumbs down)", code="bad_label")
@@ -147,7 +154,7 @@ def submit(
             task=task,
             annotator=annotator,
             label=label,
-            reason=reason.strip().replace("\x00", "\ufffd"),
+            reason=_clean_reason(reason),
             time_spent_ms=time_spent_ms,
             accepted_after_expiry=late,
         )
@@ -196,14 +203,14 @@ def answer_rate(
         source=source,
         source_id=str(source_id),
         rater=actor,
-        defaults={"label": label, "reason": reason.strip().replace("\x00", "\ufffd")},
+        defaults={"label": label, "reason": _clean_reason(reason)},
         create_defaults={
             "project": project,
             "model_version": model_version,
             "conversation": conversation,
             "answer": answer,
             "label": label,
-            "reason": reason.strip().replace("\x00", "\ufffd"),
+            "reason": _clean_reason(reason),
         },
     )
     return rating, created

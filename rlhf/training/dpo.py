@@ -42,8 +42,9 @@ from rlhf.training.hf_trainer import (
     remove_printer_callback,
     run_hf_trainer,
     train_once,
+    write_trained_model,
 )
-from rlhf.training.run_dir import RunDir, TrainResult, full_state_dict, save_model_weights
+from rlhf.training.run_dir import RunDir, TrainResult
 
 # The loss types DPOTrainer accepts in TRL 1.16 (trl/trainer/dpo_trainer.py, `_compute_loss`). Kept
 # here rather than read from TRL so that validating a config never imports torch; a test checks
@@ -206,9 +207,8 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
     seed_everything(config.seed)  # LoRA initialises its A matrices randomly
     model = load_causal_lm(parent)
     # Full fine-tuning: the reference is a frozen copy of the parent. LoRA: None, and TRL runs the
-    # same weights with the adapter disabled, which is exactly the parent.
-    # Under bf16 mixed precision the frozen reference is held in bf16 outright: it is never
-    # updated, so it needs no float32 master copy, and autocast then has nothing to cast.
+    # same weights with the adapter disabled, which is exactly the parent. (bf16 under bf16 mixed
+    # precision: see reference_dtype.)
     ref_model = None if config.use_lora else load_causal_lm(parent, dtype=reference_dtype(device))
     callback = make_progress_callback(control)
     trainer = DPOTrainer(
@@ -239,14 +239,13 @@ def _train(run: RunDir, config: DPOConfig, control: RunControl) -> TrainResult:
             f"held-out margin {metrics.get('eval_rewards/margins', float('nan')):.4f}, "
             f"accuracy {metrics.get('eval_rewards/accuracies', float('nan')):.3f}"
         )
-    model = trainer.model
-    state_dict = full_state_dict(trainer)  # every rank, before rank 0 writes (FSDP only)
-    return run.write_final(
-        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model, state_dict=state_dict),
-        tokenizer=tokenizer,
+    return write_trained_model(
+        run,
+        trainer,
+        tokenizer,
+        config,
         final_step=final_step,
         metrics=metrics,
-        artifact_type="lora_adapter" if config.use_lora else "full",
         model_kind="policy",
         extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
     )

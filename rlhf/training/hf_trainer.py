@@ -13,7 +13,7 @@ from rlhf.progress import NullControl, RunCancelled, RunControl
 from rlhf.training.callbacks import ProgressCallbackProtocol, TrainingDiverged, _AlreadyTrained, divergence_message, finite
 from rlhf.training.config import BaseTrainConfig
 from rlhf.training.devices import DeviceChoice
-from rlhf.training.run_dir import CHECKPOINT_COMPLETE_MARKER, RunDir, TrainResult
+from rlhf.training.run_dir import CHECKPOINT_COMPLETE_MARKER, RunDir, TrainResult, full_state_dict, save_model_weights
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from peft import LoraConfig
@@ -171,6 +171,33 @@ def last_train_metrics(log_history: Sequence[Mapping[str, Any]]) -> dict[str, fl
                 if finite(value) and key not in {"epoch", "step"} and not _is_wall_clock(key)
             }
     return {}
+
+
+def write_trained_model(
+    run: RunDir,
+    trainer: Trainer,
+    tokenizer: Any,
+    config: BaseTrainConfig,
+    *,
+    final_step: int,
+    metrics: dict[str, float],
+    model_kind: Literal["policy", "reward"],
+    extra_manifest: Mapping[str, Any],
+) -> TrainResult:
+    """The finished run's artifact: all weights, or the LoRA adapter alone, with the tokenizer and
+    the manifest. Under FSDP the weights are gathered first, a collective call every rank makes
+    before rank 0 writes."""
+    model = trainer.model
+    state_dict = full_state_dict(trainer)
+    return run.write_final(
+        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model, state_dict=state_dict),
+        tokenizer=tokenizer,
+        final_step=final_step,
+        metrics=metrics,
+        artifact_type="lora_adapter" if config.use_lora else "full",
+        model_kind=model_kind,
+        extra_manifest=dict(extra_manifest),
+    )
 
 
 def held_out_metrics(values: Mapping[str, Any]) -> dict[str, float]:

@@ -49,8 +49,9 @@ from rlhf.training.hf_trainer import (
     remove_printer_callback,
     run_hf_trainer,
     train_once,
+    write_trained_model,
 )
-from rlhf.training.run_dir import RunDir, TrainResult, full_state_dict, save_model_weights
+from rlhf.training.run_dir import RunDir, TrainResult
 
 
 @dataclass
@@ -190,14 +191,13 @@ def _train(run: RunDir, config: KTOConfig, control: RunControl) -> TrainResult:
         held = trainer.evaluate(eval_dataset=Dataset.from_list(holdout))
         metrics.update(held_out_metrics(held))
         control.log(f"held-out margin {metrics.get('eval_rewards/margins', float('nan')):.4f}")
-    model = trainer.model
-    state_dict = full_state_dict(trainer)  # every rank, before rank 0 writes (FSDP only)
-    return run.write_final(
-        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model, state_dict=state_dict),
-        tokenizer=tokenizer,
+    return write_trained_model(
+        run,
+        trainer,
+        tokenizer,
+        config,
         final_step=final_step,
         metrics=metrics,
-        artifact_type="lora_adapter" if config.use_lora else "full",
         model_kind="policy",
         extra_manifest={
             "train_examples": len(train_examples),

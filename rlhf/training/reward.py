@@ -43,8 +43,9 @@ from rlhf.training.hf_trainer import (
     remove_printer_callback,
     run_hf_trainer,
     train_once,
+    write_trained_model,
 )
-from rlhf.training.run_dir import RunDir, TrainResult, full_state_dict, save_model_weights
+from rlhf.training.run_dir import RunDir, TrainResult
 from rlhf.types import Conversation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,13 +153,13 @@ def _train(run: RunDir, config: RewardConfig, control: RunControl) -> TrainResul
         held = evaluate_pairs(scorer, holdout, config.tie_tolerance)
         metrics.update({f"eval_{key}": value for key, value in held.items()})
         control.log(f"held-out accuracy {held['accuracy']:.3f}, margin {held['margin']:.3f}, ties {held['tie_fraction']:.3f}")
-    state_dict = full_state_dict(trainer)  # every rank, before rank 0 writes (FSDP only)
-    return run.write_final(
-        save_weights=lambda target: save_model_weights(model, target, base_model=run.base_model, state_dict=state_dict),
-        tokenizer=tokenizer,
+    return write_trained_model(
+        run,
+        trainer,
+        tokenizer,
+        config,
         final_step=final_step,
         metrics=metrics,
-        artifact_type="lora_adapter" if config.use_lora else "full",
         model_kind="reward",
         extra_manifest={"heldout_pairs": len(holdout), "train_pairs": len(train_records)},
     )

@@ -7,24 +7,8 @@
   var project = root.dataset.project;
   var $ = function (id) { return document.getElementById(id); };
   var current = null;
+  var call = window.feedbackApi.post;  // core/api.js
 
-  function csrf() {
-    var match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-  function call(url, body) {
-    return fetch("/api/v1" + url, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), Accept: "application/json" },
-      body: JSON.stringify(body || {}),
-    }).then(function (response) {
-      if (response.status === 204) return null;
-      return response.json().then(function (data) {
-        if (!response.ok) throw new Error(typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || data));
-        return data;
-      });
-    });
-  }
   function error(message) { $("dm-error").textContent = message || ""; $("dm-error").hidden = !message; }
   function turn(role, text) {
     var box = document.createElement("div");

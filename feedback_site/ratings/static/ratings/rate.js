@@ -8,28 +8,8 @@
   var project = root.dataset.project;
   var $ = function (id) { return document.getElementById(id); };
   var current = null, label = null, shownAt = 0, heartbeat = null, busy = false;
+  var call = window.feedbackApi.post;  // core/api.js
 
-  function csrf() {
-    var match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-  function call(url, body) {
-    return fetch("/api/v1" + url, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), Accept: "application/json" },
-      body: JSON.stringify(body || {}),
-    }).then(function (response) {
-      if (response.status === 204) return null;
-      return response.json().then(function (data) {
-        if (!response.ok) {
-          var error = new Error(typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || data));
-          error.code = data.error;
-          throw error;
-        }
-        return data;
-      });
-    });
-  }
   function mode(name) {
     root.dataset.mode = name;
     ["loading", "error", "paused", "empty", "work"].forEach(function (part) { $("rt-" + part).hidden = part !== name; });
