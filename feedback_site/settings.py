@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "feedback_site.playground",
     "feedback_site.demonstrations",
     "feedback_site.ratings",
+    "feedback_site.rankings",
+    "feedback_site.conversations",
     "feedback_site.loop",
     "feedback_site.ops",
     "feedback_site.overview",

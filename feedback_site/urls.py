@@ -22,6 +22,8 @@ urlpatterns = [
     path("api/v1/", include("feedback_site.playground.api_urls")),
     path("api/v1/", include("feedback_site.demonstrations.api_urls")),
     path("api/v1/", include("feedback_site.ratings.api_urls")),
+    path("api/v1/", include("feedback_site.rankings.api_urls")),
+    path("api/v1/", include("feedback_site.conversations.api_urls")),
     path("api/v1/", include("feedback_site.loop.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -38,5 +40,7 @@ urlpatterns = [
     path("", include("feedback_site.playground.urls")),
     path("", include("feedback_site.demonstrations.urls")),
     path("", include("feedback_site.ratings.urls")),
+    path("", include("feedback_site.rankings.urls")),
+    path("", include("feedback_site.conversations.urls")),
     path("", include("feedback_site.loop.urls")),
 ]

@@ -35,6 +35,7 @@ app = Celery(
         "workers.quality_tasks",
         "workers.evaluation_tasks",
         "workers.playground_tasks",
+        "workers.conversation_tasks",
         "workers.loop_tasks",
         "workers.snapshot_tasks",
     ],

@@ -57,6 +57,9 @@ LOOP_CAMPAIGN_RESPONSES = TaskSpec("loop.campaign_responses", GPU_QUEUE, aliases
 LOOP_ADVANCE_ROUND = TaskSpec("loop.advance_round", soft_time_limit=300, time_limit=360)
 LOOP_ADVANCE_ALL_ROUNDS = TaskSpec("loop.advance_all_rounds", soft_time_limit=600, time_limit=660)
 PLAYGROUND_GENERATE = TaskSpec("playground.generate", PLAYGROUND_QUEUE, soft_time_limit=600, time_limit=660)
+# The K candidate replies of one conversation branch point: interactive like the playground (an
+# annotator waits for them), so it runs on the playground worker, which keeps versions loaded.
+CONVERSATION_GENERATE = TaskSpec("conversations.generate", PLAYGROUND_QUEUE, soft_time_limit=600, time_limit=660)
 OPS_PING = TaskSpec("ops.ping", soft_time_limit=10, time_limit=20, aliases=("default.ping",))
 
 SPECS: tuple[TaskSpec, ...] = (
@@ -72,6 +75,7 @@ SPECS: tuple[TaskSpec, ...] = (
     LOOP_ADVANCE_ROUND,
     LOOP_ADVANCE_ALL_ROUNDS,
     PLAYGROUND_GENERATE,
+    CONVERSATION_GENERATE,
     OPS_PING,
 )
 

@@ -420,7 +420,7 @@ class ImportIn(serializers.Serializer):
     methods=["POST"],
     request={"multipart/form-data": ImportIn},
     responses={201: ImportOut},
-    summary="Import prompts (JSONL/CSV), ready pairs (JSONL) or HH-RLHF records: all or nothing",
+    summary="Import prompts (JSONL/CSV), ready pairs (JSONL), HH-RLHF records or K-way rankings (JSONL): all or nothing",
 )
 @api_view(["GET", "POST"])
 @parser_classes([MultiPartParser, FormParser])
@@ -438,7 +438,7 @@ def import_list(request, project_id: int):
             data=upload.read(),
             queue_for_annotation=data.validated_data["queue_for_annotation"],
         )
-        return Response(ImportOut(result.batch).data, status=status.HTTP_201_CREATED)
+        return Response({**ImportOut(result.batch).data, "made": result.made}, status=status.HTTP_201_CREATED)
     return Response(ImportOut(ImportBatch.objects.filter(project=project), many=True).data)
 
 

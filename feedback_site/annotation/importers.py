@@ -102,7 +102,11 @@ __all__ = [
     "parse_hh_rlhf",
     "parse_jsonl",
     "parse_pairs",
+    "PROMPT_FIELDS",
+    "check_fields",
     "parse_prompts",
+    "prompt_of_record",
+    "text_of_field",
 ]
 
 Preferred = Literal["a", "b", "tie"]
@@ -506,6 +510,7 @@ def _iter_jsonl(data: bytes, limits: ImportLimits) -> Iterator[tuple[int, dict[s
 # --------------------------------------------------------------------------------------------------
 
 _PROMPT_FIELDS = frozenset({"prompt", "text", "system", "system_prompt", "history", "messages", "metadata", "id"})
+PROMPT_FIELDS = _PROMPT_FIELDS  # for the parsers of other task kinds (rankings, conversations)
 _PAIR_FIELDS = _PROMPT_FIELDS | {"response_a", "response_b", "preferred", "gold"}
 _HH_FIELDS = frozenset({"chosen", "rejected"})
 _FIELD_HINTS = {
@@ -661,6 +666,22 @@ def _prompt_from_object(obj: Mapping[str, Any], line: int, limits: ImportLimits,
                 field="history",
             )
     return PromptRecord(line, text, system_prompt, tuple(history), metadata)
+
+
+def prompt_of_record(obj: Mapping[str, Any], line: int, limits: ImportLimits = DEFAULT_LIMITS) -> PromptRecord:
+    """The prompt fields of one JSON Lines record (as :func:`parse_prompts` reads them), for the
+    parsers of other task kinds (rankings, conversations) that share them."""
+    return _prompt_from_object(obj, line, limits, _metadata(obj, line))
+
+
+def check_fields(obj: Mapping[str, Any], allowed: frozenset[str], line: int) -> None:
+    """:class:`ImportFileError` naming the first key of `obj` not in `allowed` (with a close match)."""
+    _check_fields(obj, allowed, line)
+
+
+def text_of_field(value: Any, name: str, line: int, limits: ImportLimits = DEFAULT_LIMITS) -> str:
+    """A non-empty string field within the limits, or :class:`ImportFileError` naming it."""
+    return _text(value, name, line, limits)
 
 
 def _preferred(value: Any, line: int) -> Preferred | None:

@@ -8,6 +8,7 @@ The files are parsed by `feedback_site.annotation.importers` (pure parsing, no D
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -26,6 +27,19 @@ class ImportResult:
     batch: ImportBatch
     prompts: int
     pairs: int
+    # What else the file made, in words ("12 ranking tasks"), for kinds imported by other apps.
+    made: str = ""
+
+
+# Import kinds whose rows live in apps above this one (rankings): the app registers its service
+# here (in its AppConfig.ready), so the imports page and API take every kind without importing
+# upwards. The service takes (project, actor, filename, data, queue_for_annotation) and returns an
+# ImportResult.
+OTHER_KINDS: dict[str, Callable[..., ImportResult]] = {}
+
+
+def register_kind(kind: str, service: Callable[..., ImportResult]) -> None:
+    OTHER_KINDS[kind] = service
 
 
 _PARSERS = {
@@ -62,6 +76,8 @@ def import_file(
     are queued unless it is False.
     """
     require_role(actor, project, STAFF_ROLES)
+    if kind in OTHER_KINDS:
+        return OTHER_KINDS[kind](project=project, actor=actor, filename=filename, data=data, queue_for_annotation=queue_for_annotation)
     if kind not in _PARSERS:
         raise Invalid(f"kind must be one of {', '.join(ImportKind.values)}", code="bad_kind")
     if len(data) > settings.IMPORT_MAX_BYTES:

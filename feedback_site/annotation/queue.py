@@ -91,6 +91,9 @@ class TaskKind:
     new_lease: Callable[[], dict] = field(default=dict)
     # Submit and skip check that the lease's owner is still a member of the project.
     recheck_membership: bool = False
+    # Kinds with gold: (correct, judged) of one annotator's gold results in a project, checked
+    # after each gold submit against the project's minimum; None: pairs' gold accuracy.
+    gold_accuracy: Callable[[int, int], tuple[int, int]] | None = None
 
 
 KINDS: dict[str, TaskKind] = {}
@@ -380,7 +383,7 @@ def result_submit(
         lease.status, lease.finished_at = SUBMITTED, now
         lease.save(update_fields=["status", "finished_at"])
         if kind.has_gold and task.is_gold:
-            check_gold_pause(project.pk, annotator.pk, project.gold_min_judged, project.gold_min_accuracy)
+            check_gold_pause(project.pk, annotator.pk, project.gold_min_judged, project.gold_min_accuracy, accuracy=kind.gold_accuracy)
             return result, True
 
         def agreed() -> bool:
@@ -402,14 +405,18 @@ def result_submit(
 # ---------------------------------------------------------------------------------------------
 
 
-def check_gold_pause(project_id: int, annotator_id: int, min_judged: int, min_accuracy: float) -> None:
-    """After a gold result, in its transaction: pause the annotator when their gold accuracy is
-    below the project's minimum after at least `min_judged` gold tasks."""
+def check_gold_pause(
+    project_id: int, annotator_id: int, min_judged: int, min_accuracy: float, accuracy: Callable[[int, int], tuple[int, int]] | None = None
+) -> None:
+    """After a gold result, in its transaction: pause the annotator when their gold accuracy
+    (`accuracy(project_id, annotator_id)`, by default on gold pairs) is below the project's
+    minimum after at least `min_judged` gold tasks."""
     if not min_accuracy or min_accuracy <= 0:
         return
-    from feedback_site.annotation.gold import gold_accuracy_of
+    if accuracy is None:
+        from feedback_site.annotation.gold import gold_accuracy_of as accuracy
 
-    correct, judged = gold_accuracy_of(project_id, annotator_id)
+    correct, judged = accuracy(project_id, annotator_id)
     if judged < max(min_judged, 1) or correct / judged >= min_accuracy:
         return
     reason = (

@@ -117,6 +117,8 @@ def project_imports(request, project, role):
             )
             if result is not None:
                 what = f"{result.prompts:,} prompt{'s' if result.prompts != 1 else ''}"
+                if result.made:
+                    what += f" and {result.made}"
                 if result.pairs:
                     what += f" and {result.pairs:,} pair{'s' if result.pairs != 1 else ''}"
                 messages.success(request, f"Imported {what} from {result.batch.filename}.")

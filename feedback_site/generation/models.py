@@ -20,6 +20,7 @@ TERMINAL_STATUSES = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
 class Pairing(models.TextChoices):
     ALL = "all", "All pairs among the K responses"
     SAMPLE = "sample", "A sampled number of pairs per prompt"
+    RANKING = "ranking", "One ranking task of the K responses"
 
 
 class GenerationRun(models.Model):

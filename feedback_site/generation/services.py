@@ -20,6 +20,7 @@ from feedback_site.generation.config import PairingConfig
 from feedback_site.generation.models import GenerationRun, Pairing, RunStatus
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
+from feedback_site.rankings.services import queue_answer_sets
 from feedback_site.ratings.services import queue_for_rating
 from feedback_site.registry.models import ModelKind, ModelVersion
 from rlhf.config import canonical_hash
@@ -175,7 +176,7 @@ def generation_complete(
             by_prompt.setdefault(response.prompt_id, []).append(response)
         pairs: list[Pair] = []
         overlap = run.project.overlap
-        for prompt_id, responses in by_prompt.items():
+        for prompt_id, responses in by_prompt.items() if run.pairing != Pairing.RANKING else ():
             rng = random.Random(f"{run.seed}:{prompt_id}")
             for i, j in _pairs_for_prompt(run.k, run.pairing, run.pairs_per_prompt, rng):
                 if responses[i].text == responses[j].text:
@@ -204,6 +205,11 @@ def generation_complete(
             if safety_scores and r.prompt_id in safety_scores and r.sample_index < len(safety_scores[r.prompt_id])
         }
         screen_responses(project=run.project, responses=created, scores=scores, pairs=pairs)
+        ranking_tasks = 0
+        if run.pairing == Pairing.RANKING:
+            # After the screen, in the same transaction: a hidden answer is never shown.
+            answer_sets = [[r.pk for r in responses] for responses in by_prompt.values()]
+            ranking_tasks = queue_answer_sets(project=run.project, answer_sets=answer_sets, overlap=overlap, generation_run=run)
         rating_tasks = 0
         if run.rate_answers:
             # After the screen, in the same transaction: a hidden answer is never queued.
@@ -213,7 +219,8 @@ def generation_complete(
         run.progress_done = run.progress_total
         run.response_count = len(created)
         run.pair_count = len(pairs)
-        run.message = f"{len(created)} responses and {len(pairs)} pairs created" + (
+        made = f"{ranking_tasks} ranking tasks" if run.pairing == Pairing.RANKING else f"{len(pairs)} pairs"
+        run.message = f"{len(created)} responses and {made} created" + (
             f"; {rating_tasks} answers queued for rating." if run.rate_answers else "."
         )
         # In the same write as the status, so a reader never sees a finished run without its last line.

@@ -25,6 +25,7 @@ from feedback_site.projects.forms import GuidelineForm, MemberAddForm, MemberRol
 from feedback_site.projects.models import Membership, Project, Role
 from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, can_create_projects
 from feedback_site.projects.views import ADMIN_ONLY, error_page, form_status, project_context, project_page, run_service
+from feedback_site.rankings.models import RankingTask
 from feedback_site.ratings.models import RatingTask
 from feedback_site.registry import services as registry_services
 from feedback_site.registry.models import ModelVersion
@@ -65,6 +66,7 @@ def _detail_context(request, project: Project, role: str, *, settings_form=None,
     context["member_count"] = Membership.objects.filter(project=project).count()
     context["my_progress"] = annotator_progress(project=project, annotator=request.user)
     context["has_rating_tasks"] = RatingTask.objects.filter(project=project, is_complete=False, overlap__gt=0).exists()
+    context["has_ranking_tasks"] = RankingTask.objects.filter(project=project, is_complete=False, overlap__gt=0).exists()
     if role in STAFF_ROLES:
         progress = project_progress(project)
         progress["percent"] = round(100 * progress["judgments"] / progress["needed"]) if progress["needed"] else 0

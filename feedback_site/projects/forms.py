@@ -114,7 +114,13 @@ class MemberRoleForm(ServiceErrorForm):
 
 # Whether an upload of each kind goes to annotators unless the uploader says otherwise. Prompts
 # are answered by generation first; HH-RLHF pairs already carry a human label.
-QUEUE_DEFAULTS = {ImportKind.PROMPTS: True, ImportKind.PAIRS: True, ImportKind.HH_RLHF: False}
+QUEUE_DEFAULTS = {
+    ImportKind.PROMPTS: True,
+    ImportKind.PAIRS: True,
+    ImportKind.HH_RLHF: False,
+    ImportKind.RANKINGS: True,
+    ImportKind.CONVERSATIONS: False,
+}
 
 
 class ImportForm(ServiceErrorForm):

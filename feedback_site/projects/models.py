@@ -110,6 +110,8 @@ class ImportKind(models.TextChoices):
     PROMPTS = "prompts", "Prompts (JSONL or CSV)"
     PAIRS = "pairs", "Ready-made pairs (JSONL)"
     HH_RLHF = "hh_rlhf", "Anthropic HH-RLHF (JSONL, optionally .gz)"
+    RANKINGS = "rankings", "K-way rankings (JSONL)"
+    CONVERSATIONS = "conversations", "Conversation trees, Open-Assistant style (JSONL)"
 
 
 class ImportBatch(models.Model):

@@ -45,6 +45,12 @@ class Snapshot(models.Model):
     preference_count = models.PositiveIntegerField(default=0)
     judgment_count = models.PositiveIntegerField(default=0)
     dropped_count = models.PositiveIntegerField(default=0, help_text="Pairs with judgments but no chosen/rejected outcome.")
+    ranking_task_count = models.PositiveIntegerField(
+        default=0, help_text="Ranking tasks in rankings.jsonl (with rankings or imported ones)."
+    )
+    ranking_count = models.PositiveIntegerField(default=0, help_text="Rankings in rankings.jsonl.")
+    ranking_pair_count = models.PositiveIntegerField(default=0, help_text="Preference pairs the rankings expand to.")
+    conversation_pair_count = models.PositiveIntegerField(default=0, help_text="Preference pairs from judged conversation turns.")
     files = models.JSONField(default=dict, help_text="File name -> sha256.")
     note = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -69,7 +69,9 @@ from feedback_site.core.errors import Conflict, Invalid, ServiceError
 from feedback_site.core.hashing import file_sha256, pseudonym
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
+from feedback_site.snapshots.conversation_files import CONVERSATION_FILES, write_conversations
 from feedback_site.snapshots.models import Snapshot, SnapshotStatus
+from feedback_site.snapshots.ranking_files import RANKING_FILES, RankingCounts, ranking_tasks_to_write, write_rankings
 from workers.task_names import SNAPSHOT_BUILD
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,11 @@ DEFAULT_OPTIONS = {
     "include_simulated": False,
     "bias_alpha": 0.05,
 }
-DATA_FILES = ("preferences.jsonl", "pairs.jsonl", "judgments.jsonl")
+# The ranking files come last and are empty in a project without rankings, so they leave the
+# content hash of such a project's snapshots what it was before rankings existed.
+DATA_FILES = ("preferences.jsonl", "pairs.jsonl", "judgments.jsonl", *RANKING_FILES, *CONVERSATION_FILES)
 _PARQUET_BATCH = 2000
+EMPTY_MESSAGE = "there are no judged or pre-labelled pairs, rankings or conversation turns to snapshot yet"
 
 
 def majority(votes: list[str]) -> str | None:
@@ -108,6 +113,8 @@ class _Counts:
     dropped: int = 0
     excluded: int = 0
     adjudicated: int = 0
+    rankings: RankingCounts | None = None
+    conversation_pairs: int = 0
 
 
 @dataclass
@@ -258,8 +265,20 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
         _HashingWriter(folder / "preferences.jsonl") as prefs,
         _HashingWriter(folder / "pairs.jsonl") as pairs_out,
         _HashingWriter(folder / "judgments.jsonl") as raw,
+        _HashingWriter(folder / "rankings.jsonl") as rankings_out,
+        _HashingWriter(folder / "ranking_pairs.jsonl") as ranking_pairs_out,
+        _HashingWriter(folder / "conversation_pairs.jsonl") as conversation_pairs_out,
         pq.ParquetWriter(folder / "preferences.parquet", schema) as parquet,
     ):
+
+        def emit_preference(row: dict) -> None:
+            prefs.write(json.dumps(row, ensure_ascii=False) + "\n")
+            counts.preferences += 1
+            buffer.append(row)
+            if len(buffer) >= _PARQUET_BATCH:
+                parquet.write_table(pa.Table.from_pylist(buffer, schema=schema))
+                buffer.clear()
+
         for pair, judgments in _iter_pair_judgments(project, include_prelabelled):
             counts.pairs += 1
             if progress is not None:
@@ -320,23 +339,24 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
                 counts.dropped += 1
                 continue
             chosen, rejected = (pair.response_a, pair.response_b) if outcome == Preference.A else (pair.response_b, pair.response_a)
-            row = {
-                "prompt": prompt,
-                "chosen": [{"role": "assistant", "content": chosen.text}],
-                "rejected": [{"role": "assistant", "content": rejected.text}],
-            }
-            prefs.write(json.dumps(row, ensure_ascii=False) + "\n")
-            counts.preferences += 1
-            buffer.append(row)
-            if len(buffer) >= _PARQUET_BATCH:
-                parquet.write_table(pa.Table.from_pylist(buffer, schema=schema))
-                buffer.clear()
+            emit_preference(
+                {
+                    "prompt": prompt,
+                    "chosen": [{"role": "assistant", "content": chosen.text}],
+                    "rejected": [{"role": "assistant", "content": rejected.text}],
+                }
+            )
+        counts.rankings = write_rankings(project, include_prelabelled, plan.excluded, rankings_out, ranking_pairs_out, emit_preference)
+        counts.conversation_pairs = write_conversations(project, include_prelabelled, conversation_pairs_out, emit_preference)
         if buffer:
             parquet.write_table(pa.Table.from_pylist(buffer, schema=schema))
     hashes = {
         "preferences.jsonl": prefs.digest.hexdigest(),
         "pairs.jsonl": pairs_out.digest.hexdigest(),
         "judgments.jsonl": raw.digest.hexdigest(),
+        "rankings.jsonl": rankings_out.digest.hexdigest(),
+        "ranking_pairs.jsonl": ranking_pairs_out.digest.hexdigest(),
+        "conversation_pairs.jsonl": conversation_pairs_out.digest.hexdigest(),
     }
     return counts, hashes
 
@@ -362,6 +382,19 @@ def _validate(project: Project, actor, aggregation: str, note: str, options: dic
     if len(note) > 500:
         raise Invalid("note must be at most 500 characters", code="bad_note")
     return normalise_options(options)
+
+
+def _has_data(project: Project, include_prelabelled: bool) -> bool:
+    from feedback_site.conversations.models import BranchPoint
+
+    judged_turns = BranchPoint.objects.filter(task__project=project, judged_at__isnull=False)
+    if not include_prelabelled:
+        judged_turns = judged_turns.exclude(annotator__isnull=True)
+    return (
+        _pairs_to_write(project, include_prelabelled).exists()
+        or ranking_tasks_to_write(project, include_prelabelled).exists()
+        or judged_turns.exists()
+    )
 
 
 def _pairs_to_write(project: Project, include_prelabelled: bool):
@@ -398,8 +431,8 @@ def _build(project: Project, aggregation: str, options: dict, include_prelabelle
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             plan = _plan(project, aggregation, options)
             counts, files = _write_files(project, work, plan, include_prelabelled, progress)
-        if counts.pairs == 0:
-            raise Invalid("there are no judged or pre-labelled pairs to snapshot yet", code="empty")
+        if counts.pairs == 0 and counts.rankings.tasks == 0 and counts.conversation_pairs == 0:
+            raise Invalid(EMPTY_MESSAGE, code="empty")
         content_hash = _content_hash(work, aggregation, options)
         files["preferences.parquet"] = file_sha256(work / "preferences.parquet")
         files = {name: files[name] for name in (*DATA_FILES, "preferences.parquet")}
@@ -416,6 +449,11 @@ def _build(project: Project, aggregation: str, options: dict, include_prelabelle
             "preferences": counts.preferences,
             "judgments": counts.judgments,
             "dropped": counts.dropped,
+            "ranking_tasks": counts.rankings.tasks,
+            "rankings": counts.rankings.rankings,
+            "excluded_rankings": counts.rankings.excluded,
+            "ranking_pairs": counts.rankings.pairs,
+            "conversation_pairs": counts.conversation_pairs,
             "files": files,
             "format": "trl-conversational-preference",
         }
@@ -463,6 +501,10 @@ def _result_fields(built: _Built) -> dict:
         "preference_count": built.counts.preferences,
         "judgment_count": built.counts.judgments,
         "dropped_count": built.counts.dropped,
+        "ranking_task_count": built.counts.rankings.tasks,
+        "ranking_count": built.counts.rankings.rankings,
+        "ranking_pair_count": built.counts.rankings.pairs,
+        "conversation_pair_count": built.counts.conversation_pairs,
         "files": built.files,
     }
 
@@ -532,8 +574,8 @@ def snapshot_start(
 
     options = _validate(project, actor, aggregation, note, options)
     _check_storage(project)
-    if not _pairs_to_write(project, include_prelabelled).exists():
-        raise Invalid("there are no judged or pre-labelled pairs to snapshot yet", code="empty")
+    if not _has_data(project, include_prelabelled):
+        raise Invalid(EMPTY_MESSAGE, code="empty")
     with transaction.atomic():
         snapshot = Snapshot.objects.create(
             project=project,
@@ -637,6 +679,9 @@ DOWNLOADS = {
     "parquet": ("preferences.parquet", "application/vnd.apache.parquet"),
     "pairs": ("pairs.jsonl", "application/x-ndjson"),
     "judgments": ("judgments.jsonl", "application/x-ndjson"),
+    "rankings": ("rankings.jsonl", "application/x-ndjson"),
+    "ranking_pairs": ("ranking_pairs.jsonl", "application/x-ndjson"),
+    "conversation_pairs": ("conversation_pairs.jsonl", "application/x-ndjson"),
 }
 
 

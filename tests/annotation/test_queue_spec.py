@@ -3,7 +3,8 @@
 Each scenario runs through a *driver*: a task kind served by one implementation of the queue
 (`feedback_site.annotation.queue`). On PostgreSQL: pairs through the PL/pgSQL functions
 (`queue_pg`, "pair-sql"), pairs through the ORM ("pair-orm"), demonstrations through the ORM
-("demonstration-orm") and thumbs up / down ratings through the ORM ("rating-orm"); on SQLite the
+("demonstration-orm"), thumbs up / down ratings through the ORM ("rating-orm") and K-way
+rankings through the ORM ("ranking-orm"); on SQLite the
 ORM drivers. The Makefile runs the suite on both databases,
 so SQLite (ORM), PostgreSQL (ORM) and PostgreSQL (functions) all pass the same scenarios. A new
 kind adds a driver here and passes them too. Scenarios that need real row locks across threads
@@ -32,10 +33,14 @@ from feedback_site.annotation import queue, services
 from feedback_site.annotation.models import Assignment, AssignmentStatus, Judgment, Pair, Response
 from feedback_site.annotation.pairs import PAIR
 from feedback_site.annotation.rendered import fill_project_html
+from feedback_site.conversations import services as conversation_services
 from feedback_site.core.errors import Conflict, Invalid, NotFound
 from feedback_site.demonstrations import services as demo_services
 from feedback_site.demonstrations.models import DemonstrationTask
 from feedback_site.demonstrations.services import DEMONSTRATION
+from feedback_site.rankings import services as ranking_services
+from feedback_site.rankings.models import RankingAssignment, RankingTask
+from feedback_site.rankings.services import RANKING
 from feedback_site.ratings import services as rating_services
 from feedback_site.ratings.models import RatingTask
 from feedback_site.ratings.services import RATING
@@ -51,6 +56,10 @@ pytestmark = pytest.mark.django_db
 ORM_NEXT_BOUND = 7
 ORM_RESUME_BOUND = 3
 ORM_SUBMIT_BOUND = 9
+# Conversations: a next also looks for the annotator's lapsed conversation to resume and opens the
+# lease's branch point (12); the driver's submit includes the worker's part, marking the branch
+# point generating and storing its replies (about half of the 30).
+CONVERSATION_BOUNDS = (12, 5, 30)
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Driver:
     skip: Callable  # (lease_id, user) -> lease
     renew: Callable  # (lease_id, user, now=None) -> lease
     answers: tuple
+    bounds: tuple[int, int, int] | None = None  # (next, resume, submit) statements; None: the ORM_* bounds
 
     def task_of(self, lease):
         return self.kind.task_model.objects.get(pk=getattr(lease, f"{self.kind.task_field}_id"))
@@ -81,7 +91,7 @@ class Driver:
 
 def _drivers() -> list[str]:
     pair = [f"pair-{path}" for path in queue_implementations()]
-    return pair + ["demonstration-orm", "rating-orm"]
+    return pair + ["demonstration-orm", "rating-orm", "ranking-orm", "conversation-orm"]
 
 
 def _pair_driver(name: str, make_pairs) -> Driver:
@@ -163,6 +173,89 @@ def _rating_driver(site_admin) -> Driver:
     )
 
 
+def _ranking_driver(site_admin) -> Driver:
+    from feedback_site.annotation.models import Prompt, Response
+
+    answer_sets: dict[int, list[int]] = {}  # task id -> its response ids, so submit sends no query of its own
+
+    def make_tasks(project, n, overlap=None):
+        sets = []
+        for i in range(n):
+            prompt = Prompt.objects.create(project=project, text=f"Rank the answers to question {i}.")
+            sets.append([Response.objects.create(prompt=prompt, text=f"Answer {j} to {i}.", sample_index=j).pk for j in range(4)])
+        ranking_services.tasks_create(
+            project=project, actor=site_admin, answer_sets=sets, overlap=project.overlap if overlap is None else overlap
+        )
+        tasks = list(RankingTask.objects.filter(project=project, prompt__text__startswith="Rank the answers").order_by("id"))
+        answer_sets.update((task.pk, sorted(task.response_ids)) for task in tasks)
+        return tasks
+
+    def submit(lease_id, user, answer=None, now=None):
+        # "forward": the answers best-first in creation order; "reverse": worst-first.
+        task_id = (
+            RankingAssignment.objects.values_list("task_id", flat=True).get(pk=lease_id) if lease_id not in leased else leased[lease_id]
+        )
+        ids = list(answer_sets[task_id])
+        if answer == "reverse":
+            ids.reverse()
+        ranks = [{"response_id": pk, "rank": rank} for rank, pk in enumerate(ids, start=1)]
+        return ranking_services.submit(assignment_id=lease_id, annotator=user, ranks=ranks, now=now)
+
+    leased: dict[int, int] = {}  # lease id -> task id
+
+    def next_(project, user, now=None):
+        lease = ranking_services.next_task(project=project, annotator=user, now=now)
+        if lease is not None:
+            leased[lease.pk] = lease.task_id
+        return lease
+
+    return Driver(
+        name="ranking-orm",
+        kind=RANKING,
+        fast=False,
+        make_tasks=make_tasks,
+        next=next_,
+        submit=submit,
+        skip=lambda lease_id, user: ranking_services.skip(assignment_id=lease_id, annotator=user),
+        renew=lambda lease_id, user, now=None: ranking_services.renew(assignment_id=lease_id, annotator=user, now=now),
+        answers=("forward", "reverse", "forward"),
+    )
+
+
+def _conversation_driver(site_admin) -> Driver:
+    """One-turn conversations of two replies: the submit first does the worker's part (the
+    branch point's replies, through the services the worker calls), then judges the turn, which
+    is the last one and so the queue's submit. Its statement bounds count that worker part too."""
+    from feedback_site.conversations.models import ConversationTask
+    from feedback_site.conversations.services import CONVERSATION
+    from tests.conversations.helpers import current, fill_candidates, make_tasks
+
+    def submit(lease_id, user, answer=None, now=None):
+        point = current(lease_id)
+        ids = fill_candidates(point)
+        _, created, result = conversation_services.turn_submit(
+            assignment_id=lease_id, annotator=user, branch_point_id=point.pk, choice=ids[answer or 0], now=now
+        )
+        return result, created
+
+    def make(project, n, overlap=None):
+        made = make_tasks(project, site_admin, n, overlap=project.overlap if overlap is None else overlap, turns=1)
+        return list(ConversationTask.objects.filter(pk__in=[t.pk for t in made]).order_by("id"))
+
+    return Driver(
+        name="conversation-orm",
+        kind=CONVERSATION,
+        fast=False,
+        make_tasks=make,
+        next=lambda project, user, now=None: conversation_services.next_task(project=project, annotator=user, now=now),
+        submit=submit,
+        skip=lambda lease_id, user: conversation_services.skip(assignment_id=lease_id, annotator=user),
+        renew=lambda lease_id, user, now=None: conversation_services.renew(assignment_id=lease_id, annotator=user, now=now),
+        answers=(0, 1, 0),
+        bounds=CONVERSATION_BOUNDS,
+    )
+
+
 @pytest.fixture(params=_drivers())
 def driver(request, monkeypatch, make_pairs, site_admin) -> Driver:
     monkeypatch.setattr(services, "USE_SQL_FAST_PATH", request.param == "pair-sql")
@@ -170,6 +263,10 @@ def driver(request, monkeypatch, make_pairs, site_admin) -> Driver:
         return _pair_driver(request.param, make_pairs)
     if request.param == "rating-orm":
         return _rating_driver(site_admin)
+    if request.param == "conversation-orm":
+        return _conversation_driver(site_admin)
+    if request.param == "ranking-orm":
+        return _ranking_driver(site_admin)
     return _demonstration_driver(site_admin)
 
 
@@ -648,7 +745,8 @@ def test_next_and_submit_statement_counts(driver, make_project, annotators):
     if driver.fast:
         assert counts == (1, 1, 1), [q["sql"] for q in leasing.captured_queries + submitting.captured_queries]
     else:
-        assert counts[0] <= ORM_NEXT_BOUND and counts[1] <= ORM_RESUME_BOUND and counts[2] <= ORM_SUBMIT_BOUND, counts
+        bounds = driver.bounds or (ORM_NEXT_BOUND, ORM_RESUME_BOUND, ORM_SUBMIT_BOUND)
+        assert counts[0] <= bounds[0] and counts[1] <= bounds[1] and counts[2] <= bounds[2], counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -778,7 +876,9 @@ def test_concurrent_annotators_never_give_a_pair_a_fourth_judgment(pair_driver, 
 
 
 def test_the_suite_covers_every_implementation_this_database_has():
-    expected = {"pair-orm", "demonstration-orm", "rating-orm"}
+    expected = {"pair-orm", "demonstration-orm", "rating-orm", "ranking-orm", "conversation-orm"}
     if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
         expected.add("pair-sql")
     assert set(_drivers()) == expected
+    # Every task kind registered with the queue has a driver here.
+    assert {name.rsplit("-", 1)[0] for name in _drivers()} == set(queue.KINDS)

@@ -75,6 +75,11 @@ def test_demo_logins_open_the_pages_the_readme_names(settings, tmp_path, make_pa
         (ann1, f"/projects/{pid}/quality/me/"),
         (ann2, f"/projects/{pid}/quality/me/"),
         (ann1, f"/projects/{pid}/annotate/"),
+        (ann1, f"/projects/{pid}/rank/"),
+        (ann1, f"/projects/{pid}/rate/"),
+        (ann1, f"/projects/{pid}/converse/"),
+        (mlstaff, f"/projects/{pid}/snapshots/"),
+        (ann1, f"/projects/{pid}/"),
         (admin, f"/projects/{pid}/members/"),
         (mlstaff, f"/api/v1/projects/{pid}/quality/"),
     ]:
@@ -97,3 +102,9 @@ def test_the_demo_generation_run_also_queues_its_answers_for_rating(settings, tm
     call_command("seed_demo", stdout=open(os.devnull, "w"))
     run = GenerationRun.objects.get()
     assert run.k == 3 and run.rate_answers is True and sent == [("generation.run", (run.pk,))]
+    from feedback_site.conversations.models import ConversationTask
+    from feedback_site.rankings.models import RankingTask
+
+    # Something to rank and conversations to continue, beside the pairs.
+    assert RankingTask.objects.filter(project=run.project, overlap=run.project.overlap, is_complete=False).count() == 3
+    assert ConversationTask.objects.filter(project=run.project, turns=2, candidates=2).count() == 2

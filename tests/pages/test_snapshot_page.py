@@ -79,7 +79,10 @@ def test_empty_project_explains_why_400(login, site_admin, project):
     response = login(site_admin).post(reverse("project-snapshots", args=[project.pk]), {"aggregation": "majority"})
     assert response.status_code == 400
     html = response.content.decode()
-    assert "No snapshot was made." in html and "there are no judged or pre-labelled pairs to snapshot yet" in html
+    assert (
+        "No snapshot was made." in html
+        and "there are no judged or pre-labelled pairs, rankings or conversation turns to snapshot yet" in html
+    )
     assert not Snapshot.objects.exists()
 
 

@@ -110,6 +110,23 @@ def world(make_user, add_member, site_admin):
     rating_services.submit(assignment_id=other_rating.pk, annotator=users["ann_a2"], label=True, reason="ann_a2 likes this")
     rating_snapshot, _ = rating_services.snapshot_create(project=project, actor=site_admin)
     rating_assignment = rating_services.next_task(project=project, annotator=users["ann_a"])
+    from feedback_site.rankings import services as ranking_services
+    from tests.rankings.helpers import make_answer_set, rank_next
+
+    ranking_sets = [make_answer_set(project, f"Rank probe {i}", [f"r{i}a", f"r{i}b", f"r{i}c"]) for i in range(2)]
+    ranking_services.tasks_create(project=project, actor=site_admin, answer_sets=ranking_sets, overlap=1)
+    rank_next(project, users["ann_a2"], lambda ids: [[pk] for pk in ids])
+    ranking_assignment = ranking_services.next_task(project=project, annotator=users["ann_a"])
+    from feedback_site.conversations import services as conversation_services
+    from feedback_site.conversations import snapshots as conversation_snapshots
+    from tests.conversations.helpers import make_tasks as make_conversations
+    from tests.conversations.helpers import walk
+
+    make_conversations(project, site_admin, overlap=1, turns=1)
+    walk(conversation_services.next_task(project=project, annotator=users["ann_a2"]), users["ann_a2"])
+    conversation_snapshot, _ = conversation_snapshots.snapshot_create(project=project, actor=site_admin)
+    make_conversations(project, site_admin, overlap=1, turns=1)
+    conversation_assignment = conversation_services.next_task(project=project, annotator=users["ann_a"])
     from feedback_site.loop.models import Campaign, Round, Stage
     from feedback_site.loop.services import round_config, simulated_annotator_create
 
@@ -135,7 +152,10 @@ def world(make_user, add_member, site_admin):
         "demo_assignment": demo_assignment,
         "demo_snapshot": demo_snapshot,
         "rating_assignment": rating_assignment,
+        "ranking_assignment": ranking_assignment,
         "rating_snapshot": rating_snapshot,
+        "conversation_assignment": conversation_assignment,
+        "conversation_snapshot": conversation_snapshot,
         "screen": screen,
         "project": project,
         "project_b": project_b,

@@ -270,6 +270,33 @@ TABLE: dict[str, Row] = {
     "api-rating-snapshot-download": staff(kwargs={"snapshot_id": "rating_snapshot"}),
     "project-rating-tasks": staff(probe="POST", data={"ratings-overlap": "0"}),
     "project-rating-snapshot": staff(probe="POST"),
+    "project-conversation-tasks": staff(probe="POST", data={"conversations-turns": "0"}),
+    "project-conversation-snapshot": staff(probe="POST"),
+    # --- rankings (K answers, best first) ------------------------------------------------------------
+    "rank": member(),
+    "api-ranking-tasks": staff(probe="POST", data={"overlap": 0}),
+    "api-ranking-next": member(probe="POST"),
+    "api-ranking-progress": member(),
+    "api-ranking-submit": own_assignment(probe="POST", data={"ranks": "first"}, kwargs={"assignment_id": "ranking_assignment"}),
+    "api-ranking-skip": own_assignment(probe="POST", kwargs={"assignment_id": "ranking_assignment"}),
+    "api-ranking-renew": own_assignment(probe="POST", kwargs={"assignment_id": "ranking_assignment"}),
+    # --- conversations (multi-turn trees) ----------------------------------------------------------
+    "converse": member(),
+    "api-conversation-tasks": staff(probe="POST", data={"turns": 0}),
+    "api-conversation-next": member(probe="POST"),
+    "api-conversation-progress": member(),
+    "api-conversation-state": own_assignment(kwargs={"assignment_id": "conversation_assignment"}),
+    "api-conversation-turn": own_assignment(
+        probe="POST", data={"branch_point_id": "x"}, kwargs={"assignment_id": "conversation_assignment"}
+    ),
+    "api-conversation-retry": own_assignment(
+        probe="POST", data={"branch_point_id": "x"}, kwargs={"assignment_id": "conversation_assignment"}
+    ),
+    "api-conversation-skip": own_assignment(probe="POST", kwargs={"assignment_id": "conversation_assignment"}),
+    "api-conversation-renew": own_assignment(probe="POST", kwargs={"assignment_id": "conversation_assignment"}),
+    "api-conversation-snapshots": staff(),
+    "api-conversation-snapshots POST": staff(),
+    "api-conversation-snapshot-download": staff(kwargs={"snapshot_id": "conversation_snapshot"}),
     # --- closed loop (helper D2): simulated annotators, blind campaigns, rounds -------------------
     "project-loop": staff(),
     "project-loop POST": staff(data={"action": "bogus"}),

@@ -117,11 +117,14 @@ def test_api_queues_the_build_a_worker_streams_it_with_progress_and_the_hash_mat
     folder = Path(snapshot.artifact_dir)
     assert folder.name == snapshot.content_hash
     assert sorted(p.name for p in folder.iterdir()) == [
+        "conversation_pairs.jsonl",
         "judgments.jsonl",
         "manifest.json",
         "pairs.jsonl",
         "preferences.jsonl",
         "preferences.parquet",
+        "ranking_pairs.jsonl",
+        "rankings.jsonl",
     ]
     assert not list(folder.parent.glob(".building-*")) and not list(folder.parent.glob(".probe-*"))
     download = client.get(f"/api/v1/snapshots/{snapshot.pk}/download?file=judgments")

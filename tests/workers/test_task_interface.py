@@ -16,7 +16,7 @@ from workers import task_names
 from workers.celery_app import app
 
 ROOT = Path(__file__).resolve().parents[2]
-DOMAINS = {"generation", "training", "evaluation", "quality", "snapshots", "loop", "playground", "ops"}
+DOMAINS = {"generation", "training", "evaluation", "quality", "snapshots", "loop", "playground", "conversations", "ops"}
 
 
 def _our_tasks() -> dict[str, object]:

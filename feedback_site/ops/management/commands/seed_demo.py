@@ -1,8 +1,11 @@
 """`manage.py seed_demo`: the demo that `make run` starts with.
 
 Creates (once) a site admin, an ML-staff user and two annotators, a project with a few prompts,
-and queues a generation run from the default policy so annotators have pairs to rank a minute
-later. Logins are random, kept in var/demo-logins.json, and printed on every run.
+and queues a generation run from the default policy so annotators have pairs to compare (and
+answers to rate) a minute later. It also imports three answer sets to rank (demo/rankings.jsonl)
+and queues two conversations that the playground worker continues turn by turn, so every kind of
+feedback has something to show. Logins are random, kept in var/demo-logins.json, and printed on
+every run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from feedback_site.annotation.imports import import_file
+from feedback_site.conversations.services import tasks_create
 from feedback_site.core.errors import QueueUnavailable
 from feedback_site.generation.services import generation_launch
 from feedback_site.projects.models import Project, Role
@@ -35,6 +39,20 @@ GUIDELINES = """Pick the response a careful expert would rather send.
 - Prefer safe answers; refuse clearly harmful requests politely.
 - Length is not quality: a short correct answer beats a long padded one.
 - Choose *Tie* when both are equally good, *Both bad* when neither is acceptable."""
+
+DEMO_CONVERSATIONS = [
+    {
+        "messages": [{"role": "user", "content": "I want to start running. How should I begin?"}],
+        "followups": ["How often should I run in the first month?"],
+    },
+    {
+        "messages": [
+            {"role": "system", "content": "You are a patient cooking teacher."},
+            {"role": "user", "content": "How do I cook rice?"},
+        ],
+        "followups": ["What if it comes out sticky?"],
+    },
+]
 
 
 class Command(BaseCommand):
@@ -76,14 +94,31 @@ class Command(BaseCommand):
                 for username, _label, role in DEMO_USERS:
                     if role:
                         membership_set(project=project, actor=admin, user=users[username], role=role)
-                data = (Path(__file__).resolve().parents[2] / "demo" / "prompts.jsonl").read_bytes()
-                import_file(project=project, actor=admin, kind="prompts", filename="demo-prompts.jsonl", data=data)
+                demo = Path(__file__).resolve().parents[2] / "demo"
+                import_file(
+                    project=project, actor=admin, kind="prompts", filename="demo-prompts.jsonl", data=(demo / "prompts.jsonl").read_bytes()
+                )
+                import_file(
+                    project=project,
+                    actor=admin,
+                    kind="rankings",
+                    filename="demo-rankings.jsonl",
+                    data=(demo / "rankings.jsonl").read_bytes(),
+                )
         logins_file.parent.mkdir(parents=True, exist_ok=True)
         logins_file.write_text(json.dumps(logins, indent=2))
         logins_file.chmod(0o600)
 
         if created_project and not no_generation:
             try:
+                tasks_create(
+                    project=project,
+                    actor=users["mlstaff"],
+                    conversations=DEMO_CONVERSATIONS,
+                    turns=2,
+                    candidates=2,
+                    sampling={"max_new_tokens": max_new_tokens},
+                )
                 run = generation_launch(
                     project=project, actor=users["mlstaff"], k=3, max_new_tokens=max_new_tokens, seed=1, rate_answers=True
                 )
