@@ -3,6 +3,19 @@
 
     .venv/bin/python benchmarks/annotator_load.py                      # N=200, 2000 pairs, overlap 3
     .venv/bin/python benchmarks/annotator_load.py --annotators 50 --duration 10 --json-out var/load.json
+    .venv/bin/python benchmarks/annotator_load.py --kind ranking --k 4    # K-way rankings instead of pairs
+
+Task kinds (`--kind`):
+- `pair` (the default): next, then a judgment of left/right/tie/both bad;
+- `ranking`: next, then a random ranking of the K answers shown, a tie in about a third of them
+  (seeded with `manage.py seed_ranking_load_test`);
+- `conversation`: next, then for each of `--turns` turns: wait for the worker's K candidate
+  replies (polling the state every 0.7 s as the page does), think, pick one, submit the turn
+  (seeded with `manage.py seed_conversation_load_test`: a tiny random policy, so the figure is
+  the service's and not a model's; a real Celery worker on `--redis-url` samples every turn).
+  A "judgment" is one judged turn; the wait for replies is reported beside the API latencies.
+Every check below holds for each kind: the database read-back counts over-assigned tasks and lost
+or duplicated results the same way.
 
 What it does, start to end:
 1. creates a fresh PostgreSQL database (`--db-name`, default `feedback_bench`; dropped first if a
@@ -65,6 +78,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -76,6 +90,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +100,107 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CHOICES = ("left", "right", "tie", "both_bad")
 REQUEST_TIMEOUT_S = 30.0
+# How often a conversation client asks for the state while the worker samples a turn's replies:
+# what the page does (conversations/static/conversations/converse.js polls every 700 ms).
+STATE_POLL_S = 0.7
+
+
+def _pair_body(rng: random.Random, leased: dict) -> dict:
+    return {"choice": rng.choice(CHOICES), "time_spent_ms": 1000}
+
+
+def _ranking_body(rng: random.Random, leased: dict) -> dict:
+    # A random ranking of the answers shown, with a tie in about a third of them.
+    ids = [a["response_id"] for a in leased["answers"]]
+    ranks = list(range(1, len(ids) + 1))
+    rng.shuffle(ranks)
+    if rng.random() < 0.33:
+        ranks[ranks.index(max(ranks))] = max(ranks) - 1
+    return {"ranks": [{"response_id": pk, "rank": r} for pk, r in zip(ids, ranks)], "time_spent_ms": 1000}
+
+
+def _order_key(order: list[list[int]]) -> str:
+    return ">".join("=".join(str(a) for a in sorted(tier)) for tier in order)  # as rankings.services.order_key
+
+
+@dataclass(frozen=True)
+class TaskKindSpec:
+    """How the benchmark drives one task kind through the API and reads it back from the database."""
+
+    name: str
+    seed_command: str
+    next_path: str  # .format(project_id=...)
+    submit_path: str  # .format(assignment_id=...)
+    body: Callable[[random.Random, dict], dict]
+    result_id: str  # the submit answer's id field
+    result_value: Callable[[dict], str]  # what the submit answer says was stored
+    task_table: str
+    lease_table: str
+    result_table: str
+    task_fk: str  # column of the lease and result tables naming the task
+    count_column: str
+    value_column: str
+    noun: str  # plural, for the report
+    # Where the acknowledged submits are read back (the result table, or a conversation's branch
+    # points: one per judged turn), the value compared, and what makes a row unique.
+    seen_table: str = ""
+    seen_value: str = ""
+    seen_key: str = "assignment_id"
+
+
+KINDS = {
+    "pair": TaskKindSpec(
+        name="pair",
+        seed_command="seed_load_test",
+        next_path="/api/v1/projects/{project_id}/assignments/next",
+        submit_path="/api/v1/assignments/{assignment_id}/judgment",
+        body=_pair_body,
+        result_id="judgment_id",
+        result_value=lambda data: data["choice"],
+        task_table="annotation_pair",
+        lease_table="annotation_assignment",
+        result_table="annotation_judgment",
+        task_fk="pair_id",
+        count_column="judgment_count",
+        value_column="choice",
+        noun="judgments",
+    ),
+    "ranking": TaskKindSpec(
+        name="ranking",
+        seed_command="seed_ranking_load_test",
+        next_path="/api/v1/projects/{project_id}/rankings/next",
+        submit_path="/api/v1/ranking-assignments/{assignment_id}/submit",
+        body=_ranking_body,
+        result_id="ranking_id",
+        result_value=lambda data: _order_key(data["order"]),
+        task_table="rankings_rankingtask",
+        lease_table="rankings_rankingassignment",
+        result_table="rankings_ranking",
+        task_fk="task_id",
+        count_column="submitted_count",
+        value_column="order_key",
+        noun="rankings",
+    ),
+    "conversation": TaskKindSpec(
+        name="conversation",
+        seed_command="seed_conversation_load_test",
+        next_path="/api/v1/projects/{project_id}/conversations/next",
+        submit_path="/api/v1/conversation-assignments/{assignment_id}/turn",
+        body=lambda rng, leased: {},  # the conversation client builds each turn itself
+        result_id="",
+        result_value=lambda data: "",
+        task_table="conversations_conversationtask",
+        lease_table="conversations_conversationassignment",
+        result_table="conversations_conversationresult",
+        task_fk="task_id",
+        count_column="submitted_count",
+        value_column="",
+        noun="turns",
+        seen_table="conversations_branchpoint",
+        seen_value="chosen_id::text",
+        seen_key="assignment_id, turn_index",
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +349,7 @@ class PhaseResult:
     repeats: int = 0
     error_samples: list[str] = field(default_factory=list)
     queue_empty_after: float | None = None
+    reply_waits: list[float] = field(default_factory=list)  # conversations: seconds from a turn's start to its replies
 
     @property
     def requests(self) -> int:
@@ -303,6 +420,7 @@ async def _health_client(http, deadline: float, think_s: float, rng: random.Rand
 
 async def _annotator_client(
     http,
+    spec: TaskKindSpec,
     project_id: int,
     token: str,
     deadline: float,
@@ -314,7 +432,7 @@ async def _annotator_client(
     phase_started: float,
 ):
     headers = {**headers, "Authorization": f"Token {token}", "Content-Type": "application/json"}
-    next_path = f"/api/v1/projects/{project_id}/assignments/next"
+    next_path = spec.next_path.format(project_id=project_id)
     if think_s > 0:
         await asyncio.sleep(rng.uniform(0, think_s))
     while time.perf_counter() < deadline:
@@ -338,11 +456,11 @@ async def _annotator_client(
                 result.error_samples.append(f"next {status}: {body[:300]!r}")
             await asyncio.sleep(0.05)
             continue
-        assignment_id = json.loads(body)["assignment_id"]
+        leased = json.loads(body)
+        assignment_id = leased["assignment_id"]
         await _think(rng, think_s)
-        choice = rng.choice(CHOICES)
-        payload = json.dumps({"choice": choice, "time_spent_ms": 1000}).encode()
-        path = f"/api/v1/assignments/{assignment_id}/judgment"
+        payload = json.dumps(spec.body(rng, leased)).encode()
+        path = spec.submit_path.format(assignment_id=assignment_id)
         # A submit is retried (it is idempotent) until it gets an answer, so an exception never
         # leaves a lease dangling; only a bounded number of tries, though.
         for _ in range(3):
@@ -358,12 +476,90 @@ async def _annotator_client(
             calls["judgment"].add(started, status)
             if status in (200, 201):
                 data = json.loads(body)
-                result.judgments.append((data["assignment_id"], data["judgment_id"], data["choice"]))
+                result.judgments.append((data["assignment_id"], data[spec.result_id], spec.result_value(data)))
                 if status == 200:
                     result.repeats += 1
             elif len(result.error_samples) < 20:
                 result.error_samples.append(f"judgment {status}: {body[:300]!r}")
             break
+
+
+async def _conversation_client(
+    http,
+    spec: TaskKindSpec,
+    project_id: int,
+    token: str,
+    deadline: float,
+    think_s: float,
+    rng: random.Random,
+    calls: dict[str, CallStats],
+    result: PhaseResult,
+    headers,
+    phase_started: float,
+):
+    """One annotator working through conversations: lease one, and for each turn wait for the
+    worker's candidate replies (polling the state as the page does), think, pick one, submit."""
+    headers = {**headers, "Authorization": f"Token {token}", "Content-Type": "application/json"}
+    next_path = spec.next_path.format(project_id=project_id)
+
+    async def call(key: str, method: str, path: str, body: bytes = b"") -> tuple[int, bytes] | None:
+        started = time.perf_counter()
+        try:
+            answer = await asyncio.wait_for(http.request(method, path, headers, body), REQUEST_TIMEOUT_S)
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as error:
+            http.close()
+            calls[key].fail(error)
+            if len(result.error_samples) < 20:
+                result.error_samples.append(f"{key} {type(error).__name__}: {error}")
+            return None
+        calls[key].add(started, answer[0])
+        if answer[0] not in (200, 201, 204) and len(result.error_samples) < 20:
+            result.error_samples.append(f"{key} {answer[0]}: {answer[1][:300]!r}")
+        return answer
+
+    if think_s > 0:
+        await asyncio.sleep(rng.uniform(0, think_s))
+    while time.perf_counter() < deadline:
+        answer = await call("next", "POST", next_path)
+        if answer is None or answer[0] not in (200, 204):
+            await asyncio.sleep(0.05)
+            continue
+        if answer[0] == 204:
+            if result.queue_empty_after is None:
+                result.queue_empty_after = time.perf_counter() - phase_started
+            return
+        state = json.loads(answer[1])
+        assignment_id = state["assignment_id"]
+        state_path = f"/api/v1/conversation-assignments/{assignment_id}/"
+        turn_path = spec.submit_path.format(assignment_id=assignment_id)
+        waiting_since = time.perf_counter()
+        while not state["done"] and state["branch_point"] is not None and time.perf_counter() < deadline:
+            point = state["branch_point"]
+            if point["status"] == "failed":
+                if len(result.error_samples) < 20:
+                    result.error_samples.append(f"generation failed: {point['error'][:200]}")
+                break
+            if point["status"] != "ready":
+                await asyncio.sleep(STATE_POLL_S)
+                answer = await call("state", "GET", state_path)
+                if answer is not None and answer[0] == 200:
+                    state = json.loads(answer[1])
+                continue
+            result.reply_waits.append(time.perf_counter() - waiting_since)
+            await _think(rng, think_s)
+            choice = rng.choice(point["replies"])["id"]
+            payload = json.dumps({"branch_point_id": point["id"], "choice": choice, "time_spent_ms": 1000}).encode()
+            for _ in range(3):  # idempotent: a repeat returns what is stored
+                answer = await call("judgment", "POST", turn_path, payload)
+                if answer is not None:
+                    break
+            if answer is None or answer[0] not in (200, 201):
+                break
+            result.judgments.append((assignment_id, point["id"], str(choice)))
+            if answer[0] == 200:
+                result.repeats += 1
+            state = json.loads(answer[1])
+            waiting_since = time.perf_counter()
 
 
 async def run_phase(
@@ -380,11 +576,14 @@ async def run_phase(
     pg_pids=lambda: [],
     project_id: int | None = None,
     tokens: list[str] | None = None,
+    spec: TaskKindSpec = KINDS["pair"],
 ) -> PhaseResult:
     factory = RawHTTP if client_kind == "raw" else HttpxHTTP
     https = {"X-Forwarded-Proto": "https", "X-Bench-Phase": name}  # as the proxy in front of gunicorn sends
     conns = [factory("127.0.0.1", port) for _ in range(clients)]
     calls = {"health": CallStats()} if kind == "health" else {"next": CallStats(), "judgment": CallStats()}
+    if kind != "health" and spec.name == "conversation":
+        calls["state"] = CallStats()
     cpu_before = _cpu_snapshot(gunicorn_pid, pg_pids())
     started = time.perf_counter()
     deadline = started + duration
@@ -395,10 +594,9 @@ async def run_phase(
             for i in range(clients)
         ]
     else:
+        client = _conversation_client if spec.name == "conversation" else _annotator_client
         tasks = [
-            _annotator_client(
-                conns[i], project_id, tokens[i], deadline, think_s, random.Random(seed * 7919 + i), calls, result, https, started
-            )
+            client(conns[i], spec, project_id, tokens[i], deadline, think_s, random.Random(seed * 7919 + i), calls, result, https, started)
             for i in range(clients)
         ]
     try:
@@ -422,59 +620,64 @@ async def run_phase(
 # --------------------------------------------------------------------------------------------
 
 
-def check_database(db_url: str, project_id: int, seen: list[tuple[int, int, str]]) -> dict[str, int]:
-    """Read back what the clients did. `seen`: (assignment_id, judgment_id, choice) of every 200/201."""
+def check_database(db_url: str, project_id: int, seen: list[tuple[int, int, str]], spec: TaskKindSpec = KINDS["pair"]) -> dict[str, int]:
+    """Read back what the clients did. `seen`: (assignment_id, result_id, value) of every 200/201."""
+    tasks, leases, results, fk = spec.task_table, spec.lease_table, spec.result_table, spec.task_fk
     with psycopg.connect(db_url) as conn:
         one = lambda sql, *params: conn.execute(sql, params).fetchone()[0]  # noqa: E731
         checks = {}
-        # Lease or judgment slots beyond the overlap. Leases in this run never expire (10 minutes
+        # Lease or result slots beyond the overlap. Leases in this run never expire (10 minutes
         # against a run of seconds), so every non-skipped assignment held its slot at some point.
         checks["over_assigned_pairs"] = one(
-            """SELECT count(*) FROM (
-                 SELECT p.id FROM annotation_pair p
-                 JOIN annotation_assignment a ON a.pair_id = p.id
+            f"""SELECT count(*) FROM (
+                 SELECT p.id FROM {tasks} p
+                 JOIN {leases} a ON a.{fk} = p.id
                   AND (a.status = 'submitted' OR (a.status = 'leased' AND a.expires_at > now()))
                  WHERE p.project_id = %s GROUP BY p.id, p.overlap HAVING count(*) > p.overlap) x""",
             project_id,
         )
         checks["over_judged_pairs"] = one(
-            """SELECT count(*) FROM (SELECT p.id FROM annotation_pair p JOIN annotation_judgment j ON j.pair_id = p.id
+            f"""SELECT count(*) FROM (SELECT p.id FROM {tasks} p JOIN {results} j ON j.{fk} = p.id
                  WHERE p.project_id = %s GROUP BY p.id, p.overlap HAVING count(*) > p.overlap) x""",
             project_id,
         )
         checks["same_annotator_twice"] = one(
-            """SELECT count(*) FROM (SELECT a.pair_id FROM annotation_assignment a JOIN annotation_pair p ON p.id = a.pair_id
-                 WHERE p.project_id = %s GROUP BY a.pair_id, a.annotator_id HAVING count(*) > 1) x""",
+            f"""SELECT count(*) FROM (SELECT a.{fk} FROM {leases} a JOIN {tasks} p ON p.id = a.{fk}
+                 WHERE p.project_id = %s GROUP BY a.{fk}, a.annotator_id HAVING count(*) > 1) x""",
             project_id,
         ) + one(
-            """SELECT count(*) FROM (SELECT j.pair_id FROM annotation_judgment j JOIN annotation_pair p ON p.id = j.pair_id
-                 WHERE p.project_id = %s GROUP BY j.pair_id, j.annotator_id HAVING count(*) > 1) x""",
+            f"""SELECT count(*) FROM (SELECT j.{fk} FROM {results} j JOIN {tasks} p ON p.id = j.{fk}
+                 WHERE p.project_id = %s GROUP BY j.{fk}, j.annotator_id HAVING count(*) > 1) x""",
             project_id,
         )
         checks["counter_mismatch_pairs"] = one(
-            """SELECT count(*) FROM annotation_pair p
-                 WHERE p.project_id = %s AND (p.judgment_count <> (SELECT count(*) FROM annotation_judgment j WHERE j.pair_id = p.id)
-                   OR p.is_complete <> (p.judgment_count >= p.overlap))""",
+            f"""SELECT count(*) FROM {tasks} p
+                 WHERE p.project_id = %s AND (p.{spec.count_column} <> (SELECT count(*) FROM {results} j WHERE j.{fk} = p.id)
+                   OR p.is_complete <> (p.{spec.count_column} >= p.overlap))""",
             project_id,
         )
+        seen_table = spec.seen_table or results
+        seen_value = spec.seen_value or f"j.{spec.value_column}"
+        judged = "AND j.judged_at IS NOT NULL" if spec.seen_table else ""
         stored = {
             row[0]: (row[1], row[2])
             for row in conn.execute(
-                "SELECT j.id, j.assignment_id, j.choice FROM annotation_judgment j JOIN annotation_pair p ON p.id = j.pair_id "
-                "WHERE p.project_id = %s",
+                f"SELECT j.id, j.assignment_id, {seen_value} FROM {seen_table} j JOIN {tasks} p ON p.id = j.{fk} "
+                f"WHERE p.project_id = %s {judged}",
                 (project_id,),
             )
         }
         checks["lost_judgments"] = sum(1 for a, j, c in seen if stored.get(j) != (a, c))
         checks["duplicated_judgments"] = (len(seen) - len({j for _, j, _ in seen})) + one(
-            """SELECT count(*) FROM (SELECT assignment_id FROM annotation_judgment GROUP BY assignment_id HAVING count(*) > 1) x"""
+            f"""SELECT count(*) FROM (SELECT {spec.seen_key} FROM {seen_table} j WHERE j.assignment_id IS NOT NULL {judged}
+                 GROUP BY {spec.seen_key} HAVING count(*) > 1) x"""
         )
         # Stored but never acknowledged (e.g. the client timed out after the commit): not an error
         # of the service, but shown so the numbers add up.
         checks["unacknowledged_judgments"] = len(set(stored) - {j for _, j, _ in seen})
         checks["judgments_in_db"] = len(stored)
         checks["live_leases_left"] = one(
-            """SELECT count(*) FROM annotation_assignment a JOIN annotation_pair p ON p.id = a.pair_id
+            f"""SELECT count(*) FROM {leases} a JOIN {tasks} p ON p.id = a.{fk}
                  WHERE p.project_id = %s AND a.status = 'leased' AND a.expires_at > now()""",
             project_id,
         )
@@ -519,7 +722,9 @@ class Stack:
             "FEEDBACK_VAR_DIR": str(self.tmp),
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            "CELERY_BROKER_URL": args.redis_url,
         }
+        self.worker: subprocess.Popen | None = None
 
     def _admin(self, sql: str) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -539,13 +744,17 @@ class Stack:
             raise SystemExit(f"manage.py {' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
-    def seed(self, name: str, pairs: int, annotators: int, overlap: int) -> dict:
+    def seed(self, name: str, pairs: int, annotators: int, overlap: int, spec: TaskKindSpec = KINDS["pair"]) -> dict:
         out = self.tmp / f"seed-{name}.json"
         started = time.perf_counter()
+        size = {
+            "pair": ["--pairs", str(pairs)],
+            "ranking": ["--tasks", str(pairs), "--k", str(self.args.k)],
+            "conversation": ["--tasks", str(pairs), "--turns", str(self.args.turns), "--candidates", str(self.args.k)],
+        }[spec.name]
         self._manage(
-            "seed_load_test",
-            "--pairs",
-            str(pairs),
+            spec.seed_command,
+            *size,
             "--annotators",
             str(annotators),
             "--overlap",
@@ -622,7 +831,30 @@ class Stack:
     def worker_pids(self) -> int:
         return self.gunicorn.pid if self.gunicorn else 0
 
+    def start_worker(self) -> None:
+        """The worker that samples conversation turns (the `playground` queue, as in production),
+        one process with one torch thread per `--generation-workers`."""
+        env = {**self.env, "RLHF_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "PLAYGROUND_TORCH_THREADS": "1"}
+        self.worker_log = self.tmp / "worker.log"
+        cmd = [PYTHON, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "playground", "-n", f"bench-{os.getpid()}@%h"]
+        cmd += ["--purge", "--concurrency", str(self.args.generation_workers), "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+        self.worker = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.worker_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 180
+        while " ready." not in self.worker_log.read_text():
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the conversation worker did not start:\n{self.worker_log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
     def close(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            try:
+                os.killpg(self.worker.pid, signal.SIGTERM)
+                self.worker.wait(timeout=20)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.worker.pid, signal.SIGKILL)
         if self.gunicorn is not None and self.gunicorn.poll() is None:
             try:
                 os.killpg(self.gunicorn.pid, signal.SIGTERM)
@@ -653,15 +885,16 @@ class Stack:
             if len(parts) != 5:
                 continue
             phase, _method, path, _status, micros = parts
-            route = (
-                "health"
-                if path.endswith("/health")
-                else "next"
-                if path.endswith("/next")
-                else "judgment"
-                if path.endswith("/judgment")
-                else "other"
-            )
+            if path.endswith("/health"):
+                route = "health"
+            elif path.endswith("/next"):
+                route = "next"
+            elif path.endswith(("/judgment", "/submit", "/turn")):
+                route = "judgment"
+            elif "/conversation-assignments/" in path and path.endswith("/"):
+                route = "state"
+            else:
+                route = "other"
             out.setdefault(phase, {}).setdefault(route, []).append(int(micros) / 1e6)
         return out
 
@@ -669,6 +902,14 @@ class Stack:
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
+
+
+def _task_noun(args) -> str:
+    return {
+        "pair": "pairs",
+        "ranking": f"ranking tasks of {args.k} answers",
+        "conversation": f"conversations of {args.turns} turns x {args.k} candidates",
+    }[args.kind]
 
 
 def _ms(x: float) -> str:
@@ -682,7 +923,7 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
     w = lines.append
     w("")
     w(
-        f"annotator_load: {args.annotators} concurrent clients, {args.pairs} pairs x overlap {args.overlap} per scenario, "
+        f"annotator_load ({args.kind}s): {args.annotators} concurrent clients, {args.pairs} {_task_noun(args)} x overlap {args.overlap} per scenario, "
         f"{args.duration:g} s per phase, client={args.client}"
     )
     w(
@@ -698,12 +939,19 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
         health, annotate, checks = sc["health"], sc["annotate"], sc["checks"]
         think = f"think time exp. mean {sc['think_ms']:g} ms between next and submit" if sc["think_ms"] else "no think time (closed loop)"
         w("")
-        w(f"== scenario {sc['name']}: {think}; seeded {args.pairs} pairs + {args.annotators} annotators in {sc['seed_seconds']:.1f} s")
+        w(
+            f"== scenario {sc['name']}: {think}; seeded {args.pairs} {_task_noun(args)} + {args.annotators} annotators in {sc['seed_seconds']:.1f} s"
+        )
         w(
             f"   {'call':<22}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
             f"   server p50/p99 ms"
         )
-        rows = [("GET health", health, "health"), ("POST next", annotate, "next"), ("POST judgment", annotate, "judgment")]
+        submit_label = "POST judgment" if args.kind == "pair" else f"POST {args.kind} submit"
+        if args.kind == "conversation":
+            submit_label = "POST turn"
+        rows = [("GET health", health, "health"), ("POST next", annotate, "next"), (submit_label, annotate, "judgment")]
+        if "state" in annotate.calls:
+            rows.append(("GET state (polls)", annotate, "state"))
         entry = {"name": sc["name"], "think_ms": sc["think_ms"], "calls": {}, "checks": checks}
         for label, phase, key in rows:
             stats = phase.calls[key]
@@ -742,10 +990,18 @@ def summarise(args, machine: dict, scenarios: list[dict], stack: Stack) -> dict:
             )
         )
         w(
-            f"   judgments/s {judged / annotate.elapsed:.1f} ({judged} judgments in {annotate.elapsed:.1f} s"
+            f"   {KINDS[args.kind].noun}/s {judged / annotate.elapsed:.1f} ({judged} {KINDS[args.kind].noun} in {annotate.elapsed:.1f} s"
             + (f"; queue empty after {annotate.queue_empty_after:.1f} s" if annotate.queue_empty_after else "")
             + ")"
         )
+        if annotate.reply_waits:
+            waits = annotate.reply_waits
+            w(
+                f"   waiting for a turn's candidate replies (the worker sampling them, the page polling every {STATE_POLL_S:g} s): "
+                f"p50 {_ms(_percentile(waits, 50))} ms, p99 {_ms(_percentile(waits, 99))} ms over {len(waits)} turns"
+            )
+            entry["reply_wait_p50_ms"] = _percentile(waits, 50) * 1000
+            entry["reply_wait_p99_ms"] = _percentile(waits, 99) * 1000
         for phase in (health, annotate):
             c = phase.cpu
             total = c["machine_total"] or 1
@@ -842,7 +1098,16 @@ def machine_info() -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--annotators", type=int, default=200, help="concurrent simulated annotators (and health clients)")
-    parser.add_argument("--pairs", type=int, default=2000, help="pairs seeded per scenario")
+    parser.add_argument("--kind", default="pair", choices=sorted(KINDS), help="the task kind the annotators work on")
+    parser.add_argument("--pairs", type=int, default=2000, help="pairs (or ranking tasks) seeded per scenario")
+    parser.add_argument("--k", type=int, default=4, help="answers per ranking task, candidate replies per conversation turn")
+    parser.add_argument("--turns", type=int, default=2, help="assistant turns per conversation (--kind conversation)")
+    parser.add_argument("--generation-workers", type=int, default=1, help="worker processes sampling conversation turns")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+        help="the broker the conversation worker listens on (env BENCH_REDIS_URL)",
+    )
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per phase (health, then annotate)")
     parser.add_argument("--think-ms", type=float, default=5000.0, help="mean think time of the paced scenario")
@@ -885,9 +1150,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"creating database {args.db_name}, migrating, seeding ...", flush=True)
         stack.create_database()
-        seeds = {name: stack.seed(name, args.pairs, args.annotators, args.overlap) for name in names}
+        spec = KINDS[args.kind]
+        seeds = {name: stack.seed(name, args.pairs, args.annotators, args.overlap, spec) for name in names}
         print(f"starting gunicorn ({args.worker_class}, {args.workers} workers) on 127.0.0.1:{stack.port} ...", flush=True)
         stack.start_gunicorn()
+        if spec.name == "conversation":
+            stack.start_worker()
         pid = stack.worker_pids()
         # Warm-up: every worker has served a few requests before anything is measured.
         asyncio.run(
@@ -938,9 +1206,10 @@ def main(argv: list[str] | None = None) -> int:
                     pg_pids=stack.postgres_pids,
                     project_id=seed["project_id"],
                     tokens=seed["tokens"],
+                    spec=spec,
                 )
             )
-            checks = check_database(stack.db_url, seed["project_id"], annotate.judgments)
+            checks = check_database(stack.db_url, seed["project_id"], annotate.judgments, spec)
             results.append(
                 {
                     "name": name,

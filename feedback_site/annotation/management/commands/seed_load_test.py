@@ -146,8 +146,21 @@ class Command(BaseCommand):
         parser.add_argument("--project-name", default="Load test", help="Name of the new project.")
         parser.add_argument("--batch-size", type=int, default=2000, help="Pairs (or users) per INSERT batch.")
         parser.add_argument("--seed", type=int, default=0, help="Seed for the generated texts (same seed, same texts).")
+        parser.add_argument("--base-policy-uri", default=None, help="The project's policy v0 (default: the bundled base model).")
 
-    def handle(self, *args, pairs: int, annotators: int, overlap: int, out: str, project_name: str, batch_size: int, seed: int, **options):
+    def handle(
+        self,
+        *args,
+        pairs: int,
+        annotators: int,
+        overlap: int,
+        out: str,
+        project_name: str,
+        batch_size: int,
+        seed: int,
+        base_policy_uri: str | None = None,
+        **options,
+    ):
         if pairs < 0 or annotators < 0:
             raise CommandError("--pairs and --annotators must be zero or more")
         if batch_size < 1:
@@ -160,8 +173,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             owner = self._owner()
             try:
+                policy = {"base_policy_uri": base_policy_uri} if base_policy_uri else {}
                 project = project_create(
-                    creator=owner, name=project_name, overlap=overlap, description="Synthetic pairs and annotators made by seed_load_test."
+                    creator=owner,
+                    name=project_name,
+                    overlap=overlap,
+                    description="Synthetic pairs and annotators made by seed_load_test.",
+                    **policy,
                 )
             except ServiceError as error:
                 raise CommandError(error.message) from None
