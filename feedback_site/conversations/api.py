@@ -3,20 +3,19 @@ read its state (the page polls it while replies are generated), judge each turn,
 
 from __future__ import annotations
 
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from feedback_site.annotation.kind_api import lease_endpoints, snapshot_endpoints
 from feedback_site.conversations import services
 from feedback_site.conversations import snapshots as conversation_snapshots
 from feedback_site.conversations.models import ConversationSnapshot
 from feedback_site.conversations.selectors import conversation_progress
 from feedback_site.core.api import strict_body
-from feedback_site.core.errors import NotFound
-from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, require_role
+from feedback_site.projects.permissions import STAFF_ROLES, project_for
 
 
 class TasksIn(serializers.Serializer):
@@ -65,23 +64,6 @@ def tasks_create(request, project_id: int):
     return Response({"created": len(tasks), "task_ids": [t.pk for t in tasks]}, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Lease the next conversation, or resume yours (204 when none is left)")
-@api_view(["POST"])
-def next_task(request, project_id: int):
-    project = project_for(request.user, project_id, ALL_ROLES)
-    assignment = services.next_task(project=project, annotator=request.user)
-    if assignment is None:
-        return Response(status=status.HTTP_204_NO_CONTENT)
-    return Response(services.payload(assignment))
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, summary="The caller's conversation progress in a project")
-@api_view(["GET"])
-def progress(request, project_id: int):
-    project = project_for(request.user, project_id, ALL_ROLES)
-    return Response(conversation_progress(project=project, annotator=request.user))
-
-
 @extend_schema(responses=OpenApiTypes.OBJECT, summary="Your conversation as it stands (polled while replies are generated)")
 @api_view(["GET"])
 def state(request, assignment_id: int):
@@ -107,44 +89,26 @@ def retry(request, assignment_id: int):
     return Response(services.payload(assignment))
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Give a conversation back (the turns judged so far stay)")
-@api_view(["POST"])
-def skip(request, assignment_id: int):
-    assignment = services.skip(assignment_id=assignment_id, annotator=request.user)
-    return Response({"assignment_id": assignment.pk, "status": assignment.status})
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Keep the lease on a conversation while its page is open")
-@api_view(["POST"])
-def renew(request, assignment_id: int):
-    assignment = services.renew(assignment_id=assignment_id, annotator=request.user)
-    return Response({"assignment_id": assignment.pk, "expires_at": assignment.expires_at})
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, methods=["GET"], summary="Conversation snapshots (staff)")
-@extend_schema(
-    responses=OpenApiTypes.OBJECT, methods=["POST"], request=None, summary="Freeze every judged branch point into TRL conversational pairs"
+_lease = lease_endpoints(
+    noun="conversation",
+    next_task=services.next_task,
+    payload=services.payload,
+    progress=conversation_progress,
+    skip=services.skip,
+    renew=services.renew,
+    next_summary="Lease the next conversation, or resume yours (204 when none is left)",
+    skip_summary="Give a conversation back (the turns judged so far stay)",
 )
-@api_view(["GET", "POST"])
-def snapshots(request, project_id: int):
-    project = project_for(request.user, project_id, STAFF_ROLES)
-    if request.method == "POST":
-        snapshot, created = conversation_snapshots.snapshot_create(project=project, actor=request.user)
-        return Response(snapshot_out(snapshot), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-    return Response([snapshot_out(s) for s in ConversationSnapshot.objects.filter(project=project)[:200]])
+next_task, progress, skip, renew = _lease.next, _lease.progress, _lease.skip, _lease.renew
 
-
-@extend_schema(
-    responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
-    summary='Download a conversation snapshot (JSONL, one {"prompt", "chosen", "rejected"} per line)',
+_snapshots = snapshot_endpoints(
+    model=ConversationSnapshot,
+    out=snapshot_out,
+    create=conversation_snapshots.snapshot_create,
+    file=conversation_snapshots.snapshot_file,
+    file_prefix="conversations",
+    list_summary="Conversation snapshots (staff)",
+    create_summary="Freeze every judged branch point into TRL conversational pairs",
+    download_summary='Download a conversation snapshot (JSONL, one {"prompt", "chosen", "rejected"} per line)',
 )
-@api_view(["GET"])
-def snapshot_download(request, snapshot_id: int):
-    snapshot = ConversationSnapshot.objects.filter(pk=snapshot_id).first()
-    if snapshot is None:
-        raise NotFound("No such snapshot.")
-    require_role(request.user, snapshot.project_id, STAFF_ROLES)
-    path = conversation_snapshots.snapshot_file(snapshot)
-    return FileResponse(
-        path.open("rb"), as_attachment=True, filename=f"conversations-{snapshot.number}.jsonl", content_type="application/x-ndjson"
-    )
+snapshots, snapshot_download = _snapshots.snapshots, _snapshots.download

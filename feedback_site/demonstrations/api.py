@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from feedback_site.annotation.kind_api import snapshot_endpoints
 from feedback_site.core.api import strict_body
-from feedback_site.core.errors import NotFound
 from feedback_site.demonstrations import services
 from feedback_site.demonstrations.models import DemonstrationSnapshot
-from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, require_role
+from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for
 
 
 class TasksIn(serializers.Serializer):
@@ -74,30 +73,14 @@ def skip(request, assignment_id: int):
     return Response({"assignment_id": assignment.pk, "status": assignment.status})
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, methods=["GET"], summary="Demonstration snapshots (staff)")
-@extend_schema(
-    responses=OpenApiTypes.OBJECT, methods=["POST"], request=None, summary="Freeze the demonstrations into a snapshot (TRL SFT JSONL)"
+_snapshots = snapshot_endpoints(
+    model=DemonstrationSnapshot,
+    out=_snapshot_out,
+    create=services.snapshot_create,
+    file=services.snapshot_file,
+    file_prefix="demonstrations",
+    list_summary="Demonstration snapshots (staff)",
+    create_summary="Freeze the demonstrations into a snapshot (TRL SFT JSONL)",
+    download_summary='Download a demonstration snapshot (JSONL, one {"messages": [...]} per line)',
 )
-@api_view(["GET", "POST"])
-def snapshots(request, project_id: int):
-    project = project_for(request.user, project_id, STAFF_ROLES)
-    if request.method == "POST":
-        snapshot, created = services.snapshot_create(project=project, actor=request.user)
-        return Response(_snapshot_out(snapshot), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-    return Response([_snapshot_out(s) for s in DemonstrationSnapshot.objects.filter(project=project)[:200]])
-
-
-@extend_schema(
-    responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
-    summary='Download a demonstration snapshot (JSONL, one {"messages": [...]} per line)',
-)
-@api_view(["GET"])
-def snapshot_download(request, snapshot_id: int):
-    snapshot = DemonstrationSnapshot.objects.filter(pk=snapshot_id).first()
-    if snapshot is None:
-        raise NotFound("No such snapshot.")
-    require_role(request.user, snapshot.project_id, STAFF_ROLES)
-    path = services.snapshot_file(snapshot)
-    return FileResponse(
-        path.open("rb"), as_attachment=True, filename=f"demonstrations-{snapshot.number}.jsonl", content_type="application/x-ndjson"
-    )
+snapshots, snapshot_download = _snapshots.snapshots, _snapshots.download

@@ -9,8 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from feedback_site.annotation.kind_api import lease_endpoints
 from feedback_site.core.api import strict_body
-from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for
+from feedback_site.projects.permissions import STAFF_ROLES, project_for
 from feedback_site.rankings import services
 from feedback_site.rankings.selectors import ranking_progress
 
@@ -38,23 +39,6 @@ def tasks_create(request, project_id: int):
     return Response({"created": created}, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Lease the next answer set to rank (204 when none is left)")
-@api_view(["POST"])
-def next_task(request, project_id: int):
-    project = project_for(request.user, project_id, ALL_ROLES)
-    assignment = services.next_task(project=project, annotator=request.user)
-    if assignment is None:
-        return Response(status=status.HTTP_204_NO_CONTENT)
-    return Response(services.payload(assignment))
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, summary="The caller's ranking progress in a project (ranked, skipped, still needed)")
-@api_view(["GET"])
-def progress(request, project_id: int):
-    project = project_for(request.user, project_id, ALL_ROLES)
-    return Response(ranking_progress(project=project, annotator=request.user))
-
-
 @extend_schema(
     responses=OpenApiTypes.OBJECT,
     request=SubmitIn,
@@ -77,15 +61,13 @@ def submit(request, assignment_id: int):
     )
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Skip an answer set")
-@api_view(["POST"])
-def skip(request, assignment_id: int):
-    assignment = services.skip(assignment_id=assignment_id, annotator=request.user)
-    return Response({"assignment_id": assignment.pk, "status": assignment.status})
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Keep the lease on an answer set while its page is open")
-@api_view(["POST"])
-def renew(request, assignment_id: int):
-    assignment = services.renew(assignment_id=assignment_id, annotator=request.user)
-    return Response({"assignment_id": assignment.pk, "expires_at": assignment.expires_at})
+_lease = lease_endpoints(
+    noun="answer set",
+    next_task=services.next_task,
+    payload=services.payload,
+    progress=ranking_progress,
+    skip=services.skip,
+    renew=services.renew,
+    next_summary="Lease the next answer set to rank (204 when none is left)",
+)
+next_task, progress, skip, renew = _lease.next, _lease.progress, _lease.skip, _lease.renew

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from feedback_site.annotation.kind_api import lease_endpoints, snapshot_endpoints
 from feedback_site.core.api import strict_body
-from feedback_site.core.errors import NotFound
-from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for, require_role
+from feedback_site.projects.permissions import STAFF_ROLES, project_for
 from feedback_site.ratings import services
 from feedback_site.ratings.models import RatingSnapshot
 from feedback_site.ratings.selectors import rating_progress
@@ -51,23 +50,6 @@ def tasks_create(request, project_id: int):
     return Response({"created": created}, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Lease the next answer to rate (204 when none is left)")
-@api_view(["POST"])
-def next_task(request, project_id: int):
-    project = project_for(request.user, project_id, ALL_ROLES)
-    assignment = services.next_task(project=project, annotator=request.user)
-    if assignment is None:
-        return Response(status=status.HTTP_204_NO_CONTENT)
-    return Response(services.payload(assignment))
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, summary="The caller's rating progress in a project (rated, skipped, still needed)")
-@api_view(["GET"])
-def progress(request, project_id: int):
-    project = project_for(request.user, project_id, ALL_ROLES)
-    return Response(rating_progress(project=project, annotator=request.user))
-
-
 @extend_schema(responses=OpenApiTypes.OBJECT, request=SubmitIn, summary="Rate the answer: label true (thumbs up) or false (idempotent)")
 @api_view(["POST"])
 def submit(request, assignment_id: int):
@@ -79,44 +61,24 @@ def submit(request, assignment_id: int):
     )
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Skip an answer")
-@api_view(["POST"])
-def skip(request, assignment_id: int):
-    assignment = services.skip(assignment_id=assignment_id, annotator=request.user)
-    return Response({"assignment_id": assignment.pk, "status": assignment.status})
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, request=None, summary="Keep the lease on an answer while its page is open")
-@api_view(["POST"])
-def renew(request, assignment_id: int):
-    assignment = services.renew(assignment_id=assignment_id, annotator=request.user)
-    return Response({"assignment_id": assignment.pk, "expires_at": assignment.expires_at})
-
-
-@extend_schema(responses=OpenApiTypes.OBJECT, methods=["GET"], summary="Rating snapshots (staff)")
-@extend_schema(
-    responses=OpenApiTypes.OBJECT, methods=["POST"], request=None, summary="Freeze the ratings into a KTO snapshot (TRL unpaired JSONL)"
+_lease = lease_endpoints(
+    noun="answer to rate",
+    next_task=services.next_task,
+    payload=services.payload,
+    progress=rating_progress,
+    skip=services.skip,
+    renew=services.renew,
 )
-@api_view(["GET", "POST"])
-def snapshots(request, project_id: int):
-    project = project_for(request.user, project_id, STAFF_ROLES)
-    if request.method == "POST":
-        snapshot, created = services.snapshot_create(project=project, actor=request.user)
-        return Response(snapshot_out(snapshot), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-    return Response([snapshot_out(s) for s in RatingSnapshot.objects.filter(project=project)[:200]])
+next_task, progress, skip, renew = _lease.next, _lease.progress, _lease.skip, _lease.renew
 
-
-@extend_schema(
-    responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
-    summary='Download a rating snapshot (JSONL, one {"prompt", "completion", "label"} per line)',
+_snapshots = snapshot_endpoints(
+    model=RatingSnapshot,
+    out=snapshot_out,
+    create=services.snapshot_create,
+    file=services.snapshot_file,
+    file_prefix="ratings",
+    list_summary="Rating snapshots (staff)",
+    create_summary="Freeze the ratings into a KTO snapshot (TRL unpaired JSONL)",
+    download_summary='Download a rating snapshot (JSONL, one {"prompt", "completion", "label"} per line)',
 )
-@api_view(["GET"])
-def snapshot_download(request, snapshot_id: int):
-    snapshot = RatingSnapshot.objects.filter(pk=snapshot_id).first()
-    if snapshot is None:
-        raise NotFound("No such snapshot.")
-    require_role(request.user, snapshot.project_id, STAFF_ROLES)
-    path = services.snapshot_file(snapshot)
-    return FileResponse(
-        path.open("rb"), as_attachment=True, filename=f"ratings-{snapshot.number}.jsonl", content_type="application/x-ndjson"
-    )
+snapshots, snapshot_download = _snapshots.snapshots, _snapshots.download

@@ -9,37 +9,16 @@
   var project = root.dataset.project;
   var $ = function (id) { return document.getElementById(id); };
   var call = window.feedbackApi.post;  // core/api.js
+  var get = window.feedbackApi.get;
+  var page = window.taskPage;  // core/task_page.js
+  var mode = page.modes(root, "cv-", ["loading", "error", "paused", "empty", "done", "work"]);
   var state = null, order = [], tieNext = false, shownAt = 0, heartbeat = null, poller = null, busy = false;
 
-  function get(url) {
-    return fetch("/api/v1" + url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (response) {
-      return response.json().then(function (data) {
-        if (!response.ok) { var e = new Error(data.detail || "error"); e.code = data.error; throw e; }
-        return data;
-      });
-    });
-  }
-  function mode(name) {
-    root.dataset.mode = name;
-    ["loading", "error", "paused", "empty", "done", "work"].forEach(function (part) { $("cv-" + part).hidden = part !== name; });
-  }
   function fail(error) {
     busy = false;
     if (error.code === "paused") { $("cv-paused-text").textContent = error.message; mode("paused"); return; }
     $("cv-error-text").textContent = error.message || "The server could not be reached.";
     mode("error");
-  }
-  function turnItem(role, html) {
-    var item = document.createElement("li");
-    item.className = "an-turn an-turn-" + role;
-    var label = document.createElement("div");
-    label.className = "an-role";
-    label.textContent = role === "user" ? "User" : "Assistant";
-    var body = document.createElement("div");
-    body.className = "md";
-    body.innerHTML = html;  // sanitised by the server (nh3 allow-list)
-    item.appendChild(label); item.appendChild(body);
-    return item;
   }
   function replies() { return state && state.branch_point ? state.branch_point.replies : []; }
   function ranked() { var n = 0; order.forEach(function (tier) { n += tier.length; }); return n; }
@@ -110,8 +89,7 @@
     $("cv-system").hidden = !data.system_prompt;
     $("cv-system-text").textContent = data.system_prompt || "";
     var history = $("cv-history");
-    history.innerHTML = "";
-    data.history.forEach(function (turn) { history.appendChild(turnItem(turn.role, turn.html)); });
+    page.history(history, data.history);
     history.parentNode.scrollTop = history.parentNode.scrollHeight;  // the latest turn in view
     $("cv-generating").hidden = !point || (point.status !== "pending" && point.status !== "generating");
     $("cv-generating-detail").textContent = point && point.attempts > 1 ? "(attempt " + point.attempts + ")" : "";
@@ -150,19 +128,13 @@
       poller = setTimeout(function () { get("/conversation-assignments/" + data.assignment_id + "/").then(show).catch(fail); }, 700);
     }
     if (!heartbeat) {
-      var every = Math.max(5, Math.floor(data.lease_seconds / 3)) * 1000;
-      heartbeat = setInterval(function () {
-        if (state && !state.done) call("/conversation-assignments/" + state.assignment_id + "/renew").catch(function () {});
-      }, every);
+      heartbeat = page.heartbeat(heartbeat, function (id) { return "/conversation-assignments/" + id + "/renew"; }, data.lease_seconds,
+        function () { return state && !state.done && state.assignment_id; });
     }
     return progress();
   }
   function progress() {
-    return get("/projects/" + project + "/conversations/progress").then(function (data) {
-      $("cv-finished").textContent = data.finished;
-      $("cv-turns").textContent = data.turns_judged;
-      $("cv-remaining").textContent = data.remaining_in_project;
-    }).catch(function () {});
+    return page.progress("/projects/" + project + "/conversations/progress", { finished: "cv-finished", turns_judged: "cv-turns", remaining_in_project: "cv-remaining" });
   }
   function next() {
     mode("loading");

@@ -10,6 +10,8 @@
   var project = root.dataset.project;
   var $ = function (id) { return document.getElementById(id); };
   var call = window.feedbackApi.post;  // core/api.js
+  var page = window.taskPage;  // core/task_page.js
+  var mode = page.modes(root, "rk-", ["loading", "error", "paused", "empty", "work"]);
   var STRENGTH_KEYS = { q: "slight", w: "clear", e: "much" };
   var current = null, ranks = {}, active = 0, unacceptable = false, strength = "", shownAt = 0, heartbeat = null, busy = false;
   var dragged = null;
@@ -25,10 +27,6 @@
     try { return JSON.parse(localStorage.getItem(draftKey()) || "null"); } catch (err) { return null; }
   }
 
-  function mode(name) {
-    root.dataset.mode = name;
-    ["loading", "error", "paused", "empty", "work"].forEach(function (part) { $("rk-" + part).hidden = part !== name; });
-  }
   function fail(error) {
     if (error.code === "paused") { $("rk-paused-text").textContent = error.message; mode("paused"); return; }
     $("rk-error-text").textContent = error.message || "The server could not be reached.";
@@ -163,27 +161,13 @@
     return item;
   }
   function show(task) {
-    clearInterval(heartbeat);
     busy = false;
     current = task;
-    if (!task) { mode("empty"); return; }
+    if (!task) { clearInterval(heartbeat); mode("empty"); return; }
     var p = task.prompt;
     $("rk-system").hidden = !p.system_prompt;
     $("rk-system-text").textContent = p.system_prompt || "";
-    var history = $("rk-history");
-    history.innerHTML = "";
-    p.history.forEach(function (turn) {
-      var item = document.createElement("li");
-      item.className = "an-turn an-turn-" + turn.role;
-      var role = document.createElement("div");
-      role.className = "an-role";
-      role.textContent = turn.role === "user" ? "User" : "Assistant";
-      var body = document.createElement("div");
-      body.className = "md";
-      body.innerHTML = turn.html;  // sanitised by the server
-      item.appendChild(role); item.appendChild(body);
-      history.appendChild(item);
-    });
+    page.history($("rk-history"), p.history);
     $("rk-prompt").innerHTML = p.html;  // sanitised by the server
     var list = $("rk-answers");
     list.innerHTML = "";
@@ -203,21 +187,11 @@
     mode("work");
     render();
     $("rk-convo-title").focus();
-    var every = Math.max(5, Math.floor(task.lease_seconds / 3)) * 1000;
-    heartbeat = setInterval(function () {
-      if (current) call("/ranking-assignments/" + current.assignment_id + "/renew").catch(function () {});
-    }, every);
+    heartbeat = page.heartbeat(heartbeat, function (id) { return "/ranking-assignments/" + id + "/renew"; }, task.lease_seconds,
+      function () { return current && current.assignment_id; });
   }
   function progress() {
-    return fetch("/api/v1/projects/" + project + "/rankings/progress", { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (data) {
-        if (!data) return;
-        $("rk-ranked").textContent = data.ranked;
-        $("rk-skipped").textContent = data.skipped;
-        $("rk-remaining").textContent = data.remaining_in_project;
-      })
-      .catch(function () {});
+    return page.progress("/projects/" + project + "/rankings/progress", { ranked: "rk-ranked", skipped: "rk-skipped", remaining_in_project: "rk-remaining" });
   }
   function next() {
     mode("loading");

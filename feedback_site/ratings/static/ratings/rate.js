@@ -9,11 +9,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var current = null, label = null, shownAt = 0, heartbeat = null, busy = false;
   var call = window.feedbackApi.post;  // core/api.js
-
-  function mode(name) {
-    root.dataset.mode = name;
-    ["loading", "error", "paused", "empty", "work"].forEach(function (part) { $("rt-" + part).hidden = part !== name; });
-  }
+  var page = window.taskPage;  // core/task_page.js
+  var mode = page.modes(root, "rt-", ["loading", "error", "paused", "empty", "work"]);
   function fail(error) {
     if (error.code === "paused") { $("rt-paused-text").textContent = error.message; mode("paused"); return; }
     $("rt-error-text").textContent = error.message || "The server could not be reached.";
@@ -27,27 +24,13 @@
     root.dataset.choice = value === null ? "" : value ? "up" : "down";
   }
   function show(task) {
-    clearInterval(heartbeat);
     busy = false;  // the next answer is on screen: keys act on it at once
     current = task;
-    if (!task) { mode("empty"); return; }
+    if (!task) { clearInterval(heartbeat); mode("empty"); return; }
     var p = task.prompt;
     $("rt-system").hidden = !p.system_prompt;
     $("rt-system-text").textContent = p.system_prompt || "";
-    var history = $("rt-history");
-    history.innerHTML = "";
-    p.history.forEach(function (turn) {
-      var item = document.createElement("li");
-      item.className = "an-turn an-turn-" + turn.role;
-      var role = document.createElement("div");
-      role.className = "an-role";
-      role.textContent = turn.role === "user" ? "User" : "Assistant";
-      var body = document.createElement("div");
-      body.className = "md";
-      body.innerHTML = turn.html;  // sanitised by the server (nh3 allow-list)
-      item.appendChild(role); item.appendChild(body);
-      history.appendChild(item);
-    });
+    page.history($("rt-history"), p.history);
     $("rt-prompt").innerHTML = p.html;  // sanitised by the server
     $("rt-answer").innerHTML = task.answer_html;  // sanitised by the server
     $("rt-answer").querySelectorAll("a").forEach(function (a) { a.target = "_blank"; a.rel = "noopener noreferrer"; });
@@ -60,21 +43,11 @@
     shownAt = Date.now();
     mode("work");
     $("rt-convo-title").focus();
-    var every = Math.max(5, Math.floor(task.lease_seconds / 3)) * 1000;
-    heartbeat = setInterval(function () {
-      if (current) call("/rating-assignments/" + current.assignment_id + "/renew").catch(function () {});
-    }, every);
+    heartbeat = page.heartbeat(heartbeat, function (id) { return "/rating-assignments/" + id + "/renew"; }, task.lease_seconds,
+      function () { return current && current.assignment_id; });
   }
   function progress() {
-    return fetch("/api/v1/projects/" + project + "/ratings/progress", { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (data) {
-        if (!data) return;
-        $("rt-rated").textContent = data.rated;
-        $("rt-skipped").textContent = data.skipped;
-        $("rt-remaining").textContent = data.remaining_in_project;
-      })
-      .catch(function () {});
+    return page.progress("/projects/" + project + "/ratings/progress", { rated: "rt-rated", skipped: "rt-skipped", remaining_in_project: "rt-remaining" });
   }
   function next() {
     mode("loading");
