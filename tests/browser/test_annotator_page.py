@@ -286,7 +286,9 @@ def test_network_error_keeps_draft_and_retry_stores_once(page, login, make_proje
     page.route("**/judgment", lose_the_answer)
     page.keyboard.press("2")
     page.keyboard.press("Enter")
-    expect(page.locator("#an-status")).to_contain_text("Network error")
+    # The intercepted request makes a real round trip to the live server first (route.fetch), which
+    # on a loaded CI machine can take longer than expect()'s 5 s default.
+    expect(page.locator("#an-status")).to_contain_text("Network error", timeout=20_000)
     assert page.get_attribute("#annotate", "data-assignment") == str(aid)
     expect(page.locator('[data-choice="right"]')).to_have_attribute("aria-pressed", "true")
     assert page.evaluate(f"JSON.parse(localStorage.getItem('annotate:draft:{project.pk}:{aid}')).choice") == "right"
@@ -295,7 +297,7 @@ def test_network_error_keeps_draft_and_retry_stores_once(page, login, make_proje
     page.unroute("**/judgment")
     page.keyboard.press("Enter")
     wait_for_pair(page, aid)
-    expect(page.locator("#an-status")).to_contain_text("Saved")
+    expect(page.locator("#an-status")).to_contain_text("Saved", timeout=20_000)
     assert Judgment.objects.filter(annotator=user).count() == 1
     assert Judgment.objects.get(annotator=user).choice == "right"
 
