@@ -20,7 +20,9 @@ def export_rows(project: Project) -> tuple[list[dict], int]:
     (`rlhf.rankings.expand` of its ranking), in TRL's conversational preference format:
     `prompt` is the full history the replies answered (system prompt, every earlier user turn
     and the reply the conversation continued with), `chosen` / `rejected` one assistant message
-    each. Rows are in a stable order (branch point id, then pair)."""
+    each. An annotator's edit of the chosen reply adds one more row: the edit preferred over the
+    reply it was made from (`"edit": true`, weight 1), the signal an edit gives. Rows are in a
+    stable order (branch point id, then pair, then the edit)."""
     branch_points = list(
         BranchPoint.objects.filter(task__project=project, judged_at__isnull=False).select_related("task").order_by("task_id", "id")
     )
@@ -38,19 +40,23 @@ def export_rows(project: Project) -> tuple[list[dict], int]:
             path.append({"role": node.role, "content": node.content})
             node = nodes.get(node.parent_id)
         prompt = ([{"role": "system", "content": task.system_prompt}] if task.system_prompt else []) + path[::-1]
-        for pair in expand([(branch_point.order, False)]):
+        decided = [(pair.chosen, pair.rejected, pair.weight, False) for pair in expand([(branch_point.order, False)])]
+        if branch_point.continued_with_id is not None and branch_point.continued_with_id != branch_point.chosen_id:
+            decided.append((branch_point.continued_with_id, branch_point.chosen_id, 1.0, True))
+        for chosen, rejected, weight, edited in decided:
             rows.append(
                 {
                     "prompt": prompt,
-                    "chosen": [{"role": "assistant", "content": nodes[pair.chosen].content}],
-                    "rejected": [{"role": "assistant", "content": nodes[pair.rejected].content}],
+                    "chosen": [{"role": "assistant", "content": nodes[chosen].content}],
+                    "rejected": [{"role": "assistant", "content": nodes[rejected].content}],
                     "task_id": task.pk,
                     "branch_point_id": branch_point.pk,
                     "turn_index": branch_point.turn_index,
                     "parent_node_id": branch_point.parent_id,
-                    "chosen_node_id": pair.chosen,
-                    "rejected_node_id": pair.rejected,
-                    "weight": pair.weight,
+                    "chosen_node_id": chosen,
+                    "rejected_node_id": rejected,
+                    "weight": weight,
+                    "edit": edited,
                     "annotator": pseudonym(project.pk, branch_point.annotator_id) if branch_point.annotator_id else None,
                     "source": task.source,
                     "model_version_id": task.policy_id,

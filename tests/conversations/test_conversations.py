@@ -183,6 +183,11 @@ def test_edits_and_written_user_turns_continue_the_conversation(project, site_ad
     assert nxt.parent.content == "My own question?" and nxt.parent.source == "written" and nxt.parent.parent_id == edit.pk
     history = [m["content"] for m in services.payload(assignment)["history"]]
     assert history == ["Plan a picnic (0).", "A tidier reply.", "My own question?"]
+    # The edit is a preference of its own: the tidier reply over the one it was made from.
+    rows, _ = conversation_snapshots.export_rows(project)
+    edits = [row for row in rows if row["edit"]]
+    assert [(r["chosen"][0]["content"], r["rejected_node_id"], r["weight"]) for r in edits] == [("A tidier reply.", ids[1], 1.0)]
+    assert all(r["chosen_node_id"] == ids[1] for r in rows if not r["edit"])
 
 
 def test_without_scripted_turns_user_turns_must_be_allowed(project, site_admin):
