@@ -86,10 +86,13 @@ def _check(message, where: str, expected_role: str, depth: int, root: bool) -> N
         _check(reply, f"{where}replies[{index}].", next_role, depth + 1, False)
 
 
-def _store(task: ConversationTask, message: dict, parent, now) -> ConversationNode:
+def _store(task: ConversationTask, message: dict, parent, now, turn: int = 0) -> ConversationNode:
+    """Store `message` and its replies below `parent`; `turn` counts the assistant turns above it,
+    so a ranked group of replies becomes the branch point of that turn."""
     node = node_create(task, parent, message["role"], message["content"].replace("\x00", "\ufffd"), NodeSource.IMPORTED)
     replies = message.get("replies", [])
-    children = [_store(task, reply, node, now) for reply in replies]
+    below = turn + 1 if message["role"] == "assistant" else turn
+    children = [_store(task, reply, node, now, below) for reply in replies]
     if replies and "rank" in replies[0]:
         by_rank: dict[int, list[int]] = {}
         for reply, child in zip(replies, children):
@@ -98,7 +101,7 @@ def _store(task: ConversationTask, message: dict, parent, now) -> ConversationNo
         branch_point = BranchPoint.objects.create(
             task=task,
             parent=node,
-            turn_index=0,
+            turn_index=turn,
             status=GenerationStatus.READY,
             order=tiers,
             chosen_id=tiers[0][0],

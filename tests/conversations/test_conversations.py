@@ -361,6 +361,8 @@ def test_import_stores_trees_with_ranked_siblings_as_branch_points(project, site
     outcome = importers.import_trees(project=project, actor=site_admin, filename="trees.jsonl", data=data)
     assert outcome.made == "2 conversation trees with 2 ranked branch points" and outcome.batch.kind == "conversations"
     assert ConversationNode.objects.count() == 9 and ConversationTask.objects.filter(overlap=0).count() == 2
+    # Each ranked group is the branch point of its turn: the greeting's replies turn 0, the follow-up's turn 1.
+    assert sorted(BranchPoint.objects.values_list("turn_index", flat=True)) == [0, 1]
     rows, points = conversation_snapshots.export_rows(project)
     assert points == 2 and len(rows) == 3
     deep = [r for r in rows if r["prompt"][-1]["content"] == "How are you?"]
