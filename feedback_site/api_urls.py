@@ -18,6 +18,7 @@ urlpatterns = [
     path("projects/<int:project_id>/guidelines/", projects_api.guideline_list, name="api-guidelines"),
     path("projects/<int:project_id>/imports/", annotation_api.import_list, name="api-imports"),
     path("projects/<int:project_id>/prompts/", annotation_api.prompt_list, name="api-prompts"),
+    path("projects/<int:project_id>/judgments/", annotation_api.judgment_list, name="api-judgments"),
     path("projects/<int:project_id>/model-versions/", generation_api.model_version_list, name="api-model-versions"),
     path("projects/<int:project_id>/generation-runs/", generation_api.generation_run_list, name="api-generation-runs"),
     path("generation-runs/<int:run_id>/", generation_api.generation_run_detail, name="api-generation-run"),

@@ -21,7 +21,9 @@ else:
     # Only ever used on a laptop or in tests; production refuses to start without its own key.
     SECRET_KEY = env.get("DJANGO_SECRET_KEY", "embedded-insecure-key-for-local-use-only-0123456789abcdef")
 
-DEBUG = env.get_bool("DJANGO_DEBUG", default=not PRODUCTION)
+# Off unless asked for (DJANGO_DEBUG=1), on a laptop too: Django's debug page lists every route
+# and setting, and `make run` should show the same friendly error pages as production.
+DEBUG = env.get_bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.get_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.get_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -36,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "feedback_site.core",
     "feedback_site.projects",
     "feedback_site.registry",
@@ -59,12 +62,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Django's own 404/405/500 answers under /api/ become JSON in the API's error shape.
+    "feedback_site.core.middleware.ApiErrorJsonMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, so it sees a view's exception first: a full or read-only artifact folder is a 503 page.
     "feedback_site.core.middleware.StorageErrorMiddleware",
 ]
@@ -117,6 +123,27 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
+
+# Content-Security-Policy on every response (django-csp). Scripts and styles come only from our
+# own static files: no inline <script>, no on...= handlers, no style= attributes or <style>
+# blocks (a template that needs a computed width sets data-width and core/site.js applies it
+# through the CSSOM, which CSP does not govern). The nh3 sanitiser of model text stays as the
+# first defence; this policy is the second, for whatever a sanitiser bug lets through.
+# `data:` images are for the admin's and Swagger UI's inline SVG icons; fetches stay same-origin.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 # Production serves collected, hashed files through WhiteNoise; elsewhere WhiteNoise serves
 # straight from the apps' static folders, so gunicorn works without a collectstatic step.
 STATIC_ROOT = Path(env.get("DJANGO_STATIC_ROOT", str(VAR_DIR / "static"))) if PRODUCTION else None

@@ -17,4 +17,7 @@ WORKER=$!
 PLAYGROUND_WORKER=$!
 trap 'kill $WORKER $PLAYGROUND_WORKER 2>/dev/null; wait $WORKER $PLAYGROUND_WORKER 2>/dev/null' EXIT INT TERM
 echo "Worker started (log: var/worker.log). Serving on http://127.0.0.1:8000 — Ctrl-C stops both."
+# Loopback only: the embedded profile has a published secret key and no TLS, so it must not be
+# reachable from the network. DEBUG stays off (friendly error pages) unless DJANGO_DEBUG=1;
+# WhiteNoise serves the static files either way (settings.WHITENOISE_USE_FINDERS).
 $PY manage.py runserver 127.0.0.1:8000 --noreload

@@ -1,5 +1,5 @@
 """Annotator API: next pair, judgment, skip, lease renewal, own progress; and for staff, gold
-pairs, pauses, imports, prompts and a project's annotation progress.
+pairs, pauses, imports, prompts, the judgments list and a project's annotation progress.
 
 The two hot calls (next, judgment) skip DRF's serializers and renderer: the payload comes ready
 from the service (one SQL statement on PostgreSQL) and is written with `json.dumps`; the request
@@ -14,7 +14,8 @@ import json
 from datetime import UTC
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.exceptions import ValidationError
@@ -23,7 +24,7 @@ from rest_framework.response import Response
 
 from feedback_site.annotation import imports, selectors, services
 from feedback_site.annotation.models import DisplayChoice, Prompt, Strength
-from feedback_site.core.errors import NotFound, ServiceError
+from feedback_site.core.errors import Invalid, NotFound, ServiceError
 from feedback_site.projects.models import ImportBatch, ImportKind
 from feedback_site.projects.permissions import ALL_ROLES, STAFF_ROLES, project_for
 
@@ -60,6 +61,13 @@ AssignmentOut = inline_serializer(
     "Assignment",
     {
         "assignment_id": serializers.IntegerField(),
+        "pair_id": serializers.IntegerField(),
+        "import_id": serializers.JSONField(
+            allow_null=True, help_text="The `id` the prompt was imported with (string or integer), or null."
+        ),
+        "shown_left": serializers.ChoiceField(choices=["a", "b"], help_text="Which stored response (A or B of the pair) is shown left."),
+        "left_response_id": serializers.IntegerField(),
+        "right_response_id": serializers.IntegerField(),
         "prompt": inline_serializer(
             "AssignmentPrompt",
             {
@@ -411,7 +419,9 @@ class ImportOut(serializers.ModelSerializer):
 
 class ImportIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ImportKind.values)
-    file = serializers.FileField()
+    # Checked in the view, so a missing or empty file is named like the parser's errors
+    # ({"error": "no_file" | "empty_file", "detail": ...}) rather than as a field dict.
+    file = serializers.FileField(required=False, allow_empty_file=True)
     queue_for_annotation = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
@@ -429,7 +439,11 @@ def import_list(request, project_id: int):
     if request.method == "POST":
         data = ImportIn(data=request.data)
         data.is_valid(raise_exception=True)
-        upload = data.validated_data["file"]
+        upload = data.validated_data.get("file")
+        if upload is None:
+            raise Invalid("no file was uploaded: send it as the multipart form field 'file'", code="no_file")
+        if not upload.size:
+            raise Invalid(f"{upload.name} is empty (0 bytes): nothing was imported", code="empty_file")
         result = imports.import_file(
             project=project,
             actor=request.user,
@@ -457,3 +471,57 @@ def prompt_list(request, project_id: int):
     paginator = LimitOffsetPagination()
     page = paginator.paginate_queryset(Prompt.objects.filter(project=project).order_by("id"), request)
     return paginator.get_paginated_response(PromptOut(page, many=True).data)
+
+
+JudgmentRowOut = inline_serializer(
+    "JudgmentRow",
+    {
+        "judgment_id": serializers.IntegerField(),
+        "pair_id": serializers.IntegerField(),
+        "import_id": serializers.JSONField(allow_null=True, help_text="The `id` the prompt was imported with, or null."),
+        "annotator": serializers.CharField(help_text="Pseudonymous id, the same as in snapshot exports (`ann-…`)."),
+        "choice": serializers.CharField(help_text="What was clicked: left, right, tie or both_bad."),
+        "preferred": serializers.CharField(help_text="The choice in stored terms: a, b, tie or both_bad."),
+        "order_shown": serializers.ListField(child=serializers.CharField()),
+        "strength": serializers.CharField(allow_null=True),
+        "criteria": serializers.DictField(),
+        "rationale": serializers.CharField(),
+        "time_spent_ms": serializers.IntegerField(allow_null=True),
+        "guideline_version": serializers.IntegerField(allow_null=True),
+        "accepted_after_expiry": serializers.BooleanField(),
+        "created_at": serializers.DateTimeField(),
+    },
+    many=True,
+)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("annotator", str, description="A pseudonymous annotator id (`ann-…`, as exported) or a user id."),
+        OpenApiParameter("since", OpenApiTypes.DATETIME, description="Only judgments made at or after this ISO 8601 time."),
+        OpenApiParameter("limit", int, description="Page size (default 100)."),
+        OpenApiParameter("offset", int, description="Rows to skip."),
+    ],
+    responses=JudgmentRowOut,
+    summary="Judgments of this project, oldest first, with pseudonymous annotators (staff)",
+)
+@api_view(["GET"])
+def judgment_list(request, project_id: int):
+    from django.utils.dateparse import parse_datetime
+    from django.utils.timezone import is_naive, make_aware
+    from rest_framework.pagination import LimitOffsetPagination
+
+    project = project_for(request.user, project_id, STAFF_ROLES)
+    since = request.query_params.get("since")
+    if since:
+        try:
+            parsed = parse_datetime(since)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise Invalid(f"since={since!r} is not an ISO 8601 time such as 2025-01-31T12:00:00Z", code="bad_since")
+        since = make_aware(parsed, UTC) if is_naive(parsed) else parsed
+    judgments = selectors.project_judgments(project=project, annotator=request.query_params.get("annotator") or None, since=since or None)
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(judgments, request)
+    return paginator.get_paginated_response([selectors.judgment_row(project, j) for j in page])

@@ -99,7 +99,12 @@ def _call(sql: str, params: list) -> tuple:
 # it stepped over (migration 0007); sent again, outside a transaction those locks are released.
 _BUSY_RETRIES = 10
 
-_NEXT = "SELECT * FROM annotation_next(%s::bigint, %s::integer, %s::boolean, %s::text, %s::timestamptz, %s::boolean, %s::integer)"
+# The prompt's import id (`metadata.id`) is joined here rather than in the function, so the
+# payload gains it without a second statement and without replacing the PL/pgSQL function.
+_NEXT = (
+    "SELECT n.*, q.metadata -> 'id' FROM annotation_next(%s::bigint, %s::integer, %s::boolean, %s::text, %s::timestamptz, "
+    "%s::boolean, %s::integer) n LEFT JOIN annotation_prompt q ON q.id = n.o_q_id"
+)
 _SUBMIT = (
     "SELECT * FROM annotation_submit(%s::bigint, %s::integer, %s::text, %s::timestamptz, %s::boolean, %s::text, "
     "%s::text, %s::text, %s::integer, %s::jsonb, %s::text, %s::text, %s::jsonb, %s::jsonb)"
@@ -124,7 +129,7 @@ class NextResult:
 def _payload(row, criteria, lease_seconds) -> dict:
     (
         aid,
-        _pair_id,
+        pair_id,
         swapped,
         expires_at,
         q_id,
@@ -141,12 +146,15 @@ def _payload(row, criteria, lease_seconds) -> dict:
         rb_html,
         ra_warning,
         rb_warning,
+        import_id,
     ) = row
     # Django reads jsonb as text (it decodes JSONField values itself); so do we.
     if isinstance(q_history, str):
         q_history = json.loads(q_history)
     if isinstance(q_history_html, str):
         q_history_html = json.loads(q_history_html)
+    if isinstance(import_id, str):
+        import_id = json.loads(import_id)
     q_history = q_history or []
     missing_prompts, missing_responses = [], []
     if q_html is None or q_history_html is None:
@@ -167,6 +175,11 @@ def _payload(row, criteria, lease_seconds) -> dict:
     )
     return {
         "assignment_id": aid,
+        "pair_id": pair_id,
+        "import_id": import_id,
+        "shown_left": "b" if swapped else "a",
+        "left_response_id": rb_id if swapped else ra_id,
+        "right_response_id": ra_id if swapped else rb_id,
         "prompt": {
             "text": q_text,
             "html": q_html,

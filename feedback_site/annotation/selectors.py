@@ -6,6 +6,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Greatest
 
 from feedback_site.annotation.models import Assignment, AssignmentStatus, Judgment, Pair
+from feedback_site.core.hashing import pseudonym
 from feedback_site.core.rendering import render_markdown
 from feedback_site.projects.models import GuidelineVersion, Project
 
@@ -23,8 +24,10 @@ def _side(response) -> dict:
 
 
 def assignment_payload(assignment: Assignment) -> dict:
-    """What the annotator page and API show: nothing that says which response is A or B,
-    which model wrote it, or who else judged the pair."""
+    """What the annotator page and API show: nothing that says which model wrote a response or
+    who else judged the pair. The ids (the pair's, the import's `id`, the stored responses' and
+    which of A/B is on the left) let an API client file the judgment without matching texts;
+    the page does not display them. `queue_pg._payload` builds the same dict in SQL's fast path."""
     pair = (
         Pair.objects.select_related("prompt", "response_a", "response_b", "project")
         .only(
@@ -35,6 +38,7 @@ def assignment_payload(assignment: Assignment) -> dict:
             "prompt__history",
             "prompt__text_html",
             "prompt__history_html",
+            "prompt__metadata",
             "response_a__text",
             "response_b__text",
             "response_a__text_html",
@@ -49,6 +53,11 @@ def assignment_payload(assignment: Assignment) -> dict:
     history_html = prompt.history_html if prompt.history_html is not None else [render_markdown(t["content"]) for t in prompt.history]
     return {
         "assignment_id": assignment.pk,
+        "pair_id": pair.pk,
+        "import_id": (prompt.metadata or {}).get("id"),
+        "shown_left": "b" if assignment.swapped else "a",
+        "left_response_id": left.pk,
+        "right_response_id": right.pk,
         "prompt": {
             "text": prompt.text,
             "html": prompt.text_html if prompt.text_html is not None else render_markdown(prompt.text),
@@ -90,3 +99,64 @@ def project_progress(project: Project) -> dict:
 
 def current_guideline(project: Project) -> GuidelineVersion | None:
     return GuidelineVersion.objects.filter(project=project).order_by("-number").first()
+
+
+def project_judgments(*, project: Project, annotator: str | None = None, since=None):
+    """A project's judgments, oldest first, for the staff list (`api.judgment_list`): filtered by
+    annotator (the pseudonym exports use, `ann-…`, or a user id) and by `created_at >= since`.
+
+    A pseudonym is an HMAC, so it cannot be matched in SQL: it is resolved to the user id among
+    the project's annotators first (one small DISTINCT query). An unknown annotator gives no rows.
+    """
+    judgments = (
+        Judgment.objects.filter(pair__project=project)
+        .select_related("pair__prompt", "guideline_version")
+        .only(
+            "pair_id",
+            "annotator_id",
+            "choice",
+            "preferred",
+            "swapped",
+            "strength",
+            "criteria",
+            "rationale",
+            "time_spent_ms",
+            "accepted_after_expiry",
+            "created_at",
+            "pair__prompt__metadata",
+            "guideline_version__number",
+        )
+        .order_by("id")
+    )
+    if annotator:
+        if annotator.isdigit():
+            user_id = int(annotator)
+        else:
+            ids = Judgment.objects.filter(pair__project=project).values_list("annotator_id", flat=True).distinct().order_by()
+            user_id = next((uid for uid in ids if pseudonym(project.pk, uid) == annotator), None)
+        if user_id is None:
+            return judgments.none()
+        judgments = judgments.filter(annotator_id=user_id)
+    if since is not None:
+        judgments = judgments.filter(created_at__gte=since)
+    return judgments
+
+
+def judgment_row(project: Project, judgment: Judgment) -> dict:
+    """One judgment as the staff list shows it: the fields (and names) of a snapshot's raw export."""
+    return {
+        "judgment_id": judgment.pk,
+        "pair_id": judgment.pair_id,
+        "import_id": (judgment.pair.prompt.metadata or {}).get("id"),
+        "annotator": pseudonym(project.pk, judgment.annotator_id),
+        "choice": judgment.choice,
+        "preferred": judgment.preferred,
+        "order_shown": ["b", "a"] if judgment.swapped else ["a", "b"],
+        "strength": judgment.strength or None,
+        "criteria": judgment.criteria,
+        "rationale": judgment.rationale,
+        "time_spent_ms": judgment.time_spent_ms,
+        "guideline_version": judgment.guideline_version.number if judgment.guideline_version else None,
+        "accepted_after_expiry": judgment.accepted_after_expiry,
+        "created_at": judgment.created_at.isoformat(),
+    }

@@ -1,4 +1,5 @@
-"""API plumbing shared by every app: error mapping, strict request bodies, the bare health check, token revocation."""
+"""API plumbing shared by every app: error mapping, strict request bodies, the bare health check; and
+the site admins' user API (create users, issue, rotate and revoke API tokens, deactivate)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,93 @@ def user_tokens_revoke(request, user_id: int):
     if user is None:
         raise NotFound("No such user.")
     return Response({"user_id": user.pk, "revoked": accounts.tokens_revoke(actor=request.user, user=user)})
+
+
+class UserOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField()
+    is_active = serializers.BooleanField()
+    is_site_admin = serializers.SerializerMethodField()
+    has_token = serializers.SerializerMethodField()
+    date_joined = serializers.DateTimeField()
+    last_login = serializers.DateTimeField(allow_null=True)
+
+    def get_is_site_admin(self, user) -> bool:
+        return bool(user.is_staff or user.is_superuser)
+
+    def get_has_token(self, user) -> bool:
+        return bool(getattr(user, "token_count", 0))
+
+
+class UserIn(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    generate_password = serializers.BooleanField(
+        required=False, default=False, help_text="Make a random password (returned once) for logging in to the pages."
+    )
+    issue_token = serializers.BooleanField(required=False, default=True, help_text="Issue an API token (returned once).")
+
+
+class UserCreatedOut(UserOut):
+    password = serializers.CharField(allow_null=True, help_text="The generated password: shown this once, or null.")
+    token = serializers.CharField(allow_null=True, help_text="The API token key: shown this once, or null.")
+
+
+def _site_admin(request, what: str) -> None:
+    if not accounts.is_site_admin(request.user):
+        raise Forbidden(f"Only site admins can {what}.")
+
+
+def _user(user_id: int):
+    from django.db.models import Count
+
+    user = get_user_model().objects.annotate(token_count=Count("auth_token")).filter(pk=user_id).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+@extend_schema(methods=["GET"], responses=UserOut(many=True), summary="Users of the site, by id (site admins)")
+@extend_schema(
+    methods=["POST"],
+    request=UserIn,
+    responses={201: UserCreatedOut},
+    summary="Create a user, optionally with a password and an API token shown once (site admins)",
+)
+@api_view(["GET", "POST"])
+def user_list(request):
+    from django.db.models import Count
+    from rest_framework.pagination import LimitOffsetPagination
+
+    _site_admin(request, "manage users")
+    if request.method == "POST":
+        created = accounts.user_create(actor=request.user, **strict_body(request, UserIn))
+        user = _user(created.user.pk)
+        return Response({**UserOut(user).data, "password": created.password, "token": created.token}, status=201)
+    users = get_user_model().objects.annotate(token_count=Count("auth_token")).order_by("id")
+    if request.query_params.get("username"):
+        users = users.filter(username__icontains=request.query_params["username"])
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(users, request)
+    return paginator.get_paginated_response(UserOut(page, many=True).data)
+
+
+@extend_schema(
+    request=None,
+    responses={201: inline_serializer("TokenIssued", {"user_id": serializers.IntegerField(), "token": serializers.CharField()})},
+    summary="Issue a new API token for a user, replacing any they had; the key is shown once (site admins)",
+)
+@api_view(["POST"])
+def user_token_issue(request, user_id: int):
+    _site_admin(request, "issue API tokens")
+    user = _user(user_id)
+    return Response({"user_id": user.pk, "token": accounts.token_issue(actor=request.user, user=user)}, status=201)
+
+
+@extend_schema(request=None, responses=UserOut, summary="Deactivate a user: access ends, their judgments stay (site admins)")
+@api_view(["POST"])
+def user_deactivate(request, user_id: int):
+    _site_admin(request, "deactivate users")
+    accounts.user_deactivate(actor=request.user, user=_user(user_id))
+    return Response(UserOut(_user(user_id)).data)

@@ -10,6 +10,7 @@ The ops app is the top layer (docs/architecture.md): it reads every app's runs, 
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -66,9 +67,25 @@ def broker_status() -> dict[str, Any]:
     return {"ok": True, "transport": transport, "latency_ms": _ms(start)}
 
 
-def queue_depths() -> dict[str, int | None]:
-    """Messages waiting in each queue (Redis LLEN of the queue's list); None when unknown."""
+def _filesystem_depths() -> dict[str, int | None]:
+    """The embedded broker (kombu's filesystem transport) keeps one `<ms>_<uuid>.<queue>.msg` file
+    per waiting message in its data folder; counting them is the queue depth."""
+    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
+    if not folder:
+        return {queue: None for queue in QUEUES}
     try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        names = []
+    return {queue: sum(1 for name in names if name.endswith(f".{queue}.msg")) for queue in QUEUES}
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting in each queue (Redis LLEN of the queue's list, or the filesystem broker's
+    message files); None when unknown."""
+    try:
+        if settings.CELERY_BROKER_URL.startswith("filesystem"):
+            return _filesystem_depths()
         client = _redis_client()
         if client is None:
             return {queue: None for queue in QUEUES}
@@ -83,12 +100,10 @@ def worker_status(timeout: float = 1.0) -> dict[str, Any]:
     try:
         from workers.celery_app import app
 
-        inspect = app.control.inspect(timeout=timeout)
-        replies = inspect.ping() or {}
-        queues: dict[str, list[str]] = {}
-        if replies:
-            for name, active in (inspect.active_queues() or {}).items():
-                queues[name] = sorted(q["name"] for q in active)
+        # One broadcast, not a ping and then a second round: a worker that lists its queues is
+        # alive, and each round waits the whole timeout for late replies.
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+        queues: dict[str, list[str]] = {name: sorted(q["name"] for q in active or []) for name, active in replies.items()}
     except Exception as error:  # noqa: BLE001
         return {"ok": False, "workers": [], "error": f"{error.__class__.__name__}: {error}", "latency_ms": _ms(start)}
     workers = [{"name": name, "queues": queues.get(name, [])} for name in sorted(replies)]

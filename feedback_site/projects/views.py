@@ -13,8 +13,11 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, IntegerField, Sum
+from django.db.models.functions import Least
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from feedback_site.core.errors import NotFound, ServiceError
 from feedback_site.projects.models import Membership, Project, Role
@@ -91,12 +94,54 @@ def run_service(form, call):
 # ------------------------------------------------------------------------------------------------
 
 
+def _next_step(project, role: str, *, open_slots: int) -> dict:
+    """What the home page suggests doing next in a project: a label and the page that does it."""
+    staff = role in STAFF_ROLES
+    if open_slots > 0:
+        return {
+            "label": f"Annotate ({open_slots:,} judgment{'s' if open_slots != 1 else ''} open)",
+            "url": reverse("annotate", args=[project.pk]),
+        }
+    if not staff:
+        return {"label": "Nothing to annotate now", "url": None}
+    if project.prompt_count == 0:
+        return {"label": "Import prompts", "url": reverse("project-imports", args=[project.pk])}
+    if project.pair_count == 0:
+        return {"label": "Generate answers to compare", "url": reverse("project-generate", args=[project.pk])}
+    return {"label": "Snapshot and train", "url": reverse("project-training", args=[project.pk])}
+
+
 @login_required
 def home(request):
-    projects = list(visible_projects(request.user).order_by("name"))
+    # Progress through the reverse relations by name: projects sits below annotation in the layer
+    # order, so it cannot import the Pair model (one grouped query for all projects).
+    projects = list(
+        visible_projects(request.user)
+        .annotate(
+            pair_count=Count("pairs", distinct=True),
+            slots_needed=Sum("pairs__overlap"),
+            slots_done=Sum(Least("pairs__judgment_count", "pairs__overlap", output_field=IntegerField())),
+        )
+        .order_by("name")
+    )
+    # A second query, not a second join: joining prompts too would multiply the sums above.
+    prompt_counts = dict(Project.objects.filter(pk__in=[p.pk for p in projects]).annotate(n=Count("prompts")).values_list("pk", "n"))
+    for p in projects:
+        p.prompt_count = prompt_counts.get(p.pk, 0)
     roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
     labels = dict(Role.choices)
-    rows = [
-        {"project": p, "role_label": labels.get(roles.get(p.pk) or (Role.ADMIN if request.user.is_superuser else ""), "")} for p in projects
-    ]
+    rows = []
+    for p in projects:
+        role = roles.get(p.pk) or (Role.ADMIN if request.user.is_superuser else "")
+        needed, done = p.slots_needed or 0, p.slots_done or 0
+        rows.append(
+            {
+                "project": p,
+                "role_label": labels.get(role, ""),
+                "percent": round(100 * done / needed) if needed else None,
+                "done": done,
+                "needed": needed,
+                "next": _next_step(p, role, open_slots=needed - done),
+            }
+        )
     return render(request, "projects/home.html", {"rows": rows, "can_create": can_create_projects(request.user)})

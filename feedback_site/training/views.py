@@ -258,7 +258,8 @@ def _run_page(request, run, *, error: ServiceError | None = None, status: int = 
         run=run,
         error=error,
         percent=percent,
-        eta=format_duration(run.eta_seconds),
+        # The worker estimates only after two reports; the trainer's own eta_s is there sooner.
+        eta=format_duration(run.eta_seconds if run.eta_seconds is not None else (run.latest_metrics or {}).get("eta_s")),
         metric_rows=metric_rows(run.latest_metrics or {}),
         config_rows=_config_rows(run),
         api_url=reverse("api-training-run", args=[run.pk]),

@@ -33,11 +33,24 @@ def test_next_submit_repeat_and_empty_queue(project, annotator, make_pairs, clie
     response = api.post(f"/api/v1/projects/{project.pk}/assignments/next")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"assignment_id", "prompt", "left", "right", "criteria", "expires_at", "lease_seconds"}
+    assert set(body) == {
+        "assignment_id",
+        "pair_id",
+        "import_id",
+        "shown_left",
+        "left_response_id",
+        "right_response_id",
+        "prompt",
+        "left",
+        "right",
+        "criteria",
+        "expires_at",
+        "lease_seconds",
+    }
     assert {body["left"]["text"], body["right"]["text"]} == {"**bold** answer", "plain answer"}
     bold = body["left"] if body["left"]["text"].startswith("**") else body["right"]
     assert bold["html"] == "<p><strong>bold</strong> answer</p>\n"
-    # Nothing says which stored response is A or B, which model wrote it, or who else judged.
+    # Nothing says which model wrote a response or who else judged (the ids are tests/api/test_item_ids.py).
     flat = str(body)
     assert "response_a" not in flat and "model" not in flat and "annotator" not in flat
 

@@ -351,7 +351,7 @@ def test_paused_annotator_sees_why_and_gets_no_pair(page, login, make_project, m
     services.membership_pause(project=project, user=user, reason="gold accuracy 1/10 = 10% is below 70%", actor=site_admin)
 
     login(page, "paused-one", page_path(project))
-    page.wait_for_function("document.getElementById('annotate').dataset.mode === 'paused'")
+    page.wait_for_function("() => document.getElementById('annotate').dataset.mode === 'paused'")
     expect(page.locator("#an-paused")).to_be_visible()
     expect(page.locator("#an-paused-text")).to_contain_text("gold accuracy 1/10 = 10% is below 70%")
     expect(page.locator("#an-work")).to_be_hidden()

@@ -184,7 +184,7 @@ def test_a_long_series_is_reduced_per_pixel_and_hover_reads_values(admin_page, l
     # Hovering reads the nearest step's values into the legend; leaving shows the latest again.
     box = page.locator("figure.chart canvas").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-    page.wait_for_function("document.querySelector('figure.chart .at').textContent !== 'step 12020'")
+    page.wait_for_function("() => document.querySelector('figure.chart .at').textContent !== 'step 12020'")
     assert page.text_content("figure.chart .at").startswith("step ")
     page.mouse.move(0, 0)
-    page.wait_for_function("document.querySelector('figure.chart .at').textContent === 'step 12020'")
+    page.wait_for_function("() => document.querySelector('figure.chart .at').textContent === 'step 12020'")

@@ -5,7 +5,11 @@ from the home page (breadth first, up to `MAX_DEPTH` clicks, GET only, never log
 links, query strings and fragments dropped), and asserts that each link answers 200 without a
 JavaScript error or a console error (a failed script, style sheet or fetch included). A link the
 page shows to a role is a promise that the role may open it, so a 403, a 404 or a bounce to the
-login page is a failure too. `make test` runs this on PostgreSQL and on SQLite (the database
+login page is a failure too. Every HTML page must carry the site's Content-Security-Policy
+(django-csp, settings.CONTENT_SECURITY_POLICY) and the browser must report no violation of it: a
+`securitypolicyviolation` listener installed before any page script turns each one into a console
+error, so an inline script, an on...= handler or a style= attribute that slips back into a
+template fails the walk. `make test` runs this on PostgreSQL and on SQLite (the database
 `make run` serves), so every page of the embedded default is opened at least once by each role.
 
 Roles (feedback_site/projects/permissions.py; tests/security/permission_table.py has the per-route
@@ -104,6 +108,12 @@ def walk(context, origin: str) -> dict[str, int]:
     console: list[str] = []
     page.on("pageerror", lambda exc: console.append(f"JavaScript error: {exc}"))
     page.on("console", lambda msg: console.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    # Installed before any page script runs (Playwright's init scripts are not subject to the page's
+    # CSP); Chromium also logs each refusal as a console error, this names the directive.
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));"
+    )
     seen: dict[str, int] = {}
     queue = deque([(f"{origin}/", 0, "(start)")])
     queued = {"/"}
@@ -125,6 +135,9 @@ def walk(context, origin: str) -> dict[str, int]:
             continue
         if "text/html" not in response.headers.get("content-type", ""):
             continue
+        policy = response.headers.get("content-security-policy", "")
+        if "script-src 'self'" not in policy or "unsafe-inline" in policy:
+            problems.append(f"{path} (linked from {source}) has no strict Content-Security-Policy: {policy!r}")
         console.clear()
         navigation = page.goto(url, wait_until="load")
         assert navigation is not None and navigation.status == 200, f"{path}: {navigation and navigation.status}"

@@ -168,7 +168,7 @@ def _visit_all(page, live_server, urls, dialogs):
         response = page.goto(f"{live_server.url}{url}")
         assert response is not None and response.status < 500, f"{url}: {response and response.status}"
         if "/annotate/" in url:
-            page.wait_for_function("document.getElementById('annotate').dataset.mode === 'work'")
+            page.wait_for_function("() => document.getElementById('annotate').dataset.mode === 'work'")
         page.wait_for_timeout(150)  # let onload/onerror handlers (if any slipped through) fire
         result = page.evaluate(CHECK)
         if result["pwned"] is not None or result["bad"]:

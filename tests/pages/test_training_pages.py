@@ -393,7 +393,7 @@ def test_training_page_lists_runs(login, ml_staff, project, training_run):
     services.training_report(run_id=training_run.pk, step=10, total=40, metrics={"loss": 0.5}, eta_seconds=30)
     html = login(ml_staff).get(reverse("project-training", args=[project.pk])).content.decode()
     assert f'href="{reverse("training-run", args=[training_run.pk])}">#{training_run.pk}</a>' in html
-    assert "10 / 40 steps" in html and "width: 25%" in html
+    assert "10 / 40 steps" in html and 'data-width="25"' in html
     assert '<span class="status status-queued">Queued</span>' in html
 
 
@@ -687,8 +687,8 @@ def test_browser_form_switches_method_and_run_page_updates_live(
     for step in range(6, 11):
         services.training_report(run_id=run.pk, step=step, total=20, eta_seconds=30, metrics={"loss": 1 / step, "kl": 0.05})
     services.training_log(run_id=run.pk, line="<script>window.__pwned = true</script>")
-    page.wait_for_function("document.querySelector('[data-field=\"step\"]').textContent === '10'")
-    page.wait_for_function("document.querySelector('figure.chart .at').textContent === 'step 10'")
+    page.wait_for_function("() => document.querySelector('[data-field=\"step\"]').textContent === '10'")
+    page.wait_for_function("() => document.querySelector('figure.chart .at').textContent === 'step 10'")
     assert page.evaluate("window.__marker") == "same page"  # not reloaded
     assert page.text_content('[data-field="percent"]') == "50"
     assert "<script>window.__pwned = true</script>" in page.text_content('[data-field="log_tail"]')
@@ -699,8 +699,8 @@ def test_browser_form_switches_method_and_run_page_updates_live(
 
     # Finishing stops the polling and hides Cancel.
     services.training_succeed(run_id=run.pk, artifact_dir="/tmp/out", metrics={"reward": 0.9}, code_version="x", base_model="b")
-    page.wait_for_function("document.querySelector('[data-field=\"status\"]').textContent === 'Succeeded'")
+    page.wait_for_function("() => document.querySelector('[data-field=\"status\"]').textContent === 'Succeeded'")
     assert not page.is_visible("#cancel-form")
     assert page.is_visible('[data-field="output-link"]')
-    page.wait_for_function("document.querySelector('[data-field=\"live-note\"]').textContent === 'finished'")
+    page.wait_for_function("() => document.querySelector('[data-field=\"live-note\"]').textContent === 'finished'")
     assert page.js_errors == []

@@ -110,6 +110,10 @@ TABLE: dict[str, Row] = {
     "api-token": any_user(),
     # Site admins (is_staff/superuser) only; no persona here is one.
     "api-user-tokens-revoke": row(LOGIN, DENIED, DENIED, DENIED, DENIED, probe="POST"),
+    "api-users": row(LOGIN, DENIED, DENIED, DENIED, DENIED),
+    "api-users POST": row(LOGIN, DENIED, DENIED, DENIED, DENIED, data={"username": "probe-user"}),
+    "api-user-token-issue": row(LOGIN, DENIED, DENIED, DENIED, DENIED, probe="POST"),
+    "api-user-deactivate": row(LOGIN, DENIED, DENIED, DENIED, DENIED, probe="POST"),
     "api-token POST": any_user(),  # makes a new token for the caller
     "health": public(),
     "api-health": public(),
@@ -149,6 +153,7 @@ TABLE: dict[str, Row] = {
     "api-imports": staff(),
     "api-imports POST": staff(),
     "api-prompts": staff(),
+    "api-judgments": staff(),
     # --- annotation -----------------------------------------------------------------------------
     "annotate": member(),
     "api-assignment-next": member(probe="POST"),

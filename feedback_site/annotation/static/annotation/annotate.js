@@ -552,6 +552,15 @@
       els.judged.textContent = String(res.data.judged);
       els.skipped.textContent = String(res.data.skipped);
       els.remaining.textContent = String(res.data.remaining_in_project);
+      // "Nothing left" with pairs still open: say why, so the two numbers do not look contradictory.
+      var others = document.getElementById("an-empty-others");
+      var open = Number(res.data.remaining_in_project) || 0;
+      if (others) {
+        others.hidden = open === 0;
+        others.textContent = open === 1
+          ? "1 pair is still open in this project: it waits for other annotators (you judged or skipped it, or someone else holds it now)."
+          : open + " pairs are still open in this project: they wait for other annotators (you judged or skipped them, or someone else holds them now).";
+      }
     }, function () { /* progress is informative only; the next refresh catches up */ });
   }
 
@@ -712,4 +721,15 @@
   initGuideline();
   refreshProgress();
   loadNext();
+})();
+
+// The sticky choice bar grows when its controls wrap; the page's scroll padding (annotate.css)
+// follows its real height so that nothing scrolled into view ends up behind it.
+(function () {
+  "use strict";
+  var bar = document.getElementById("an-bar");
+  if (!bar || typeof ResizeObserver === "undefined") return;
+  new ResizeObserver(function () {
+    document.documentElement.style.setProperty("--an-bar-height", Math.ceil(bar.getBoundingClientRect().height) + "px");
+  }).observe(bar);
 })();

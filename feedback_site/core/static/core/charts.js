@@ -103,6 +103,14 @@
     },
 
     interval: function (spec) {
+      // As many decimals as the tick spacing needs: ratings 1000.0-1001.5 read "1000.5 1001.0",
+      // not "1000 1000 1001" (whole numbers when the intervals are wide).
+      function stepTick(v, index, ticks) {
+        var step = ticks.length > 1 ? Math.abs(ticks[1].value - ticks[0].value) : 1;
+        var decimals = 0;
+        while (decimals < 4 && step > 0 && Math.abs(step * Math.pow(10, decimals) - Math.round(step * Math.pow(10, decimals))) > 1e-6) decimals++;
+        return Number(v).toFixed(decimals);
+      }
       var colors = spec.rows.map(function (r) { return r.highlight ? CURRENT : COLORS[0]; });
       return {
         type: "bar",
@@ -133,7 +141,7 @@
           },
           scales: {
             // The axis spans the intervals (a bar chart's value axis would start at zero).
-            x: { beginAtZero: false, grace: "4%", title: axisTitle(spec.x_label), ticks: { callback: function (v) { return Number(v).toFixed(0); } } },
+            x: { beginAtZero: false, grace: "4%", title: axisTitle(spec.x_label), ticks: { callback: stepTick } },
             y: { grid: { display: false } },
           },
         },

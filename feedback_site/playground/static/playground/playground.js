@@ -30,8 +30,15 @@
     for (const name of ["top_k", "max_new_tokens", "seed"]) out[name] = parseInt($("pg-" + name).value, 10);
     return out;
   }
+  // A chat is bound to the versions and system prompt it started with. The pickers stay usable:
+  // changing one ends the current chat, and the next message starts a new one with the new choice.
   function lockSettings(locked) {
-    for (const id of ["pg-version-a", "pg-version-b", "pg-system"]) $(id).disabled = locked;
+    $("pg-settings-note").hidden = !locked;
+  }
+  function newChat() {
+    state.chatId = null; state.revealed.clear(); $("pg-lanes").innerHTML = ""; $("pg-saved").textContent = "";
+    $("pg-save-eval").disabled = true; $("pg-save-redteam").disabled = true; $("pg-stop").hidden = true;
+    $("pg-send").disabled = false; lockSettings(false); showError("");
   }
 
   function render(chat) {
@@ -167,8 +174,8 @@
   $("pg-save-eval").addEventListener("click", () => save("eval"));
   $("pg-save-redteam").addEventListener("click", () => save("redteam"));
   $("pg-stop").addEventListener("click", () => call("POST", "/playground/chats/" + state.chatId + "/stop").catch((e) => showError(e.message)));
-  $("pg-new").addEventListener("click", () => {
-    state.chatId = null; state.revealed.clear(); $("pg-lanes").innerHTML = ""; $("pg-saved").textContent = "";
-    $("pg-save-eval").disabled = true; $("pg-save-redteam").disabled = true; lockSettings(false); showError("");
-  });
+  $("pg-new").addEventListener("click", newChat);
+  for (const id of ["pg-version-a", "pg-version-b", "pg-system"]) {
+    $(id).addEventListener("change", () => { if (state.chatId) newChat(); });
+  }
 })();

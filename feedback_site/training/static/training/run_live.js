@@ -185,8 +185,9 @@
     set("step", run.step);
     set("metrics-step", run.step);
     set("total_steps", run.total_steps || "?");
-    set("eta", done ? "—" : duration(run.eta_seconds));
     var metrics = run.latest_metrics || {};
+    // The worker's estimate needs two reports; until then the trainer's own eta_s (a metric) stands in.
+    set("eta", done ? "—" : duration(run.eta_seconds != null ? run.eta_seconds : metrics.eta_s));
     set("loss", fmt(metrics.loss));
     set("learning_rate", fmt(metrics.learning_rate));
     set("tokens_per_s", fmt(metrics.tokens_per_s));
