@@ -120,7 +120,7 @@ def open_page(page, url: str, ready: str | None = None) -> list[dict]:
 def test_training_run_page_draws_its_live_charts(admin_page, live_server, world):
     page = admin_page
     url = live_server.url + reverse("training-run", args=[world["run"].pk])
-    charts = open_page(page, url, ready="document.querySelectorAll('figure.chart canvas').length >= 3")
+    charts = open_page(page, url, ready="() => document.querySelectorAll('figure.chart canvas').length >= 3")
     assert [c["type"] for c in charts] == ["line"] * len(charts)
     assert {"label": "Loss", "n": 20} in charts[0]["datasets"]
     assert page.locator("figure.chart h3 .title").all_text_contents()[:2] == ["Loss", "Learning rate"]
@@ -170,7 +170,7 @@ def test_a_long_series_is_reduced_per_pixel_and_hover_reads_values(admin_page, l
     open_page(
         page,
         url,
-        ready="document.querySelector('figure.chart .at') && document.querySelector('figure.chart .at').textContent === 'step 12020'",
+        ready="() => document.querySelector('figure.chart .at') && document.querySelector('figure.chart .at').textContent === 'step 12020'",
     )
     drawn = page.evaluate(
         """() => {

@@ -28,7 +28,9 @@ def test_playground_page_chats_side_by_side_and_saves(page, login, live_server, 
     done = page.locator('.pg-msg.assistant[data-status="done"]')
     done.nth(1).wait_for(timeout=60_000)
     assert page.locator(".pg-msg.user").count() == 2
-    assert page.locator("#pg-version-a").is_disabled()  # settings are fixed for the chat
+    # The chat keeps the versions it started with; the pickers stay usable and say that changing
+    # them starts a new chat.
+    assert not page.locator("#pg-version-a").is_disabled() and page.locator("#pg-settings-note").is_visible()
     # Thumbs from the keyboard: Tab to a button, Enter records the rating at once.
     first, second = done.nth(0), done.nth(1)
     first.locator('.pg-thumb[data-label="true"]').focus()
@@ -46,3 +48,5 @@ def test_playground_page_chats_side_by_side_and_saves(page, login, live_server, 
     page.wait_for_selector("#pg-saved:has-text('red-team prompt')")
     prompt = Prompt.objects.get(project=project, metadata__source="playground")
     assert prompt.split == "eval" and prompt.metadata["red_team"] is True and prompt.text == "Hello there"
+    page.select_option("#pg-version-b", "")  # a new choice: the chat on screen ends, the next message starts another
+    assert page.locator(".pg-lane").count() == 0 and not page.locator("#pg-settings-note").is_visible()
