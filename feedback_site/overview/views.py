@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from feedback_site.annotation.models import Prompt, Split
@@ -90,8 +91,11 @@ def project_detail(request, project, role):
 
 
 @project_page(ADMIN_ONLY)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def project_settings(request, project, role):
+    if request.method == "GET":
+        # The settings form lives on the project page (the README and links send people here).
+        return redirect(reverse("project-detail", args=[project.pk]) + "#settings")
     form = ProjectSettingsForm.for_project(project, request.POST)
     if form.is_valid():
         changed = form.changed_values()

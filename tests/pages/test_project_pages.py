@@ -73,6 +73,14 @@ class TestSettingsAndGuidelines:
         project.refresh_from_db()
         assert (project.name, project.overlap, project.lease_seconds, project.criteria) == ("Renamed", 2, 900, ["helpful"])
 
+    def test_get_sends_admins_to_the_settings_form_and_refuses_others(self, login, site_admin, project, annotator):
+        url = reverse("project-settings", args=[project.pk])
+        response = login(site_admin).get(url)
+        assert response.status_code == 302 and response["Location"] == reverse("project-detail", args=[project.pk]) + "#settings"
+        page = login(site_admin).get(response["Location"])
+        assert page.status_code == 200 and 'id="settings"' in page.content.decode()
+        assert login(annotator).get(url).status_code in (403, 404)
+
     def test_bad_setting_shows_service_message_and_changes_nothing(self, login, site_admin, project):
         response = login(site_admin).post(
             reverse("project-settings", args=[project.pk]),
@@ -90,7 +98,11 @@ class TestSettingsAndGuidelines:
         assert client.post(url, {"guideline-text": "Second <b>bold</b>"}).status_code == 302
         assert list(GuidelineVersion.objects.filter(project=project).values_list("number", flat=True)) == [2, 1]
         html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
-        assert "version 2" in html and "Second &lt;b&gt;bold&lt;/b&gt;" in html
+        assert "version 2" in html and "Second &lt;b&gt;bold&lt;/b&gt;" in html  # raw HTML stays text
+        # Markdown renders as on the annotate page.
+        client.post(url, {"guideline-text": "Prefer **correct** answers.\n\n- one\n- two"})
+        html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
+        assert "Prefer <strong>correct</strong> answers." in html and "<li>one</li>" in html
 
     def test_empty_guidelines_rejected(self, login, site_admin, project):
         response = login(site_admin).post(reverse("project-guideline-publish", args=[project.pk]), {"guideline-text": "   "})

@@ -90,3 +90,13 @@ def test_bad_labels_and_roles_are_refused(client, project, disputed, annotator, 
     assert bad.status_code == 400
     assert client.put("/api/v1/pairs/999999/adjudication/", {"label": "a"}, content_type="application/json").status_code == 404
     assert not Adjudication.objects.exists()
+
+
+def test_the_page_renders_answers_as_markdown_like_the_annotate_page(client, project, disputed, ml_staff):
+    split = disputed["split"]
+    split.response_a.text = "Use **bold** and `code`. <script>window.__x = 1</script>"
+    split.response_a.save(update_fields=["text"])
+    client.force_login(ml_staff)
+    page = client.get(f"/projects/{project.pk}/quality/adjudication/").content.decode()
+    assert "<strong>bold</strong>" in page and "<code>code</code>" in page
+    assert "<script>window.__x" not in page and "&lt;script&gt;" in page  # raw HTML stays text
