@@ -11,6 +11,12 @@ from feedback_site.core.rendering import render_markdown
 from feedback_site.projects.models import GuidelineVersion, Project
 
 
+def shown_to_people(responses):
+    """`responses` (a Response queryset) without the answers the safety screen hides or holds for
+    review: the one rule every task kind follows before a person is shown an answer."""
+    return responses.exclude(safety_screen__verdict="flagged", safety_screen__action__in=["hide", "review"])
+
+
 def warning_flag(warning: str | None) -> dict | None:
     """The payload's `safety_flag` for a response's warning: the page blurs the response behind
     the reason until the annotator clicks; None (shown normally) when there is no warning."""

@@ -16,6 +16,7 @@ from django.conf import settings
 
 from feedback_site.annotation import queue
 from feedback_site.annotation.models import Prompt, Response, Split
+from feedback_site.annotation.selectors import shown_to_people
 from feedback_site.core.errors import Invalid
 from feedback_site.core.frozen import freeze_rows, verified_path
 from feedback_site.demonstrations.models import (
@@ -70,12 +71,7 @@ def tasks_create(*, project: Project, actor, mode: str, prompt_ids: list[int] | 
     for prompt in prompts:
         response = None
         if mode == DemoMode.CORRECT:
-            response = (
-                Response.objects.filter(prompt=prompt)
-                .exclude(safety_screen__verdict="flagged", safety_screen__action__in=["hide", "review"])
-                .order_by("id")
-                .first()
-            )
+            response = shown_to_people(Response.objects.filter(prompt=prompt)).order_by("id").first()
             if response is None:
                 continue
         tasks.append(DemonstrationTask(project=project, prompt=prompt, response=response, mode=mode, overlap=overlap))

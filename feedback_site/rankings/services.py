@@ -19,6 +19,7 @@ from datetime import datetime
 from feedback_site.annotation import queue
 from feedback_site.annotation.models import Response, Strength
 from feedback_site.annotation.rendered import fill_rows
+from feedback_site.annotation.selectors import shown_to_people
 from feedback_site.core.errors import Invalid
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
@@ -112,30 +113,24 @@ def _answer_key(response_ids: list[int]) -> str:
     return ",".join(str(i) for i in sorted(response_ids))
 
 
-def _visible(response_ids: list[int]) -> list[int]:
-    """The answers a person may be shown: the safety screen's hidden (or held for review) ones
-    are left out (the rule of pairs, ratings and demonstrations)."""
-    hidden = set(
-        Response.objects.filter(
-            pk__in=response_ids, safety_screen__verdict="flagged", safety_screen__action__in=["hide", "review"]
-        ).values_list("pk", flat=True)
-    )
-    return [pk for pk in response_ids if pk not in hidden]
-
-
 def queue_answer_sets(*, project: Project, answer_sets: list[list[int]], overlap: int, generation_run=None) -> int:
     """One ranking task per answer set (response ids of one prompt of `project`, checked by the
     caller). Answers hidden by the safety screen and repeated texts are left out; a set left with
     fewer than 3 answers is not queued. Idempotent: a set already queued is skipped. Returns how
     many tasks were added."""
     ids = [pk for answer_set in answer_sets for pk in answer_set]
-    texts = dict(Response.objects.filter(pk__in=ids).values_list("pk", "text"))
-    prompts = dict(Response.objects.filter(pk__in=ids).values_list("pk", "prompt_id"))
+    # One read for every set: the visible answers' texts and prompts (hidden ones are absent).
+    visible = {
+        pk: (text, prompt_id)
+        for pk, text, prompt_id in shown_to_people(Response.objects.filter(pk__in=ids)).values_list("pk", "text", "prompt_id")
+    }
+    texts = {pk: text for pk, (text, _) in visible.items()}
+    prompts = {pk: prompt_id for pk, (_, prompt_id) in visible.items()}
     tasks = []
     for answer_set in answer_sets:
         seen_texts: set[str] = set()
         kept = []
-        for pk in _visible(answer_set):
+        for pk in (pk for pk in answer_set if pk in visible):
             if texts[pk] not in seen_texts:  # two identical samples are not a comparison
                 seen_texts.add(texts[pk])
                 kept.append(pk)

@@ -15,6 +15,7 @@ from pathlib import Path
 from feedback_site.annotation import queue
 from feedback_site.annotation.models import Response, Split
 from feedback_site.annotation.rendered import fill_rows
+from feedback_site.annotation.selectors import shown_to_people
 from feedback_site.core.errors import Invalid
 from feedback_site.core.frozen import freeze_rows, verified_path
 from feedback_site.core.hashing import pseudonym
@@ -86,7 +87,7 @@ def queue_for_rating(*, project: Project, response_ids: list[int], overlap: int)
 
 def _queue(project: Project, responses, overlap: int) -> int:
     # The same rule as demonstrations' "correct" mode: a hidden answer is never shown to a person.
-    responses = responses.exclude(safety_screen__verdict="flagged", safety_screen__action__in=["hide", "review"])
+    responses = shown_to_people(responses)
     responses = responses.exclude(rating_tasks__isnull=False).order_by("id")
     tasks = [RatingTask(project=project, response_id=pk, overlap=overlap) for pk in responses.values_list("pk", flat=True)]
     RatingTask.objects.bulk_create(tasks, ignore_conflicts=True)
