@@ -148,13 +148,13 @@ def project_judgments(*, project: Project, annotator: str | None = None, since=N
     return judgments
 
 
-def judgment_row(project: Project, judgment: Judgment) -> dict:
-    """One judgment as the staff list shows it: the fields (and names) of a snapshot's raw export."""
+def judgment_fields(project_id: int, judgment: Judgment) -> dict:
+    """One judgment as exports show it (a snapshot's judgments.jsonl, the staff list): the
+    annotator pseudonymous, the choice as clicked and the order the sides were shown in."""
     return {
         "judgment_id": judgment.pk,
         "pair_id": judgment.pair_id,
-        "import_id": (judgment.pair.prompt.metadata or {}).get("id"),
-        "annotator": pseudonym(project.pk, judgment.annotator_id),
+        "annotator": pseudonym(project_id, judgment.annotator_id),
         "choice": judgment.choice,
         "preferred": judgment.preferred,
         "order_shown": ["b", "a"] if judgment.swapped else ["a", "b"],
@@ -166,3 +166,9 @@ def judgment_row(project: Project, judgment: Judgment) -> dict:
         "accepted_after_expiry": judgment.accepted_after_expiry,
         "created_at": judgment.created_at.isoformat(),
     }
+
+
+def judgment_row(project: Project, judgment: Judgment) -> dict:
+    """One judgment as the staff list shows it: the export's fields and the id the pair's prompt
+    had in its import file."""
+    return {**judgment_fields(project.pk, judgment), "import_id": (judgment.pair.prompt.metadata or {}).get("id")}

@@ -65,8 +65,9 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from feedback_site.annotation.models import Judgment, Pair, Preference, Split
+from feedback_site.annotation.selectors import judgment_fields
 from feedback_site.core.errors import Conflict, Invalid, ServiceError
-from feedback_site.core.hashing import file_sha256, pseudonym
+from feedback_site.core.hashing import file_sha256
 from feedback_site.projects.models import Project
 from feedback_site.projects.permissions import STAFF_ROLES, require_role
 from feedback_site.snapshots.conversation_files import CONVERSATION_FILES, write_conversations
@@ -296,28 +297,7 @@ def _write_files(project: Project, folder: Path, plan: _Plan, include_prelabelle
                 outcome, basis = pair.prelabel, "import_label"
             prompt = _messages(pair.prompt)
             for j in judgments:
-                raw.write(
-                    json.dumps(
-                        {
-                            "judgment_id": j.pk,
-                            "pair_id": pair.pk,
-                            "annotator": pseudonym(project.pk, j.annotator_id),
-                            "choice": j.choice,
-                            "preferred": j.preferred,
-                            "order_shown": ["b", "a"] if j.swapped else ["a", "b"],
-                            "strength": j.strength or None,
-                            "criteria": j.criteria,
-                            "rationale": j.rationale,
-                            "time_spent_ms": j.time_spent_ms,
-                            "guideline_version": j.guideline_version.number if j.guideline_version else None,
-                            "accepted_after_expiry": j.accepted_after_expiry,
-                            "created_at": j.created_at.isoformat(),
-                            "excluded": reasons[j.pk],
-                        },
-                        ensure_ascii=False,
-                    )
-                    + "\n"
-                )
+                raw.write(json.dumps({**judgment_fields(project.pk, j), "excluded": reasons[j.pk]}, ensure_ascii=False) + "\n")
             pairs_out.write(
                 json.dumps(
                     {
