@@ -13,7 +13,7 @@ USAGE = """usage: python -m rlhf COMMAND [options]
 commands:
   prepare-base   convert the bundled SmolLM2-135M-Instruct (or a tiny random model) to safetensors
   generate       sample K responses per prompt from a policy
-  train          train a reward model or a policy: reward, dpo, ppo, rloo, grpo
+  train          train a reward model or a policy: reward, sft, dpo, kto, ppo, rloo, grpo
 """
 
 

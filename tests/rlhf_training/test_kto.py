@@ -163,3 +163,15 @@ def test_config_rules():
     assert config_from_dict("kto", {"batch_size": 1, "loss_type": "apo_zero_unpaired"}).batch_size == 1
     with pytest.raises(ValueError, match=r"^desirable_weight: must be > 0"):
         config_from_dict("kto", {"desirable_weight": 0})
+
+
+def test_the_cli_trains_kto(tiny_base, toy_ratings, tmp_path, capsys):
+    from rlhf.__main__ import main
+
+    args = ["train", "kto", "--data", str(toy_ratings), "--base", str(tiny_base), "--out", str(tmp_path / "cli")]
+    code = main(args + ["--set", "max_steps=2", "--set", "batch_size=4", "--set", "max_length=256", "--set", "eval_fraction=0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.rindex("\n{") + 1 :])
+    assert summary["final_step"] == 2
+    assert json.loads((tmp_path / "cli" / "final" / "manifest.json").read_text())["method"] == "kto"
